@@ -1,0 +1,126 @@
+import type { AppendOptions, ConversationKey, ConversationSnapshot, NewMessage, StoredMessage } from '../domain.js';
+import { conversationKeyString } from '../domain.js';
+import type { ConversationStore } from '../store/conversation-store.js';
+
+export interface PersistQueueOptions {
+  store: ConversationStore;
+  /** Turns waiting at once; beyond it a turn is dropped and counted, never waited for. */
+  maxPendingTurns: number;
+  /** Attempts per turn before it is given up (and logged). */
+  maxAttempts: number;
+  retryDelayMs: (attempt: number) => number;
+  onDropped: (key: ConversationKey, reason: string, error?: unknown) => void;
+  onRetry?: (key: ConversationKey, attempt: number, error: unknown) => void;
+}
+
+interface PendingTurn {
+  key: ConversationKey;
+  messages: readonly NewMessage[];
+  options: AppendOptions;
+  createdAtMs: number;
+  /** Seqs the store gave, once the append has completed. */
+  storedSeqs?: readonly number[];
+}
+
+/**
+ * Writes turns after the reply, off the request path. Turns of one conversation
+ * are appended in the order they were offered; different conversations proceed
+ * in parallel. Until a turn is stored, `overlay` shows it to the next request on
+ * this instance, so a fast follow-up always sees the previous turn.
+ */
+export class PersistQueue {
+  readonly #options: PersistQueueOptions;
+  readonly #byConversation = new Map<string, PendingTurn[]>();
+  #pendingTurns = 0;
+  #idle: Array<() => void> = [];
+
+  constructor(options: PersistQueueOptions) {
+    this.#options = options;
+  }
+
+  get pendingTurns(): number {
+    return this.#pendingTurns;
+  }
+
+  /** Queues a turn; false when the queue is full (the turn is dropped and reported). */
+  offer(key: ConversationKey, messages: readonly NewMessage[], options: AppendOptions, nowMs: number): boolean {
+    if (messages.length === 0) return true;
+    if (this.#pendingTurns >= this.#options.maxPendingTurns) {
+      this.#options.onDropped(key, 'persist queue full');
+      return false;
+    }
+    const id = conversationKeyString(key);
+    const turn: PendingTurn = { key, messages, options, createdAtMs: nowMs };
+    const queue = this.#byConversation.get(id);
+    this.#pendingTurns++;
+    if (queue !== undefined) {
+      queue.push(turn);
+      return true;
+    }
+    this.#byConversation.set(id, [turn]);
+    void this.#drainConversation(id);
+    return true;
+  }
+
+  /**
+   * The snapshot with this instance's unstored turns of the conversation added.
+   * A turn whose append finished while the snapshot was read is added only if
+   * the snapshot does not already hold it.
+   */
+  overlay(key: ConversationKey, snapshot: ConversationSnapshot, pendingBeforeLoad: readonly PendingTurn[]): ConversationSnapshot {
+    if (pendingBeforeLoad.length === 0) return snapshot;
+    const messages = [...snapshot.messages];
+    let lastSeq = snapshot.lastSeq;
+    for (const turn of pendingBeforeLoad) {
+      const lastStored = turn.storedSeqs?.at(-1);
+      if (lastStored !== undefined && lastStored <= snapshot.lastSeq) continue;
+      for (const m of turn.messages) {
+        lastSeq++;
+        const provisional: StoredMessage = { ...m, seq: lastSeq, createdAtMs: turn.createdAtMs };
+        if (turn.options.turnKey !== undefined && m === turn.messages[0]) provisional.turnKey = turn.options.turnKey;
+        messages.push(provisional);
+      }
+    }
+    return { ...snapshot, messages, lastSeq };
+  }
+
+  /** Take this before loading a conversation, and pass it to `overlay` after. */
+  pendingFor(key: ConversationKey): readonly PendingTurn[] {
+    return [...(this.#byConversation.get(conversationKeyString(key)) ?? [])];
+  }
+
+  /** Resolves once every queued turn has been stored or given up. */
+  async drain(): Promise<void> {
+    if (this.#pendingTurns === 0) return;
+    await new Promise<void>((resolve) => this.#idle.push(resolve));
+  }
+
+  async #drainConversation(id: string): Promise<void> {
+    const queue = this.#byConversation.get(id);
+    while (queue !== undefined && queue.length > 0) {
+      const turn = queue[0]!;
+      await this.#store(turn);
+      queue.shift();
+      this.#pendingTurns--;
+    }
+    this.#byConversation.delete(id);
+    if (this.#pendingTurns === 0) for (const resolve of this.#idle.splice(0)) resolve();
+  }
+
+  async #store(turn: PendingTurn): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result = await this.#options.store.append(turn.key, turn.messages, turn.options);
+        turn.storedSeqs = result.seqs;
+        return;
+      } catch (error) {
+        if (attempt >= this.#options.maxAttempts) {
+          this.#options.onDropped(turn.key, 'store kept failing', error);
+          return;
+        }
+        this.#options.onRetry?.(turn.key, attempt, error);
+        await new Promise((resolve) => setTimeout(resolve, this.#options.retryDelayMs(attempt)));
+      }
+    }
+  }
+}

@@ -1,0 +1,118 @@
+import type { ChatMessage, StoredMessage } from '../domain.js';
+
+// A request's messages are: leading instructions (system/developer, pinned,
+// never stored), then either only the new turn (clients that rely on contextd)
+// or their whole history followed by the new turn (existing apps that keep
+// their own copy). This module finds where the genuinely new part starts, so
+// that re-sent history is replaced by the stored window and never stored twice.
+
+export interface SplitInput {
+  messages: readonly ChatMessage[];
+  /** Digest of request message i, computed lazily (full-history clients send long arrays; only the tail is compared). */
+  digestAt: (index: number) => string;
+  /** The loaded stored messages, oldest first. */
+  stored: readonly StoredMessage[];
+  /** Idempotency-Key of the request, if any. */
+  idempotencyKey: string | undefined;
+  nowMs: number;
+  /** A new turn equal to the last stored one, sent again within this window, is a retry (new-message-only clients). */
+  retryWindowMs: number;
+}
+
+export interface SplitRequest {
+  /** Number of leading instruction messages. */
+  instructionCount: number;
+  /** Index in `messages` where the new turn starts. */
+  turnStart: number;
+  /** The stored messages the window may draw from (all of `stored`, or those before a retried turn). */
+  history: readonly StoredMessage[];
+  /** The request repeats a turn already stored: forward it with the history the first attempt had, store nothing. */
+  isRetry: boolean;
+}
+
+const isInstruction = (message: ChatMessage): boolean => message.role === 'system' || message.role === 'developer';
+
+export function splitRequest(input: SplitInput): SplitRequest {
+  const { messages, stored } = input;
+  let instructionCount = 0;
+  while (instructionCount < messages.length && isInstruction(messages[instructionCount]!)) instructionCount++;
+
+  if (input.idempotencyKey !== undefined) {
+    const first = stored.findIndex((m) => m.turnKey === input.idempotencyKey);
+    if (first >= 0) {
+      const history = stored.slice(0, first);
+      const turnStart = alignedEnd(input, instructionCount, history) ?? instructionCount;
+      return { instructionCount, turnStart, history, isRetry: true };
+    }
+  }
+
+  const afterStoredTail = alignedEnd(input, instructionCount, stored);
+  if (afterStoredTail !== undefined) return { instructionCount, turnStart: afterStoredTail, history: stored, isRetry: false };
+
+  const retry = matchRetriedTurn(input, instructionCount);
+  if (retry !== undefined) return { instructionCount, ...retry, isRetry: true };
+
+  return { instructionCount, turnStart: afterLastAssistant(messages, instructionCount), history: stored, isRetry: false };
+}
+
+/**
+ * The largest k such that messages[start..k) ends with the tail of `tail`
+ * (compared over min(k - start, tail.length) messages), or undefined.
+ */
+function alignedEnd(input: SplitInput, start: number, tail: readonly StoredMessage[]): number | undefined {
+  const last = tail.at(-1);
+  if (last === undefined) return undefined;
+  for (let k = input.messages.length; k > start; k--) {
+    if (input.digestAt(k - 1) !== last.digest) continue;
+    const overlap = Math.min(k - start, tail.length);
+    let matches = true;
+    for (let j = 1; j < overlap && matches; j++) matches = input.digestAt(k - 1 - j) === tail[tail.length - 1 - j]!.digest;
+    if (matches) return k;
+  }
+  return undefined;
+}
+
+/**
+ * The request ends with the inputs of the last stored turn (the messages after
+ * the previous assistant reply), but not with that turn's reply: the client is
+ * retrying a turn whose reply it never got. Unambiguous when the client re-sends
+ * its history (which then lacks the stored reply); for a client that sends only
+ * the new turn, only within the retry window, since people do say "yes" twice.
+ */
+function matchRetriedTurn(input: SplitInput, start: number): Omit<SplitRequest, 'instructionCount' | 'isRetry'> | undefined {
+  const { stored, messages } = input;
+  const reply = stored.at(-1);
+  if (reply === undefined || reply.message.role !== 'assistant') return undefined;
+  let inputsStart = stored.length - 1;
+  while (inputsStart > 0 && stored[inputsStart - 1]!.message.role !== 'assistant') inputsStart--;
+  const inputs = stored.slice(inputsStart, -1);
+  const turnStart = messages.length - inputs.length;
+  if (inputs.length === 0 || turnStart < start) return undefined;
+  for (let j = 0; j < inputs.length; j++) if (input.digestAt(turnStart + j) !== inputs[j]!.digest) return undefined;
+
+  const history = stored.slice(0, inputsStart);
+  if (turnStart > start) {
+    // Full-history client: what precedes the repeated inputs must be the stored history before them.
+    const aligned = history.length === 0 ? undefined : alignedEnd({ ...input, messages: messages.slice(0, turnStart) }, start, history);
+    return aligned === turnStart ? { turnStart, history } : undefined;
+  }
+  const isRecent = input.nowMs - reply.createdAtMs <= input.retryWindowMs;
+  return isRecent ? { turnStart, history } : undefined;
+}
+
+/**
+ * History that matches nothing stored (edited, or older than what was loaded):
+ * assistant messages come from the model, so what follows the last one is new.
+ * Tool results stay with the assistant message that called them.
+ */
+function afterLastAssistant(messages: readonly ChatMessage[], start: number): number {
+  let last = -1;
+  for (let i = messages.length - 1; i >= start; i--) {
+    if (messages[i]!.role === 'assistant') {
+      last = i;
+      break;
+    }
+  }
+  if (last < 0) return start;
+  return messages[last + 1]?.role === 'tool' ? last : last + 1;
+}

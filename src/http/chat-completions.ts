@@ -1,0 +1,246 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import type { Config, Route } from '../config/schema.js';
+import { assemblePrompt, type AssembledPrompt, type CountedMessage } from '../context/assemble-prompt.js';
+import { digestMessage } from '../context/message-digest.js';
+import { splitRequest } from '../context/split-request.js';
+import type { ChatMessage, ConversationKey, ConversationSnapshot, NewMessage } from '../domain.js';
+import { ContextLengthExceededError, StoreUnavailableError } from '../errors.js';
+import type { PersistQueue } from '../background/persist-queue.js';
+import type { Metrics } from '../ops/metrics.js';
+import type { RouteMatcher } from '../routing/match-route.js';
+import type { ConversationStore } from '../store/conversation-store.js';
+import { teeReply, type ReplyTee } from '../streaming/tee-reply.js';
+import { encodingForModel } from '../tokens/encoding-for-model.js';
+import { tokenCounterFor, type TokenCounter } from '../tokens/count-tokens.js';
+import { decodableAcceptEncoding } from '../streaming/decode-body.js';
+import { endToEndHeaders, type UpstreamClient } from '../upstream/upstream-client.js';
+import { relayResponse } from '../upstream/relay-response.js';
+import { conversationKey, resolveTenant } from './conversation-identity.js';
+import { parseChatRequest } from './parse-chat-request.js';
+import { readBody } from './read-body.js';
+import type { RequestLog } from './request-log.js';
+import type { ConversationId } from '../domain.js';
+
+export interface ChatCompletionsDeps {
+  config: Pick<Config, 'server' | 'conversation'>;
+  routes: RouteMatcher;
+  store: ConversationStore;
+  persist: PersistQueue;
+  upstream: UpstreamClient;
+  metrics: Metrics;
+  logger: Logger;
+  now: () => number;
+}
+
+/**
+ * POST /v1/chat/completions with a conversation id: the request path of
+ * DESIGN §1, step by step. Each step lives in the module that owns it.
+ */
+export async function handleChatWithMemory(
+  req: IncomingMessage,
+  res: ServerResponse,
+  conversation: ConversationId,
+  deps: ChatCompletionsDeps,
+  log: RequestLog,
+): Promise<void> {
+  const startedAt = performance.now();
+  const key = conversationKey(resolveTenant(req.headers, deps.config.conversation.tenant), conversation);
+  const body = parseChatRequest(await readBody(req, deps.config.server.maxBodyBytes));
+  const route = deps.routes.match({ path: '/v1/chat/completions', model: body.model, headers: req.headers });
+  log.route = route.name;
+  const counter = tokenCounterFor(encodingForModel(body.model ?? '', route.budget.encoding));
+
+  const snapshot = await loadConversation(deps, key, route, log);
+  if (snapshot === undefined) {
+    // Both stores down and the route says pass through: the request goes as the client sent it.
+    await forward(req, res, deps, body.raw, { 'x-contextd-cache': 'none', 'x-contextd-memory': 'unavailable' }, log, startedAt);
+    return;
+  }
+
+  const digests = new Map<number, string>();
+  const digestAt = (i: number): string => {
+    let digest = digests.get(i);
+    if (digest === undefined) digests.set(i, (digest = digestMessage(body.messages[i]!)));
+    return digest;
+  };
+  const split = splitRequest({
+    messages: body.messages,
+    digestAt,
+    stored: snapshot.messages,
+    idempotencyKey: headerValue(req, 'idempotency-key'),
+    nowMs: deps.now(),
+    retryWindowMs: deps.config.conversation.retryWindowMs,
+  });
+  const instructions = countAll(body.messages.slice(0, split.instructionCount), counter);
+  const turn: NewMessage[] = body.messages
+    .slice(split.turnStart)
+    .map((message, i) => ({ message, tokens: counter.countMessage(message), digest: digestAt(split.turnStart + i) }));
+
+  const prompt = assemblePrompt({
+    instructions,
+    summary: snapshot.summary,
+    history: split.history,
+    turn,
+    fixedTokens: counter.replyPrimingTokens + counter.countTools(body.tools),
+    budgetTokens: route.budget.maxContextTokens,
+    summaryMaxTokens: route.budget.summaryMaxTokens,
+  });
+  recordAssembly(deps, route, prompt, snapshot, log);
+  if (prompt.isOverflow && route.budget.onOverflow === 'reject') {
+    throw new ContextLengthExceededError(prompt.contextTokens, route.budget.maxContextTokens, route.name);
+  }
+
+  const headers: Record<string, string> = {
+    'x-contextd-context-tokens': String(prompt.contextTokens),
+    'x-contextd-history-messages': String(prompt.historyMessages),
+    'x-contextd-summary': prompt.summaryUsed ? 'yes' : 'no',
+    'x-contextd-cache': snapshot.cache,
+  };
+  if (prompt.isOverflow) headers['x-contextd-overflow'] = 'forwarded';
+
+  const tee = await forward(req, res, deps, { ...body.raw, messages: prompt.messages }, headers, log, startedAt, true);
+  if (tee === undefined) {
+    // An upstream error answer, or a client that left: nothing to remember.
+    log.stored = 'not_stored';
+    log.notStoredReason = log.clientAborted ? 'client disconnected' : `upstream status ${log.upstreamStatus}`;
+    deps.metrics.turnsStored.inc({ outcome: 'not_stored' });
+    return;
+  }
+
+  // The client already has the last byte; what follows is bookkeeping.
+  const reply = await tee.finish();
+  if (reply.kind === 'not_stored') {
+    log.stored = 'not_stored';
+    log.notStoredReason = reply.reason;
+    deps.metrics.turnsStored.inc({ outcome: 'not_stored' });
+    return;
+  }
+  if (split.isRetry) {
+    log.stored = 'retry';
+    deps.metrics.turnsStored.inc({ outcome: 'retry_skipped' });
+    return;
+  }
+  const replyMessage: NewMessage = { message: reply.message, tokens: replyTokens(counter, reply.message, reply.completionTokens), digest: digestMessage(reply.message) };
+  const turnKey = headerValue(req, 'idempotency-key');
+  const queued = deps.persist.offer(key, [...turn, replyMessage], turnKey === undefined ? {} : { turnKey }, deps.now());
+  log.stored = queued ? 'queued' : 'dropped';
+  deps.metrics.turnsStored.inc({ outcome: queued ? 'queued' : 'dropped' });
+}
+
+async function loadConversation(
+  deps: ChatCompletionsDeps,
+  key: ConversationKey,
+  route: Route,
+  log: RequestLog,
+): Promise<ConversationSnapshot | undefined> {
+  const pending = deps.persist.pendingFor(key);
+  const budgetTokens = route.budget.maxContextTokens;
+  try {
+    // Every message costs at least 4 tokens (3 of overhead and its role), so no more can ever fit.
+    const loaded = await deps.store.load(key, { maxTokens: budgetTokens, maxMessages: Math.ceil(budgetTokens / 4) + 1 });
+    return deps.persist.overlay(key, loaded, pending);
+  } catch (error) {
+    deps.metrics.storeErrors.inc({ operation: 'load' });
+    log.storeDegraded = true;
+    deps.logger.warn({ err: error, requestId: log.requestId }, 'conversation store did not answer');
+    if (route.onStoreDown === 'reject') throw new StoreUnavailableError(error);
+    return undefined;
+  }
+}
+
+function recordAssembly(deps: ChatCompletionsDeps, route: Route, prompt: AssembledPrompt, snapshot: ConversationSnapshot, log: RequestLog): void {
+  log.contextTokens = prompt.contextTokens;
+  log.historyMessages = prompt.historyMessages;
+  log.summary = prompt.summaryUsed;
+  log.cache = snapshot.cache;
+  log.droppedMessages = prompt.droppedMessages;
+  deps.metrics.cacheLookups.inc({ outcome: snapshot.cache });
+  deps.metrics.contextTokens.observe({ route: route.name }, prompt.contextTokens);
+  if (prompt.droppedMessages > 0) deps.metrics.droppedHistoryMessages.inc({ route: route.name }, prompt.droppedMessages);
+  if (prompt.isOverflow) {
+    const action = route.budget.onOverflow === 'reject' ? 'rejected' : 'forwarded';
+    log.overflow = action;
+    deps.metrics.overflows.inc({ route: route.name, action });
+    deps.logger.warn(
+      { requestId: log.requestId, route: route.name, contextTokens: prompt.contextTokens, budgetTokens: route.budget.maxContextTokens, action },
+      'instructions and new turn exceed the route budget; no history sent',
+    );
+  }
+}
+
+// Our own header and the body's framing are not the upstream's business.
+const NOT_FORWARDED = new Set(['content-length', 'accept-encoding', 'expect']);
+
+/** Sends the body upstream and relays the reply; with `tee`, rebuilds the reply on the side. Undefined when nothing can be stored. */
+async function forward(
+  req: IncomingMessage,
+  res: ServerResponse,
+  deps: ChatCompletionsDeps,
+  body: Record<string, unknown>,
+  contextdHeaders: Record<string, string>,
+  log: RequestLog,
+  startedAt: number,
+  tee = false,
+): Promise<ReplyTee | undefined> {
+  const abort = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) {
+      log.clientAborted = true;
+      abort.abort();
+    }
+  });
+  const headers = endToEndHeaders(req.headers, new Set([...NOT_FORWARDED, deps.config.conversation.header]));
+  headers['content-type'] = 'application/json';
+  // contextd must read the reply it stores, so it asks only for encodings it can decode.
+  const acceptEncoding = tee ? decodableAcceptEncoding(headerValue(req, 'accept-encoding')) : headerValue(req, 'accept-encoding');
+  if (acceptEncoding !== undefined) headers['accept-encoding'] = acceptEncoding;
+
+  const sentAt = performance.now();
+  log.addedMs = round(sentAt - startedAt);
+  deps.metrics.addedLatency.observe({ kind: 'memory' }, (sentAt - startedAt) / 1000);
+  const upstream = await deps.upstream.send({ method: 'POST', pathAndQuery: '/chat/completions' + queryOf(req), headers, body: JSON.stringify(body), signal: abort.signal });
+  log.upstreamMs = round(performance.now() - sentAt);
+  log.upstreamStatus = upstream.status;
+  deps.metrics.upstreamLatency.observe({ kind: 'memory' }, (performance.now() - sentAt) / 1000);
+
+  const isSuccess = upstream.status >= 200 && upstream.status < 300;
+  const replyTee = tee && isSuccess ? teeReply(upstream.headers) : undefined;
+  try {
+    await relayResponse(res, upstream, contextdHeaders, replyTee === undefined ? undefined : (chunk) => replyTee.push(chunk));
+  } catch (error) {
+    throw abort.signal.aborted ? error : deps.upstream.classify(error, 'reply');
+  }
+  if (abort.signal.aborted || res.destroyed) {
+    replyTee?.discard();
+    return undefined;
+  }
+  return replyTee;
+}
+
+function countAll(messages: readonly ChatMessage[], counter: TokenCounter): CountedMessage[] {
+  return messages.map((message) => ({ message, tokens: counter.countMessage(message) }));
+}
+
+/**
+ * What the reply will cost when sent back as history: our count, or the
+ * upstream's own completion count plus message overhead when that is larger,
+ * so the budget holds as the model counts.
+ */
+function replyTokens(counter: TokenCounter, message: ChatMessage, completionTokens: number | undefined): number {
+  const counted = counter.countMessage(message);
+  return completionTokens === undefined ? counted : Math.max(counted, completionTokens + counter.countMessage({ role: 'assistant', content: '' }));
+}
+
+function headerValue(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function queryOf(req: IncomingMessage): string {
+  const q = req.url?.indexOf('?') ?? -1;
+  return q >= 0 ? req.url!.slice(q) : '';
+}
+
+const round = (ms: number): number => Math.round(ms * 100) / 100;

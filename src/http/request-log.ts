@@ -1,0 +1,20 @@
+/** What one request did, gathered along the path and logged as one line when it ends. */
+export interface RequestLog {
+  requestId: string;
+  kind: 'memory' | 'passthrough' | 'websocket' | 'ops' | 'unmatched';
+  route?: string;
+  conversation?: string;
+  contextTokens?: number;
+  historyMessages?: number;
+  summary?: boolean;
+  cache?: string;
+  overflow?: 'forwarded' | 'rejected';
+  stored?: 'queued' | 'retry' | 'not_stored' | 'dropped';
+  notStoredReason?: string;
+  droppedMessages?: number;
+  storeDegraded?: boolean;
+  addedMs?: number;
+  upstreamMs?: number;
+  upstreamStatus?: number;
+  clientAborted?: boolean;
+}

@@ -1,0 +1,117 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import type { Duplex } from 'node:stream';
+import { BodyTooLargeError, NotFoundError } from '../errors.js';
+import type { Metrics } from '../ops/metrics.js';
+import type { WebSocketPassThrough } from '../upstream/websocket-pass-through.js';
+import { handleConversationApi, isConversationApiPath } from '../ops/conversation-api.js';
+import { handleChatWithMemory, type ChatCompletionsDeps } from './chat-completions.js';
+import { parseConversationId } from './conversation-identity.js';
+import { passThrough } from './pass-through.js';
+import type { RequestLog } from './request-log.js';
+import { errorBody, sendError } from './send-error.js';
+
+export interface ServerDeps extends ChatCompletionsDeps {
+  metrics: Metrics;
+  websockets: WebSocketPassThrough;
+  isDraining: () => boolean;
+  adminToken: string | undefined;
+}
+
+/** The HTTP front door: routes each request to memory, pass-through or ops, and logs one line per request. */
+export function createContextdServer(deps: ServerDeps): Server {
+  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
+    void handleRequest(req, res, deps);
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const path = req.url ?? '/';
+    if (!path.startsWith('/v1/')) {
+      socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      return;
+    }
+    deps.logger.info({ kind: 'websocket', path: path.split('?')[0] }, 'websocket pass-through');
+    deps.websockets.upgrade(req, socket, head, deps.upstream.targetUrl(path.slice('/v1'.length)));
+  });
+  server.on('clientError', (error, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    deps.logger.debug({ err: error }, 'malformed HTTP from a client');
+  });
+  return server;
+}
+
+async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: ServerDeps): Promise<void> {
+  const startedAt = performance.now();
+  const log: RequestLog = { requestId: randomUUID(), kind: 'unmatched' };
+  res.setHeader('x-contextd-request-id', log.requestId);
+  if (deps.isDraining()) res.setHeader('connection', 'close');
+  const url = req.url ?? '/';
+  const path = url.split('?')[0]!;
+  try {
+    if (path === '/healthz' && req.method === 'GET') {
+      log.kind = 'ops';
+      sendJson(res, 200, { status: 'ok' });
+    } else if (path === '/metrics' && req.method === 'GET') {
+      log.kind = 'ops';
+      const text = await deps.metrics.registry.metrics();
+      res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
+      res.end(text);
+    } else if (isConversationApiPath(path)) {
+      log.kind = 'ops';
+      await handleConversationApi(req, res, new URL(url, 'http://contextd'), {
+        store: deps.store,
+        tenantMode: deps.config.conversation.tenant,
+        adminToken: deps.adminToken,
+      });
+    } else if (path.startsWith('/v1/')) {
+      const conversation = path === '/v1/chat/completions' && req.method === 'POST' ? parseConversationId(req.headers, deps.config.conversation.header) : undefined;
+      if (conversation !== undefined) {
+        log.kind = 'memory';
+        log.conversation = conversation;
+        await handleChatWithMemory(req, res, conversation, deps, log);
+      } else {
+        log.kind = 'passthrough';
+        await passThrough(req, res, url.slice('/v1'.length), deps, log);
+      }
+    } else {
+      throw new NotFoundError(`${req.method} ${path}`);
+    }
+  } catch (error) {
+    const { isUnexpected, body } = errorBody(error);
+    if (log.kind === 'memory' && log.stored === undefined) {
+      log.stored = 'not_stored';
+      log.notStoredReason = log.clientAborted ? 'client disconnected' : (body.error.code ?? 'error');
+    }
+    if (isUnexpected && !log.clientAborted) deps.logger.error({ err: error, requestId: log.requestId }, 'request failed');
+    const isTooLarge = error instanceof BodyTooLargeError;
+    if (!log.clientAborted) sendError(res, error, isTooLarge ? { connection: 'close' } : {});
+    // A request body left unread would be parsed as the next request on this
+    // connection, and a client still sending would see a reset instead of our
+    // answer: read and discard it, up to a bound beyond which the connection is cut.
+    if (!req.complete) discardBody(req);
+  } finally {
+    if (!res.writableEnded && !res.destroyed) await new Promise((resolve) => res.once('close', resolve));
+    const status = log.clientAborted ? 499 : res.statusCode;
+    deps.metrics.requests.inc({ kind: log.kind, route: log.route ?? '', status: String(status) });
+    if (log.kind !== 'ops') {
+      deps.logger.info({ ...log, method: req.method, path, status, durationMs: Math.round((performance.now() - startedAt) * 100) / 100 }, 'request');
+    }
+  }
+}
+
+const MAX_DISCARDED_BYTES = 64 * 1024 * 1024;
+
+function discardBody(req: IncomingMessage): void {
+  let discarded = 0;
+  req.on('data', (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > MAX_DISCARDED_BYTES) req.destroy();
+  });
+  req.resume();
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const json = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) });
+  res.end(json);
+}

@@ -1,0 +1,98 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+const LATENCY_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+/** Every metric contextd exports, created once at start-up. */
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly requests = new Counter({
+    name: 'contextd_requests_total',
+    help: 'Requests answered, by kind (memory, passthrough, other), route and status code.',
+    labelNames: ['kind', 'route', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly upstreamLatency = new Histogram({
+    name: 'contextd_upstream_latency_seconds',
+    help: 'From sending the request upstream to the upstream response head.',
+    labelNames: ['kind'] as const,
+    buckets: LATENCY_BUCKETS_S,
+    registers: [this.registry],
+  });
+
+  readonly addedLatency = new Histogram({
+    name: 'contextd_added_latency_seconds',
+    help: 'Time contextd spent before the request left for the upstream (load, assemble, count).',
+    labelNames: ['kind'] as const,
+    buckets: LATENCY_BUCKETS_S,
+    registers: [this.registry],
+  });
+
+  readonly contextTokens = new Histogram({
+    name: 'contextd_context_tokens',
+    help: 'Prompt tokens of assembled requests, as contextd counts them.',
+    labelNames: ['route'] as const,
+    buckets: [64, 256, 512, 1000, 2000, 4000, 8000, 16000, 32000, 64000, 128000],
+    registers: [this.registry],
+  });
+
+  readonly cacheLookups = new Counter({
+    name: 'contextd_cache_lookups_total',
+    help: 'Conversation loads by outcome (hit, miss, none); the hit ratio is hit / (hit + miss).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly overflows = new Counter({
+    name: 'contextd_overflow_total',
+    help: 'Requests whose instructions and new turn alone exceeded the budget, by the action taken.',
+    labelNames: ['route', 'action'] as const,
+    registers: [this.registry],
+  });
+
+  readonly droppedHistoryMessages = new Counter({
+    name: 'contextd_history_messages_not_sent_total',
+    help: 'Stored messages not covered by a summary that did not fit a request window.',
+    labelNames: ['route'] as const,
+    registers: [this.registry],
+  });
+
+  readonly turnsStored = new Counter({
+    name: 'contextd_turns_stored_total',
+    help: 'Turns handed to the store after the reply, by outcome (queued, retry_skipped, not_stored).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly turnsDropped = new Counter({
+    name: 'contextd_turns_dropped_total',
+    help: 'Turns that could not be stored, by reason.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  #pendingWrites: () => number = () => 0;
+  readonly pendingWrites: Gauge = new Gauge({
+    name: 'contextd_pending_writes',
+    help: 'Turns waiting to be written to the store.',
+    registers: [this.registry],
+    collect: (): void => this.pendingWrites.set(this.#pendingWrites()),
+  });
+
+  readonly storeErrors = new Counter({
+    name: 'contextd_store_errors_total',
+    help: 'Failed store calls, by operation.',
+    labelNames: ['operation'] as const,
+    registers: [this.registry],
+  });
+
+  /** Where the pending-writes gauge reads its value when scraped. */
+  countPendingWrites(source: () => number): void {
+    this.#pendingWrites = source;
+  }
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'contextd_process_' });
+  }
+}

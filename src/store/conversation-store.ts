@@ -1,0 +1,36 @@
+import type {
+  AppendOptions,
+  AppendResult,
+  ConversationKey,
+  ConversationSnapshot,
+  NewMessage,
+  StoredMessage,
+  Summary,
+} from '../domain.js';
+
+export interface LoadLimits {
+  /** Never return more than this many messages. */
+  maxMessages: number;
+  /**
+   * Return the newest messages whose tokens add up to at most this, plus the one
+   * that crosses it, so the caller can tell the window is full. History older
+   * than that can never fit the budget, so it is not read.
+   */
+  maxTokens: number;
+}
+
+/** What a caller of any store (embedded, Redis, MongoDB, two-tier) may ask of it, and nothing else. */
+export interface ConversationStore {
+  /** The summary and the newest messages after it, oldest first. */
+  load(key: ConversationKey, limits: LoadLimits): Promise<ConversationSnapshot>;
+  /** Stored messages with seq > afterSeq, oldest first, at most `limit` (the conversation API's pages). */
+  listMessages(key: ConversationKey, page: { afterSeq: number; limit: number }): Promise<StoredMessage[]>;
+  /** Appends one turn atomically, giving it the next seqs; unique and ordered under concurrency. */
+  append(key: ConversationKey, messages: readonly NewMessage[], options?: AppendOptions): Promise<AppendResult>;
+  /** Stores a newer summary; a summary covering less than the stored one is ignored (returns false). */
+  replaceSummary(key: ConversationKey, summary: Summary): Promise<boolean>;
+  /** Erases the conversation. */
+  delete(key: ConversationKey): Promise<void>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

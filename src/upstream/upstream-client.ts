@@ -1,0 +1,125 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import { Agent, errors as undiciErrors } from 'undici';
+import { UpstreamInterruptedError, UpstreamTimeoutError, UpstreamUnreachableError } from '../errors.js';
+
+export interface UpstreamOptions {
+  /** OpenAI-style base URL including its version prefix, no trailing slash. */
+  baseUrl: string;
+  timeoutMs: number;
+  connectTimeoutMs: number;
+}
+
+export interface UpstreamRequest {
+  method: string;
+  /** The part after contextd's `/v1`, with its query string: `/chat/completions?x=1`. */
+  pathAndQuery: string;
+  headers: Record<string, string | string[]>;
+  body: Readable | Buffer | string | undefined;
+  signal: AbortSignal;
+}
+
+export interface UpstreamResponse {
+  status: number;
+  headers: Record<string, string | string[]>;
+  body: Readable;
+}
+
+// Headers that describe one hop, not the message (RFC 9110 §7.6.1), and must not be relayed.
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+]);
+
+/** Copies end-to-end headers, dropping hop-by-hop ones (and those the Connection header names) and `omit`. */
+export function endToEndHeaders(
+  headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>,
+  omit: ReadonlySet<string> = new Set(),
+): Record<string, string | string[]> {
+  const named = String(headers.connection ?? '')
+    .split(',')
+    .map((h) => h.trim().toLowerCase())
+    .filter(Boolean);
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || omit.has(name) || named.includes(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+/** One pooled undici client for every upstream call, with one timeout policy. */
+export class UpstreamClient {
+  readonly #agent: Agent;
+  readonly #origin: string;
+  readonly #basePath: string;
+  readonly #timeoutMs: number;
+
+  constructor(options: UpstreamOptions) {
+    const url = new URL(options.baseUrl);
+    this.#origin = url.origin;
+    this.#basePath = url.pathname.replace(/\/+$/, '');
+    this.#timeoutMs = options.timeoutMs;
+    this.#agent = new Agent({
+      connect: { timeout: options.connectTimeoutMs },
+      // headersTimeout: time to the response head (a model thinking counts);
+      // bodyTimeout: longest silence between two body chunks.
+      headersTimeout: options.timeoutMs,
+      bodyTimeout: options.timeoutMs,
+      keepAliveTimeout: 30_000,
+    });
+  }
+
+  /** The upstream URL a contextd `/v1<rest>` path maps to (for logs and WebSocket targets). */
+  targetUrl(pathAndQuery: string): string {
+    return this.#origin + this.#basePath + pathAndQuery;
+  }
+
+  async send(request: UpstreamRequest): Promise<UpstreamResponse> {
+    try {
+      const response = await this.#agent.request({
+        origin: this.#origin,
+        path: this.#basePath + request.pathAndQuery,
+        method: request.method as 'POST',
+        headers: request.headers,
+        body: request.body ?? null,
+        signal: request.signal,
+      });
+      return {
+        status: response.statusCode,
+        headers: endToEndHeaders(response.headers),
+        body: response.body,
+      };
+    } catch (error) {
+      throw this.classify(error);
+    }
+  }
+
+  /**
+   * Maps a transport failure to contextd's error: a timeout is a 504, anything
+   * else a 502 (unreachable before the reply began, interrupted after). Aborts stay aborts.
+   */
+  classify(error: unknown, phase: 'request' | 'reply' = 'request'): unknown {
+    if (error instanceof undiciErrors.RequestAbortedError || (error as { name?: string }).name === 'AbortError') return error;
+    if (
+      error instanceof undiciErrors.HeadersTimeoutError ||
+      error instanceof undiciErrors.BodyTimeoutError ||
+      error instanceof undiciErrors.ConnectTimeoutError
+    ) {
+      return new UpstreamTimeoutError(this.#timeoutMs);
+    }
+    return phase === 'reply' ? new UpstreamInterruptedError(error) : new UpstreamUnreachableError(error);
+  }
+
+  async close(): Promise<void> {
+    await this.#agent.close();
+  }
+}

@@ -1,0 +1,75 @@
+import { describe, expect, test } from 'vitest';
+import { digestMessage } from '../../../src/context/message-digest.js';
+import { splitRequest } from '../../../src/context/split-request.js';
+import type { ChatMessage, StoredMessage } from '../../../src/domain.js';
+
+const u = (content: string): ChatMessage => ({ role: 'user', content });
+const a = (content: string): ChatMessage => ({ role: 'assistant', content });
+const sys: ChatMessage = { role: 'system', content: 'be brief' };
+
+function store(messages: ChatMessage[], createdAtMs = 0, turnKeys: Record<number, string> = {}): StoredMessage[] {
+  return messages.map((message, i) => ({ message, tokens: 5, digest: digestMessage(message), seq: i + 1, createdAtMs, turnKey: turnKeys[i] }));
+}
+
+function split(messages: ChatMessage[], stored: StoredMessage[], extra: { idempotencyKey?: string; nowMs?: number } = {}) {
+  return splitRequest({
+    messages,
+    digestAt: (i) => digestMessage(messages[i]!),
+    stored,
+    idempotencyKey: extra.idempotencyKey,
+    nowMs: extra.nowMs ?? 100_000,
+    retryWindowMs: 10_000,
+  });
+}
+
+describe('splitRequest', () => {
+  const history = [u('hi'), a('hello'), u('name?'), a('Ana')];
+
+  test.each([
+    { name: 'new conversation', messages: [sys, u('q')], stored: [], turnStart: 1 },
+    { name: 'client sends only the new message', messages: [sys, u('q')], stored: history, turnStart: 1 },
+    { name: 'client re-sends its whole history', messages: [sys, ...history, u('q')], stored: history, turnStart: 5 },
+    { name: 're-sent history longer than what was loaded', messages: [u('old'), a('older'), ...history, u('q')], stored: history, turnStart: 6 },
+    { name: 're-sent history with nothing new', messages: [...history], stored: history, turnStart: 4 },
+    { name: 'several instructions', messages: [sys, { role: 'developer', content: 'x' } as ChatMessage, u('q')], stored: history, turnStart: 2 },
+    { name: 'edited history: what follows the last assistant message is new', messages: [u('hi'), a('edited'), u('q')], stored: history, turnStart: 2 },
+  ])('$name', ({ messages, stored, turnStart }) => {
+    const out = split(messages, store(stored));
+    expect(out.turnStart).toBe(turnStart);
+    expect(out.isRetry).toBe(false);
+    expect(out.history).toHaveLength(stored.length);
+  });
+
+  test('the SDK shape of a re-sent reply (refusal: null, annotations) matches the stored reply', () => {
+    const sdkReply = { role: 'assistant', content: 'Ana', refusal: null, annotations: [] } as ChatMessage;
+    const out = split([u('hi'), a('hello'), u('name?'), sdkReply, u('q')], store(history));
+    expect(out.turnStart).toBe(4);
+  });
+
+  test('tool results after a stored tool_calls message are the new turn', () => {
+    const call: ChatMessage = { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '{}' } }] };
+    const result: ChatMessage = { role: 'tool', tool_call_id: 'c1', content: '42' };
+    expect(split([result], store([u('q'), call])).turnStart).toBe(0);
+    expect(split([u('q'), call, result], store([u('q'), call])).turnStart).toBe(2);
+  });
+
+  test('a retry with the same Idempotency-Key: history before the stored turn, nothing to store', () => {
+    const stored = store([...history, u('q'), a('first answer')], 0, { 4: 'key-1' });
+    const out = split([sys, u('q')], stored, { idempotencyKey: 'key-1' });
+    expect(out).toMatchObject({ isRetry: true, turnStart: 1 });
+    expect(out.history.map((m) => m.message)).toEqual(history);
+  });
+
+  test('a full-history client retrying a turn whose reply it never got', () => {
+    const stored = store([...history, u('q'), a('first answer')], 0);
+    const out = split([...history, u('q')], stored, { nowMs: 10 ** 9 });
+    expect(out).toMatchObject({ isRetry: true, turnStart: 4 });
+    expect(out.history).toHaveLength(4);
+  });
+
+  test('a new-message-only client repeating its last turn is a retry only within the window', () => {
+    const stored = store([...history, u('q'), a('first answer')], 100_000);
+    expect(split([u('q')], stored, { nowMs: 105_000 })).toMatchObject({ isRetry: true, turnStart: 0 });
+    expect(split([u('q')], stored, { nowMs: 200_000 })).toMatchObject({ isRetry: false, turnStart: 0 });
+  });
+});
