@@ -1,0 +1,82 @@
+import { describe, expect, test } from 'vitest';
+import { PersistQueue } from '../../../src/background/persist-queue.js';
+import type { AppendOptions, AppendResult, ConversationId, ConversationKey, NewMessage, TenantId } from '../../../src/domain.js';
+import type { ConversationStore } from '../../../src/store/conversation-store.js';
+import { MemoryStore } from '../../../src/store/memory-store.js';
+import { waitFor } from '../../support/wait-for.js';
+
+const key: ConversationKey = { tenant: 't' as TenantId, conversation: 'c' as ConversationId };
+const msg = (content: string, role: 'user' | 'assistant' = 'user'): NewMessage => ({ message: { role, content }, tokens: 5, digest: content });
+const LIMITS = { maxMessages: 100, maxTokens: 10_000 };
+
+/** The embedded store, with appends that wait until the test lets them through (or fail on demand). */
+class GatedStore extends MemoryStore {
+  gates: Array<() => void> = [];
+  failuresLeft = 0;
+  override async append(k: ConversationKey, messages: readonly NewMessage[], options?: AppendOptions): Promise<AppendResult> {
+    await new Promise<void>((resolve) => this.gates.push(resolve));
+    if (this.failuresLeft > 0) {
+      this.failuresLeft--;
+      throw new Error('store hiccup');
+    }
+    return super.append(k, messages, options);
+  }
+  open(): void {
+    for (const gate of this.gates.splice(0)) gate();
+  }
+}
+
+function queueOn(store: ConversationStore, dropped: string[] = [], maxPendingTurns = 10): PersistQueue {
+  return new PersistQueue({ store, maxPendingTurns, maxAttempts: 3, retryDelayMs: () => 1, onDropped: (_k, reason) => dropped.push(reason) });
+}
+
+describe('PersistQueue', () => {
+  test('a follow-up sees the previous turn while its write is still pending, and not twice once it lands', async () => {
+    const store = new GatedStore({ ttlMs: 60_000, maxConversations: 10, maxBytes: 1 << 20, maxMessagesPerConversation: 100 });
+    const queue = queueOn(store);
+    queue.offer(key, [msg('q1'), msg('a1', 'assistant')], {}, 1000);
+
+    const pending = queue.pendingFor(key);
+    const early = queue.overlay(key, await store.load(key, LIMITS), pending);
+    expect(early.messages.map((m) => [m.seq, m.message.content])).toEqual([[1, 'q1'], [2, 'a1']]);
+
+    await waitFor(() => store.gates.length === 1, { message: 'append started' });
+    store.open();
+    await queue.drain();
+    // The snapshot was taken while pending; the store now holds the turn: overlay must not add it again.
+    const late = queue.overlay(key, await store.load(key, LIMITS), pending);
+    expect(late.messages.map((m) => m.message.content)).toEqual(['q1', 'a1']);
+  });
+
+  test('turns of one conversation are written in the order offered, with a turn key on the first message', async () => {
+    const store = new GatedStore({ ttlMs: 60_000, maxConversations: 10, maxBytes: 1 << 20, maxMessagesPerConversation: 100 });
+    const queue = queueOn(store);
+    queue.offer(key, [msg('q1'), msg('a1', 'assistant')], { turnKey: 'k1' }, 1);
+    queue.offer(key, [msg('q2'), msg('a2', 'assistant')], {}, 2);
+    const overlaid = queue.overlay(key, await store.load(key, LIMITS), queue.pendingFor(key));
+    expect(overlaid.messages.map((m) => m.turnKey)).toEqual(['k1', undefined, undefined, undefined]);
+    for (let i = 0; i < 2; i++) {
+      await waitFor(() => store.gates.length === 1, { message: `append ${i + 1} started` });
+      store.open();
+    }
+    await queue.drain();
+    expect((await store.load(key, LIMITS)).messages.map((m) => `${m.seq}:${String(m.message.content)}`)).toEqual(['1:q1', '2:a1', '3:q2', '4:a2']);
+  });
+
+  test('a failing store is retried; a full queue drops and reports instead of waiting', async () => {
+    const store = new GatedStore({ ttlMs: 60_000, maxConversations: 10, maxBytes: 1 << 20, maxMessagesPerConversation: 100 });
+    store.failuresLeft = 2;
+    const dropped: string[] = [];
+    const queue = queueOn(store, dropped, 1);
+    expect(queue.offer(key, [msg('q1')], {}, 1)).toBe(true);
+    expect(queue.offer({ ...key, conversation: 'other' as ConversationId }, [msg('x')], {}, 1)).toBe(false);
+    expect(dropped).toEqual(['persist queue full']);
+    for (let i = 0; i < 3; i++) {
+      await waitFor(() => store.gates.length === 1, { message: `attempt ${i + 1}` });
+      store.open();
+    }
+    await queue.drain();
+    expect((await store.load(key, LIMITS)).messages).toHaveLength(1);
+    expect(queue.pendingTurns).toBe(0);
+  });
+});
