@@ -15,7 +15,11 @@ export interface RebuiltReply {
    * delta that had them), refusal when present; undefined when nothing usable came.
    */
   message: ChatMessage | undefined;
-  /** usage.completion_tokens when the upstream reported it. */
+  /**
+   * usage.completion_tokens when the upstream reported it, less the reasoning
+   * tokens it includes (completion_tokens_details.reasoning_tokens): those are
+   * never sent back as history, so they would only inflate the stored count.
+   */
   completionTokens: number | undefined;
   finishReason: string | undefined;
   /**
@@ -283,7 +287,10 @@ function isToolCallList(value: unknown): value is ToolCall[] {
 }
 
 function completionTokensOf(usage: unknown): number | undefined {
-  return isRecord(usage) && typeof usage.completion_tokens === 'number' ? usage.completion_tokens : undefined;
+  if (!isRecord(usage) || typeof usage.completion_tokens !== 'number') return undefined;
+  const details = usage.completion_tokens_details;
+  const reasoning = isRecord(details) && typeof details.reasoning_tokens === 'number' ? details.reasoning_tokens : 0;
+  return Math.max(0, usage.completion_tokens - reasoning);
 }
 
 function incomplete(reason: string): RebuiltReply {

@@ -329,6 +329,14 @@ const completion = (message: Record<string, unknown>, extra: Record<string, unkn
   });
 
 describe('rebuildReplyFromJson', () => {
+  test('reasoning tokens are not counted as tokens of the stored reply', () => {
+    const body = completion(
+      { role: 'assistant', content: 'short answer' },
+      { usage: { prompt_tokens: 19, completion_tokens: 900, total_tokens: 919, completion_tokens_details: { reasoning_tokens: 896 } } },
+    );
+    expect(rebuildReplyFromJson(new TextEncoder().encode(body)).completionTokens).toBe(4);
+  });
+
   test.each<{ name: string; body: string; reply: RebuiltReply }>([
     {
       name: 'text reply; null refusal and empty annotations dropped',
