@@ -62,6 +62,12 @@ export interface StoredMessage extends NewMessage {
   createdAtMs: number;
   /** Set on the first message of a turn stored by a request that carried an Idempotency-Key. */
   turnKey?: string;
+  /**
+   * Running total of `tokens` over the conversation through this message, kept
+   * by the Redis and MongoDB stores so a cold load can select exactly the
+   * messages that fit a budget with one indexed range query.
+   */
+  cumTokens?: number;
 }
 
 export interface Summary {
