@@ -141,7 +141,8 @@ function urlWithScheme(schemes: readonly string[]) {
   );
 }
 
-const redisUrl = urlWithScheme(['redis', 'rediss']);
+const redisUrl = urlWithScheme(['redis', 'rediss', 'redis+cluster', 'rediss+cluster']);
+const storeTimeout = durationLeaf({ allowZero: false, maxMs: 600_000 });
 const mongodbUrl = urlWithScheme(['mongodb', 'mongodb+srv']);
 
 // MongoDB's own rules for database names.
@@ -233,20 +234,35 @@ const storageSchema = z.strictObject({
     .describe('The embedded store, used when neither redis nor mongodb is configured.'),
   redis: z
     .strictObject({
-      url: redisUrl.prefault('').describe('redis:// or rediss:// URL of the hot cache; empty means not used. REDIS_URL fills it when empty.'),
+      url: redisUrl
+        .prefault('')
+        .describe(
+          'redis:// or rediss:// URL of the hot cache; redis+cluster://host:port,host:port (or cluster: true) for Redis Cluster; empty means not used. REDIS_URL fills it when empty.',
+        ),
+      cluster: boolean.prefault(false).describe('Connect with ioredis Cluster (also implied by a redis+cluster:// URL).'),
       ttl: ttl.prefault('24h').describe('A cached conversation untouched this long expires.'),
-      max_cached_messages: positiveInteger.prefault(200).describe('Newest messages kept per cached conversation.'),
+      max_cached_messages: positiveInteger.prefault(200).describe('Newest messages kept per cached conversation (unflushed messages are never trimmed).'),
+      timeout: storeTimeout.prefault('500ms').describe('Longest any Redis call may take before the request goes on without it.'),
     })
     .transform((redis) =>
-      redis.url === '' ? undefined : { url: redis.url, ttlMs: redis.ttl, maxCachedMessages: redis.max_cached_messages },
+      redis.url === ''
+        ? undefined
+        : {
+            url: redis.url,
+            isCluster: redis.cluster || /^rediss?\+cluster:/.test(redis.url),
+            ttlMs: redis.ttl,
+            maxCachedMessages: redis.max_cached_messages,
+            timeoutMs: redis.timeout,
+          },
     )
     .prefault({}),
   mongodb: z
     .strictObject({
       url: mongodbUrl.prefault('').describe('mongodb:// or mongodb+srv:// URL of the durable store; empty means not used. MONGODB_URL fills it when empty.'),
       database: databaseName.prefault('contextd').describe('Database holding the messages and conversations collections.'),
+      timeout: storeTimeout.prefault('3s').describe('Longest any MongoDB call may take before the request goes on without it.'),
     })
-    .transform((mongodb) => (mongodb.url === '' ? undefined : { url: mongodb.url, database: mongodb.database }))
+    .transform((mongodb) => (mongodb.url === '' ? undefined : { url: mongodb.url, database: mongodb.database, timeoutMs: mongodb.timeout }))
     .prefault({}),
 });
 

@@ -119,8 +119,9 @@ function countContentPart(part: unknown, countText: CountText): number {
 /**
  * OpenAI publishes no rule for assistant tool calls. The model sees the function name and the
  * arguments inside some framing, so a call counts its JSON with the arguments taken out (id,
- * type, name and punctuation: ~20 tokens, more than a call's framing) plus the arguments as
- * raw text, since JSON-escaping them would charge for every quote twice.
+ * type, name and punctuation: 21 tokens with a one-letter name and id, 35 for a typical call,
+ * more than a name and a few delimiters) plus the arguments as raw text, since JSON-escaping
+ * them would charge for every quote twice.
  */
 function countToolCall(call: unknown, countText: CountText): number {
   if (!isRecord(call)) return countText(jsonText(call));

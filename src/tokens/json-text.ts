@@ -1,5 +1,5 @@
-// Parts of a request that no published rule covers are counted as their JSON text: the
-// model cannot see more of a value than its serialization spells out.
+// Parts of a request that no published rule covers count as their JSON text: whatever of
+// the value the model is shown as text, the JSON spells out, plus its quoting.
 
 export function jsonText(value: unknown): string {
   return JSON.stringify(value) ?? '';

@@ -107,8 +107,8 @@ routes:
     expect(config.admin).toEqual({ token: 's3cret-admin-token' });
     expect(config.storage).toEqual({
       memory: { ttlMs: 7 * 86_400_000, maxConversations: 50, maxBytes: 1024 ** 3, maxMessagesPerConversation: 20 },
-      redis: { url: 'rediss://cache:6380/1', ttlMs: 3_600_000, maxCachedMessages: 50 },
-      mongodb: { url: 'mongodb+srv://db.example.net', database: 'memory' },
+      redis: { url: 'rediss://cache:6380/1', isCluster: false, ttlMs: 3_600_000, maxCachedMessages: 50, timeoutMs: 500 },
+      mongodb: { url: 'mongodb+srv://db.example.net', database: 'memory', timeoutMs: 3000 },
     });
     expect(config.routes.map((route) => route.name)).toEqual(['support-bot', 'tiny', 'default']);
   });
@@ -215,7 +215,7 @@ describe('parseConfig: validation', () => {
     ['conversation: { header: "x conv" }', 'conversation.header: expected a header name (letters, digits and !#$%&\'*+.^_`|~-), got "x conv"'],
     ['conversation: { tenant: "header:" }', 'conversation.tenant: expected authorization, none or header:<name> (e.g. header:x-tenant-id), got "header:"'],
     ['conversation: { tenant: bearer }', 'conversation.tenant: expected authorization, none or header:<name> (e.g. header:x-tenant-id), got "bearer"'],
-    ['storage: { redis: { url: "http://cache" } }', 'storage.redis.url: expected "" or a redis:// or rediss:// URL'],
+    ['storage: { redis: { url: "http://cache" } }', 'storage.redis.url: expected "" or a redis:// or rediss:// or redis+cluster:// or rediss+cluster:// URL'],
     ['storage: { mongodb: { url: "mongo://db" } }', 'storage.mongodb.url: expected "" or a mongodb:// or mongodb+srv:// URL'],
     ['storage: { mongodb: { database: "a.b" } }', 'storage.mongodb.database: expected a MongoDB database name (1-63 characters, none of /\\. "$*<>:|?), got "a.b"'],
     ['storage: { memory: { max_conversations: 0 } }', 'storage.memory.max_conversations: expected a positive integer, got 0'],
@@ -356,7 +356,7 @@ describe('parseConfig: environment overrides', () => {
     ['REDIS_URL fills an empty url', 'storage: { redis: { url: "" } }', { REDIS_URL: 'redis://r:6379' }, (c: Config) => c.storage.redis?.url, 'redis://r:6379'],
     ['REDIS_URL fills a missing url', '', { REDIS_URL: 'redis://r:6379' }, (c: Config) => c.storage.redis?.url, 'redis://r:6379'],
     ['the file beats REDIS_URL', 'storage: { redis: { url: "redis://file" } }', { REDIS_URL: 'redis://env' }, (c: Config) => c.storage.redis?.url, 'redis://file'],
-    ['MONGODB_URL fills a missing url', '', { MONGODB_URL: 'mongodb://m' }, (c: Config) => c.storage.mongodb, { url: 'mongodb://m', database: 'contextd' }],
+    ['MONGODB_URL fills a missing url', '', { MONGODB_URL: 'mongodb://m' }, (c: Config) => c.storage.mongodb, { url: 'mongodb://m', database: 'contextd', timeoutMs: 3000 }],
     ['the file beats MONGODB_URL', 'storage: { mongodb: { url: "mongodb://file" } }', { MONGODB_URL: 'mongodb://env' }, (c: Config) => c.storage.mongodb?.url, 'mongodb://file'],
   ])('%s', (_name, yaml, env, pick, expected) => {
     expect(pick(parseConfig(yaml, FILE, env))).toEqual(expected);
@@ -365,7 +365,7 @@ describe('parseConfig: environment overrides', () => {
   test('an invalid override names the variable and hides its value', () => {
     expect(problemsOf('', { CONTEXTD_PORT: 'eighty', REDIS_URL: 'http://user:hunter2@cache' })).toEqual([
       `${FILE}: server.port (from CONTEXTD_PORT): expected a port number from 0 to 65535`,
-      `${FILE}: storage.redis.url (from REDIS_URL): expected "" or a redis:// or rediss:// URL`,
+      `${FILE}: storage.redis.url (from REDIS_URL): expected "" or a redis:// or rediss:// or redis+cluster:// or rediss+cluster:// URL`,
     ]);
   });
 });

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import fc from 'fast-check';
 import {
@@ -32,9 +31,21 @@ function plainCount(encoding: EncodingName, text: string): number {
   return encoder.countTokens(text, { disallowedSpecial: new Set() });
 }
 
+// Just over the run cap, yet short enough to count without caps for comparison.
+const LONG = MAX_EXACT_RUN_CHARS + 1000;
+
 const countText = (encoding: EncodingName, text: string): number => tokenCounterFor(encoding).countText(text);
 
-const base64 = (chars: number): string => randomBytes(chars).toString('base64').slice(0, chars);
+// Deterministic high-entropy text: base64 of a linear congruential byte stream.
+function base64(chars: number): string {
+  const bytes = Buffer.alloc(Math.ceil((chars * 3) / 4));
+  let state = chars;
+  for (let i = 0; i < bytes.length; i++) {
+    state = (state * 1103515245 + 12345) >>> 0;
+    bytes[i] = state >>> 24;
+  }
+  return bytes.toString('base64').slice(0, chars);
+}
 const cjk = (chars: number): string => '的一是不了人我在有他这中大来上国个到说们为子和你地出道也时年得就那要下以生会自着去之过家学对可她里'.repeat(Math.ceil(chars / 48)).slice(0, chars);
 
 beforeAll(() => {
@@ -150,18 +161,18 @@ describe('countText bounds long pieces and runs from above', () => {
     ['punctuation then newlines', () => `!${'\n'.repeat(3000)}x`],
     ['newline-slash chain', () => `x!${'\n/'.repeat(600)} y`],
     ['base64 over the run cap', () => base64(MAX_EXACT_RUN_CHARS + 3000)],
-    ['long run between words', () => `Here is the blob: ${base64(10_000)} and the text goes on.`],
-    ['long run, newline, letters', () => `see:\n${base64(10_000)}\nnext line\n\tindented`],
-    ['long run, newline, space, word', () => `${base64(10_000)}\n hello\n\n world`],
-    ['long run, newline, punctuation', () => `(${base64(10_000)})\n(more) [x]\n (y)`],
-    ['long run, newline, digits', () => `${'x'.repeat(9000)}\n 123\n456`],
-    ['long run, newline, ideographic space, digits', () => `${base64(9000)}\n\u3000123 x`],
-    ['long run, newline, tab, combining mark', () => `${base64(9000)}\n\t\u0483 x`], // o200k letter pieces take marks, and a tab before them
-    ['long run, newline, space, punctuation', () => `${base64(9000)}\n ("quoted") x`], // ' ("' is one token
-    ['long run, tab, letters', () => `${base64(9000)}\n\tabc ${base64(9000)}\n 9 z`],
-    ['long run, space-led start', () => ` ${'Z'.repeat(9000)}\n ok`],
-    ['two long runs', () => `${base64(9000)}\n${base64(9000)}\r\n end`],
-    ['long run of marks', () => `a${'\u0301'.repeat(9000)}\nb`],
+    ['long run between words', () => `Here is the blob: ${base64(LONG)} and the text goes on.`],
+    ['long run, newline, letters', () => `see:\n${base64(LONG)}\nnext line\n\tindented`],
+    ['long run, newline, space, word', () => `${base64(LONG)}\n hello\n\n world`],
+    ['long run, newline, punctuation', () => `(${base64(LONG)})\n(more) [x]\n (y)`],
+    ['long run, newline, digits', () => `${'x'.repeat(LONG)}\n 123\n456`],
+    ['long run, newline, ideographic space, digits', () => `${base64(LONG)}\n\u3000123 x`],
+    ['long run, newline, tab, combining mark', () => `${base64(LONG)}\n\t\u0483 x`], // o200k letter pieces take marks, and a tab before them
+    ['long run, newline, space, punctuation', () => `${base64(LONG)}\n ("quoted") x`], // ' ("' is one token
+    ['long run, tab, letters', () => `${base64(LONG)}\n\tabc ${base64(LONG)}\n 9 z`],
+    ['long run, space-led start', () => ` ${'Z'.repeat(LONG)}\n ok`],
+    ['two long runs', () => `${base64(LONG)}\n${base64(LONG)}\r\n end`],
+    ['long run of marks', () => `a${'\u0301'.repeat(LONG)}\nb`],
   ];
   test.each(ENCODINGS.flatMap((encoding) => longInputs.map(([name, make]) => [encoding, name, make] as const)))(
     '%s: %s',
@@ -176,7 +187,7 @@ describe('countText bounds long pieces and runs from above', () => {
   // o200k's punctuation piece takes "[\r\n/]*" after it, so newlines and then "/" after a long
   // run may belong to the run's last piece: the run after them joins the bytes-counted region.
   test.each(ENCODINGS)('%s: newlines then "/" after a long run', (encoding) => {
-    const input = `${'!'.repeat(9000)}\n\n/usr/bin\n//x/ y`;
+    const input = `${'!'.repeat(LONG)}\n\n/usr/bin\n//x/ y`;
     const counted = countText(encoding, input);
     expect(counted).toBeGreaterThanOrEqual(cappedCount(encoding, input));
     expect(counted).toBeGreaterThanOrEqual(plainCount(encoding, input));
