@@ -10,6 +10,9 @@ npm run build --silent
 report=$(mktemp -t contextd-vitest-XXXXXX.json)
 trap 'rm -f "$report"' EXIT
 status=0
+# Redis and a MongoDB (or FerretDB) for the store suites. With CI set a service it
+# cannot install fails the run; the suites still run, and those needing it fail too.
+bash scripts/install-services.sh || status=1
 npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?
 
 node -e '

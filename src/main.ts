@@ -9,8 +9,17 @@ import { shutdown } from './lifecycle/shutdown.js';
 import { createLogger, redactUrl } from './ops/logger.js';
 import { Metrics } from './ops/metrics.js';
 import { compileRoutes } from './routing/match-route.js';
+import { setTimeout as delay } from 'node:timers/promises';
+import { Redis, type Cluster } from 'ioredis';
+import { MongoClient } from 'mongodb';
+import type { Logger } from 'pino';
+import { OutboxFlusher } from './background/outbox-flusher.js';
 import type { ConversationStore } from './store/conversation-store.js';
 import { MemoryStore } from './store/memory-store.js';
+import { MongoStore } from './store/mongo-store.js';
+import { RedisStore } from './store/redis-store.js';
+import { StoreHealth, callTier, type TierName } from './store/store-health.js';
+import { TieredStore } from './store/tiered-store.js';
 import { encodingForModel } from './tokens/encoding-for-model.js';
 import { tokenCounterFor } from './tokens/count-tokens.js';
 import { UpstreamClient } from './upstream/upstream-client.js';
@@ -51,7 +60,10 @@ export async function main(argv: readonly string[], env: Env): Promise<number | 
 
   const logger = createLogger(env.LOG_LEVEL);
   const metrics = new Metrics();
-  const store = openStore(config, logger);
+  const stores = await openStores(config, logger, metrics);
+  const store = stores.store;
+  const prober = setInterval(() => void stores.probe(), 2_000);
+  prober.unref();
   // Encoders are built now, not on the first request.
   for (const route of config.routes) if (route.budget.encoding !== 'auto') tokenCounterFor(route.budget.encoding);
   tokenCounterFor(encodingForModel('gpt-4o', 'auto'));
@@ -59,7 +71,9 @@ export async function main(argv: readonly string[], env: Env): Promise<number | 
   const persist = new PersistQueue({
     store,
     maxPendingTurns: 10_000,
-    maxAttempts: 5,
+    // Both stores down: turns wait in this bounded queue, retried with back-off,
+    // for up to about an hour; a full queue drops new turns and counts them.
+    maxAttempts: 720,
     retryDelayMs: (attempt) => Math.min(100 * 2 ** attempt, 5_000),
     onDropped: (key, reason, error) => {
       metrics.turnsDropped.inc({ reason });
@@ -87,6 +101,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number | 
     now: Date.now,
     isDraining: () => isDraining,
     adminToken: config.admin.token,
+    readiness: () => stores.health?.report() ?? { status: 'up', tiers: { embedded: { state: 'up' } } },
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -107,10 +122,17 @@ export async function main(argv: readonly string[], env: Env): Promise<number | 
         logger,
         timeoutMs: config.server.shutdownTimeoutMs,
         startDraining: () => (isDraining = true),
-        drainWrites: () => persist.drain(),
+        drainWrites: async () => {
+          // Stores may be down: flush what can be flushed within the shutdown timeout, then say what is left.
+          const drained = await Promise.race([persist.drain().then(() => true), delay(config.server.shutdownTimeoutMs).then(() => false)]);
+          if (!drained) logger.error({ pendingTurns: persist.pendingTurns }, 'turns still unstored at shutdown');
+          await stores.flusher?.stop(Math.min(config.server.shutdownTimeoutMs, 10_000));
+        },
         closeResources: async () => {
+          clearInterval(prober);
           websockets.close();
           await Promise.all([store.close(), upstream.close()]);
+          await stores.closeClients();
         },
       },
       signal,
@@ -127,16 +149,180 @@ export async function main(argv: readonly string[], env: Env): Promise<number | 
   return undefined;
 }
 
-function openStore(config: Config, logger: ReturnType<typeof createLogger>): ConversationStore {
-  const { memory, redis, mongodb } = config.storage;
-  if (redis !== undefined || mongodb !== undefined) {
-    throw new ConfigError([
-      `${config.source}: storage: Redis and MongoDB storage are not available in this version of contextd; unset REDIS_URL / MONGODB_URL (and storage.redis.url / storage.mongodb.url) to run on the embedded store.`,
-    ]);
+interface OpenedStores {
+  store: ConversationStore;
+  health: StoreHealth | undefined;
+  flusher: OutboxFlusher | undefined;
+  /** Connections and timers owned here, closed last. */
+  closeClients: () => Promise<void>;
+  /** Called periodically: keeps tier states fresh for /readyz even without traffic. */
+  probe: () => Promise<void>;
+  describe: string;
+}
+
+function redisClient(options: NonNullable<Config['storage']['redis']>, onError: (error: Error) => void): Redis | Cluster {
+  // Fail fast while disconnected (no offline queue): the tiered store falls back
+  // to MongoDB at once instead of waiting; ioredis reconnects in the background.
+  const common = { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: Math.max(options.timeoutMs, 1_000) };
+  if (options.isCluster) {
+    // redis+cluster://[user[:password]@]host:port,host:port — several seeds, so not a WHATWG URL.
+    const parsed = /^(rediss?)(?:\+cluster)?:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/?]+)/.exec(options.url);
+    const seeds = (parsed?.[4] ?? '').split(',').map((hostPort) => {
+      const [host, port] = hostPort.split(':');
+      return { host: host!, port: Number(port ?? 6379) };
+    });
+    const cluster = new Redis.Cluster(seeds, {
+      enableOfflineQueue: false,
+      clusterRetryStrategy: (times) => Math.min(100 * times, 2_000),
+      redisOptions: {
+        maxRetriesPerRequest: common.maxRetriesPerRequest,
+        connectTimeout: common.connectTimeout,
+        username: parsed?.[2] ? decodeURIComponent(parsed[2]) : undefined,
+        password: parsed?.[3] ? decodeURIComponent(parsed[3]) : undefined,
+        tls: parsed?.[1] === 'rediss' ? {} : undefined,
+      },
+    });
+    cluster.on('error', onError);
+    return cluster;
   }
-  logger.info(
-    { store: 'embedded', ttlMs: memory.ttlMs, maxConversations: memory.maxConversations, maxBytes: memory.maxBytes },
-    'no REDIS_URL or MONGODB_URL configured: using the embedded in-process store (history is lost on restart)',
-  );
-  return new MemoryStore(memory);
+  const client = new Redis(options.url, { ...common, retryStrategy: (times) => Math.min(100 * times, 2_000) });
+  client.on('error', onError);
+  return client;
+}
+
+async function openStores(config: Config, logger: Logger, metrics: Metrics): Promise<OpenedStores> {
+  const { memory, redis: redisConfig, mongodb: mongoConfig } = config.storage;
+  if (redisConfig === undefined && mongoConfig === undefined) {
+    logger.info(
+      { store: 'embedded', ttlMs: memory.ttlMs, maxConversations: memory.maxConversations, maxBytes: memory.maxBytes },
+      'no REDIS_URL or MONGODB_URL configured: using the embedded in-process store (history is lost on restart)',
+    );
+    return { store: new MemoryStore(memory), health: undefined, flusher: undefined, closeClients: async () => undefined, probe: async () => undefined, describe: 'embedded' };
+  }
+
+  const tiers: TierName[] = [...(redisConfig ? (['redis'] as const) : []), ...(mongoConfig ? (['mongodb'] as const) : [])];
+  // Set once the tiered store exists: Redis coming back drops copies that went stale while it was down.
+  const hooks: { onRedisUp?: () => void } = {};
+  const health = new StoreHealth({
+    tiers,
+    probeIntervalMs: 1_000,
+    onChange: (tier, state, error) => {
+      metrics.storeUp.set({ tier }, state === 'up' ? 1 : 0);
+      if (state === 'up') logger.info({ tier }, 'store tier is up');
+      else logger.warn({ tier, error }, 'store tier is down');
+      if (tier === 'redis' && state === 'up') {
+        hooks.onRedisUp?.();
+      }
+    },
+  });
+  for (const tier of tiers) metrics.storeUp.set({ tier }, 1);
+
+  let redisConnection: Redis | Cluster | undefined;
+  let redisStore: RedisStore | undefined;
+  if (redisConfig !== undefined) {
+    redisConnection = redisClient(redisConfig, (error) => logger.debug({ err: error }, 'redis connection error'));
+    redisStore = new RedisStore({
+      client: redisConnection,
+      ttlMs: redisConfig.ttlMs,
+      maxCachedMessages: redisConfig.maxCachedMessages,
+      mode: mongoConfig === undefined ? 'standalone' : 'cache',
+      onDirtyMarkFailed: (key, error) => logger.warn({ err: error, conversation: key.conversation }, 'could not mark a conversation for flushing; the sweep will find it'),
+    });
+  }
+
+  if (redisConnection !== undefined) {
+    // Give Redis a moment to connect before the first request (without the
+    // offline queue, calls before that fail); start degraded if it does not.
+    const connection = redisConnection;
+    const isReady = await Promise.race([
+      new Promise<boolean>((resolve) => connection.once('ready', () => resolve(true))),
+      delay(Math.max(redisConfig!.timeoutMs * 4, 2_000)).then(() => false),
+    ]);
+    if (!isReady) logger.warn('Redis did not answer at start; serving without it until it does');
+  }
+
+  let mongoClient: MongoClient | undefined;
+  let mongoStore: MongoStore | undefined;
+  if (mongoConfig !== undefined) {
+    mongoClient = new MongoClient(mongoConfig.url, {
+      serverSelectionTimeoutMS: mongoConfig.timeoutMs,
+      connectTimeoutMS: mongoConfig.timeoutMs,
+      maxPoolSize: 50,
+      monitorCommands: true,
+    });
+    // Command monitoring feeds the metrics that show what a cold read costs (queries, documents read).
+    mongoClient.on('commandSucceeded', (event) => {
+      const reply = event.reply as { cursor?: { firstBatch?: unknown[]; nextBatch?: unknown[] } } | undefined;
+      const batch = reply?.cursor?.firstBatch ?? reply?.cursor?.nextBatch;
+      metrics.mongoCommands.inc({ command: event.commandName });
+      if (batch !== undefined) metrics.mongoDocumentsRead.inc(batch.length);
+    });
+    mongoStore = new MongoStore({ db: mongoClient.db(mongoConfig.database) });
+    const store = mongoStore;
+    // Indexes are created at start; if MongoDB is down now, on its first answer.
+    const ensureIndexes = (): Promise<void> =>
+      callTier(health, 'mongodb', 'ensureIndexes', Math.max(mongoConfig.timeoutMs, 10_000), () => store.ensureIndexes());
+    await ensureIndexes().catch((error: unknown) => {
+      logger.warn({ err: error }, 'MongoDB did not answer at start; indexes will be created when it does');
+      let retry: NodeJS.Timeout;
+      const again = (): void => {
+        retry = setTimeout(() => void ensureIndexes().catch(again), 2_000);
+        retry.unref();
+      };
+      again();
+    });
+  }
+
+  const tiered = new TieredStore({
+    redis: redisStore,
+    mongo: mongoStore,
+    health,
+    redisTimeoutMs: redisConfig?.timeoutMs ?? 0,
+    mongoTimeoutMs: mongoConfig?.timeoutMs ?? 0,
+    maxCachedMessages: redisConfig?.maxCachedMessages ?? 0,
+    onFlushNeeded: () => flusher?.notify(),
+    onBackgroundError: (operation, error) => logger.warn({ err: error, operation }, 'background store work failed'),
+  });
+
+  let flusher: OutboxFlusher | undefined;
+  if (redisStore !== undefined && mongoStore !== undefined) {
+    flusher = new OutboxFlusher({
+      redis: redisStore,
+      mongo: mongoStore,
+      health,
+      redisTimeoutMs: redisConfig!.timeoutMs,
+      mongoTimeoutMs: mongoConfig!.timeoutMs,
+      idleDelayMs: 250,
+      leaseMs: 15_000,
+      batchSize: 32,
+      sweepIntervalMs: 60_000,
+      onFlushed: (key, seqs, result) => {
+        metrics.messagesFlushed.inc(result.inserted);
+        logger.debug({ conversation: key.conversation, seqs, ...result }, 'flushed to MongoDB');
+      },
+      onConflict: (key, messages) => {
+        metrics.seqConflicts.inc(messages.length);
+        logger.error({ tenant: key.tenant, conversation: key.conversation, seqs: messages.map((m) => m.seq) }, 'seq conflict between Redis and MongoDB; kept both');
+      },
+      onError: (operation, error) => logger.warn({ err: error, operation }, 'flushing turns to MongoDB failed; will retry'),
+    });
+    flusher.start();
+  }
+
+  const describe = [redisConfig ? `redis${redisConfig.isCluster ? ' cluster' : ''} ${redactUrl(redisConfig.url)}` : undefined, mongoConfig ? `mongodb ${redactUrl(mongoConfig.url)}` : undefined]
+    .filter(Boolean)
+    .join(' + ');
+  logger.info({ store: describe, tiers }, 'conversation store');
+  hooks.onRedisUp = () => void tiered.dropStaleCopies().catch((e: unknown) => logger.warn({ err: e }, 'dropping stale redis copies failed'));
+  const store = tiered;
+  return {
+    store,
+    health,
+    flusher,
+    probe: () => store.ping().catch(() => undefined),
+    closeClients: async () => {
+      await Promise.allSettled([redisConnection?.quit(), mongoClient?.close()]);
+    },
+    describe,
+  };
 }

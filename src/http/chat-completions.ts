@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
@@ -123,8 +124,10 @@ export async function handleChatWithMemory(
     return;
   }
   const replyMessage: NewMessage = { message: reply.message, tokens: replyTokens(counter, reply.message, reply.completionTokens), digest: digestMessage(reply.message) };
-  const turnKey = headerValue(req, 'idempotency-key');
-  const queued = deps.persist.offer(key, [...turn, replyMessage], turnKey === undefined ? {} : { turnKey }, deps.now());
+  // Every turn carries a key: the client's Idempotency-Key, else one of ours, so
+  // a write retried after a timeout (that in fact succeeded) is stored once.
+  const turnKey = headerValue(req, 'idempotency-key') ?? `auto:${randomUUID()}`;
+  const queued = deps.persist.offer(key, [...turn, replyMessage], { turnKey }, deps.now());
   log.stored = queued ? 'queued' : 'dropped';
   deps.metrics.turnsStored.inc({ outcome: queued ? 'queued' : 'dropped' });
 }

@@ -17,6 +17,8 @@ export interface ServerDeps extends ChatCompletionsDeps {
   websockets: WebSocketPassThrough;
   isDraining: () => boolean;
   adminToken: string | undefined;
+  /** Store tiers' states for /readyz. */
+  readiness: () => { status: 'up' | 'degraded' | 'down'; tiers: Record<string, unknown> };
 }
 
 /** The HTTP front door: routes each request to memory, pass-through or ops, and logs one line per request. */
@@ -51,6 +53,11 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Se
     if (path === '/healthz' && req.method === 'GET') {
       log.kind = 'ops';
       sendJson(res, 200, { status: 'ok' });
+    } else if (path === '/readyz' && req.method === 'GET') {
+      log.kind = 'ops';
+      const report = deps.readiness();
+      // Degraded still serves (from the tier that is up); down serves only per the routes' on_store_down.
+      sendJson(res, deps.isDraining() || report.status === 'down' ? 503 : 200, deps.isDraining() ? { ...report, status: 'draining' } : report);
     } else if (path === '/metrics' && req.method === 'GET') {
       log.kind = 'ops';
       const text = await deps.metrics.registry.metrics();

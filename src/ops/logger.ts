@@ -25,6 +25,7 @@ export function redactUrl(url: string): string {
     }
     return parsed.toString();
   } catch {
-    return '[unparseable url]';
+    // e.g. redis+cluster://a:1,b:2 (several hosts): hide whatever sits before an '@'.
+    return url.replace(/\/\/[^@/]*@/, '//***@');
   }
 }

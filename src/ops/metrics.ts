@@ -80,6 +80,38 @@ export class Metrics {
     collect: (): void => this.pendingWrites.set(this.#pendingWrites()),
   });
 
+  readonly storeUp = new Gauge({
+    name: 'contextd_store_up',
+    help: 'Whether each configured store tier is up (1) or down (0).',
+    labelNames: ['tier'] as const,
+    registers: [this.registry],
+  });
+
+  readonly messagesFlushed = new Counter({
+    name: 'contextd_messages_flushed_total',
+    help: 'Messages the flusher moved from Redis to MongoDB.',
+    registers: [this.registry],
+  });
+
+  readonly mongoCommands = new Counter({
+    name: 'contextd_mongodb_commands_total',
+    help: 'MongoDB commands that succeeded, by command name (find, getMore, insert, update, …).',
+    labelNames: ['command'] as const,
+    registers: [this.registry],
+  });
+
+  readonly mongoDocumentsRead = new Counter({
+    name: 'contextd_mongodb_documents_read_total',
+    help: 'Documents MongoDB returned to contextd through cursors (find, aggregate, getMore).',
+    registers: [this.registry],
+  });
+
+  readonly seqConflicts = new Counter({
+    name: 'contextd_seq_conflicts_total',
+    help: 'Messages whose seq was taken in MongoDB by another message (kept under a new seq).',
+    registers: [this.registry],
+  });
+
   readonly storeErrors = new Counter({
     name: 'contextd_store_errors_total',
     help: 'Failed store calls, by operation.',

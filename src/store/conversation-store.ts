@@ -34,3 +34,22 @@ export interface ConversationStore {
   ping(): Promise<void>;
   close(): Promise<void>;
 }
+
+/** The hot tier as the flusher sees it: turns waiting to reach the durable tier. */
+export interface FlushSource {
+  /** Claims up to `limit` conversations whose flush is due, leasing them for `leaseMs`. */
+  claimDirty(limit: number, leaseMs: number, nowMs: number): Promise<ConversationKey[]>;
+  /** Messages above flushedSeq, oldest first, with cumTokens. */
+  unflushed(key: ConversationKey): Promise<{ flushedSeq: number; messages: StoredMessage[] }>;
+  /** Records that the durable tier holds everything up to `seq` (0: hand the claim back unchanged). */
+  markFlushed(key: ConversationKey, seq: number): Promise<void>;
+  /** Finds conversations with unflushed messages that are missing from the due list. */
+  sweepDirty(): Promise<number>;
+}
+
+/** The durable tier as the flusher sees it. */
+export interface FlushTarget {
+  /** Stores messages that already carry seq and cumTokens, idempotently by seq; another message under a seq is a conflict. */
+  upsertAllocated(key: ConversationKey, messages: readonly StoredMessage[]): Promise<{ inserted: number; alreadyStored: number; conflicts: StoredMessage[] }>;
+  append: ConversationStore['append'];
+}

@@ -1,0 +1,193 @@
+// The benchmark's child processes: the fake upstream, the floor proxy, and
+// contextd as its CLI. Each runs apart from the load generator so that none
+// of them is timed on another's event loop.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { closeSync, openSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { setTimeout as delay } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import { stringify as stringifyYaml } from 'yaml';
+import type { ListeningLine, UpstreamStatsMessage } from './protocol.js';
+
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const CLI_PATH = join(REPO_ROOT, 'dist', 'src', 'cli.js');
+const START_TIMEOUT_MS = 20_000;
+const STOP_TIMEOUT_MS = 10_000;
+// The developer's shell must not reconfigure the contextd under test.
+const DROPPED_ENV = /^(CONTEXTD_.*|REDIS_URL|MONGODB_URL|LOG_LEVEL|NODE_OPTIONS)$/;
+
+export interface Child {
+  url: string;
+  process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export interface UpstreamChild extends Child {
+  /** OpenAI-style base URL (`<url>/v1`), for contextd's config. */
+  baseUrl: string;
+  stats(): Promise<UpstreamStatsMessage>;
+}
+
+export interface ContextdChild extends Child {
+  logPath: string;
+}
+
+/**
+ * CPU time a process has used so far, all its threads (GC helpers included), from
+ * /proc/<pid>/task/<tid>/schedstat (nanoseconds); undefined where there is no
+ * /proc. Unlike wall time, this barely moves when other work shares the machine,
+ * so it compares paths even on a busy host.
+ */
+export function cpuTimeMs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    let ns = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      } catch {
+        // The thread ended between the listing and the read: its time is gone with it.
+      }
+    }
+    return Number.isFinite(ns) ? ns / 1e6 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) if (!DROPPED_ENV.test(name)) env[name] = value;
+  return { ...env, ...extra };
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const timer = new AbortController();
+  const result = await Promise.race([exited, delay(STOP_TIMEOUT_MS, 'timeout' as const, { signal: timer.signal })]);
+  timer.abort();
+  if (result === 'timeout') {
+    child.kill('SIGKILL');
+    await exited;
+  }
+}
+
+/** Runs a compiled bench script with an IPC channel and waits for its {"url"} line. */
+async function startScript(script: string, args: readonly string[]): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, [fileURLToPath(new URL(script, import.meta.url)), ...args], {
+    cwd: REPO_ROOT,
+    env: childEnv({}),
+    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+  });
+  const lines = createInterface({ input: child.stdout!, crlfDelay: Infinity });
+  const timer = new AbortController();
+  const first = await Promise.race([
+    once(lines, 'line').then(([line]) => line as string),
+    once(child, 'exit').then(([code]) => `exit ${String(code)}`),
+    delay(START_TIMEOUT_MS, 'timeout', { signal: timer.signal }),
+  ]);
+  timer.abort();
+  lines.close();
+  child.stdout!.resume();
+  if (!first.startsWith('{')) {
+    child.kill('SIGKILL');
+    throw new Error(`${script} did not start: ${first}`);
+  }
+  return { url: (JSON.parse(first) as ListeningLine).url, child };
+}
+
+export async function startUpstream(): Promise<UpstreamChild> {
+  const { url, child } = await startScript('./upstream-server.js', []);
+  return {
+    url: new URL(url).origin,
+    baseUrl: url,
+    process: child,
+    stop: () => stopChild(child),
+    stats: async () => {
+      const answer = once(child, 'message');
+      child.send({ type: 'stats' });
+      const [message] = (await answer) as [UpstreamStatsMessage];
+      return message;
+    },
+  };
+}
+
+export async function startFloorProxy(upstreamOrigin: string): Promise<Child> {
+  const { url, child } = await startScript('./floor-proxy.js', [upstreamOrigin]);
+  return { url, process: child, stop: () => stopChild(child) };
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+export interface ContextdOptions {
+  upstreamUrl: string;
+  logLevel: 'info' | 'warn' | 'error';
+  /** Extra node flags for the contextd process, e.g. --cpu-prof. */
+  nodeArgs?: readonly string[];
+  /** Where stdout and stderr go; a file, as a container runtime would collect them. */
+  logPath: string;
+}
+
+/**
+ * The real CLI on a free port. Below info level contextd does not log "listening",
+ * so the port is chosen here and readiness is /healthz answering.
+ */
+export async function startContextd(options: ContextdOptions): Promise<ContextdChild> {
+  const dir = await mkdtemp(join(tmpdir(), 'contextd-bench-'));
+  const configPath = join(dir, 'contextd.yaml');
+  const config = {
+    server: { host: '127.0.0.1' },
+    upstream: { base_url: options.upstreamUrl, timeout: '60s', connect_timeout: '5s' },
+  };
+  await writeFile(configPath, stringifyYaml(config));
+  const port = await freePort();
+  const log = openSync(options.logPath, 'w');
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI_PATH, '--config', configPath, '--port', String(port)], {
+    cwd: REPO_ROOT,
+    env: childEnv({ LOG_LEVEL: options.logLevel }),
+    stdio: ['ignore', log, log],
+  });
+  closeSync(log);
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async (): Promise<void> => {
+    await stopChild(child);
+    await rm(dir, { recursive: true, force: true });
+  };
+  const deadlineMs = Date.now() + START_TIMEOUT_MS;
+  for (;;) {
+    if (child.exitCode !== null) {
+      await stop();
+      throw new Error(`contextd exited with ${child.exitCode} before it was ready:\n${readFileSync(options.logPath, 'utf8')}`);
+    }
+    const healthy = await request(`${url}/healthz`).then(
+      async (res) => {
+        await res.body.dump();
+        return res.statusCode === 200;
+      },
+      () => false,
+    );
+    if (healthy) break;
+    if (Date.now() > deadlineMs) {
+      await stop();
+      throw new Error(`contextd did not answer /healthz within ${START_TIMEOUT_MS} ms:\n${readFileSync(options.logPath, 'utf8')}`);
+    }
+    await delay(50);
+  }
+  return { url, process: child, logPath: options.logPath, stop };
+}

@@ -1,0 +1,18 @@
+// What the benchmark's processes agree on: headers the load generator sends
+// through the proxies to the upstream, and the upstream's IPC answer.
+
+/** A set-up request's scripted reply (base64url UTF-8); the proxies forward it like any other header. */
+export const REPLY_HEADER = 'x-bench-reply';
+
+/** The upstream's counters, sent over IPC when the parent asks with `{ type: 'stats' }`. */
+export interface UpstreamStatsMessage {
+  type: 'stats';
+  chatRequests: number;
+  /** Request body bytes received, summed: shows that every path sends the upstream the same prompt size. */
+  bodyBytes: number;
+}
+
+/** The first stdout line of each child (upstream, floor proxy): where it listens. */
+export interface ListeningLine {
+  url: string;
+}

@@ -1,0 +1,135 @@
+// What the benchmark sends. Every path asks the upstream for the same thing: a
+// system message, about a budget's worth of history, and a new user message.
+// Direct and floor clients send that history themselves (an app without
+// contextd); contextd clients send only the system message and the new message,
+// and contextd fills the window from what it stored.
+
+import { Buffer } from 'node:buffer';
+import type { ChatMessage } from '../src/domain.js';
+import { tokenCounterFor, type TokenCounter } from '../src/tokens/count-tokens.js';
+import { prose } from './prose.js';
+import { REPLY_HEADER } from './protocol.js';
+
+export const MODEL = 'gpt-4o-mini';
+export const API_KEY = 'sk-bench-0123456789abcdefghijklmnopqrstuvwxyz';
+export const CHAT_PATH = '/v1/chat/completions';
+/** contextd's default route budget (max_context_tokens), which this benchmark runs with. */
+export const BUDGET_TOKENS = 3000;
+
+export const SYSTEM_PROMPT =
+  'You are the operations assistant of a mid-sized software company. Answer in plain English, ' +
+  'keep answers short unless asked for detail, and say so when you are not sure about a number or a date.';
+
+export interface Turn {
+  user: string;
+  assistant: string;
+}
+
+export interface RequestSpec {
+  path: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export interface WorkloadOptions {
+  /** History the direct and floor clients send, and each stored conversation's last `bigTurns` turns hold (≈ the budget minus instructions and the new message). */
+  historyTokens: number;
+  /** Turns in that history (each a user and an assistant message of equal size). */
+  bigTurns: number;
+}
+
+const SMALL_MESSAGE_TOKENS = 30;
+const NEW_MESSAGE_TOKENS = 40;
+const HALF_SENTENCE_CHARS = 40;
+
+/**
+ * Builds the texts: calibrated once against contextd's own counter (o200k_base, what
+ * gpt-4o-mini uses) so that message sizes are in tokens, not characters.
+ */
+export class Workload {
+  readonly counter: TokenCounter = tokenCounterFor('o200k_base');
+  readonly system: ChatMessage = { role: 'system', content: SYSTEM_PROMPT };
+  readonly messageTokens: number;
+  /** The history the direct and floor clients send. */
+  readonly directHistory: readonly Turn[];
+  /** Exact prompt tokens of a direct request, as contextd would count it. */
+  readonly directPromptTokens: number;
+  /** Of which the history. */
+  readonly directHistoryTokens: number;
+  readonly #charsPerToken: number;
+  readonly #directPrefix: Record<'json' | 'stream', string>;
+  #sequence = 0;
+
+  constructor(readonly options: WorkloadOptions) {
+    const sample = prose(1, 20_000);
+    this.#charsPerToken = sample.length / this.counter.countText(sample);
+    this.messageTokens = Math.round(options.historyTokens / (2 * options.bigTurns));
+    this.directHistory = this.bigTurns(0);
+    const historyMessages = this.directHistory.flatMap((turn): ChatMessage[] => [
+      { role: 'user', content: turn.user },
+      { role: 'assistant', content: turn.assistant },
+    ]);
+    this.directHistoryTokens = historyMessages.reduce((sum, message) => sum + this.counter.countMessage(message), 0);
+    const sampleNew: ChatMessage = { role: 'user', content: this.newUserText(0) };
+    this.directPromptTokens =
+      [this.system, ...historyMessages, sampleNew].reduce((sum, message) => sum + this.counter.countMessage(message), 0) + this.counter.replyPrimingTokens;
+    // Everything before the new message is the same on every direct request: serialised once, as an app's own cache of its history would be.
+    const prefix = (stream: boolean): string => {
+      const head = JSON.stringify({ model: MODEL, ...(stream ? { stream: true } : {}), messages: [this.system, ...historyMessages] });
+      return head.slice(0, -2); // drop the closing "]}" so the new message can follow
+    };
+    this.#directPrefix = { json: prefix(false), stream: prefix(true) };
+  }
+
+  /** Text of about `tokens` tokens; deterministic in `seed`. */
+  text(seed: number, tokens: number): string {
+    // prose() ends on a whole sentence past its minimum: aim half a sentence short so the mean is on target.
+    return prose(seed, Math.max(1, Math.round(tokens * this.#charsPerToken) - HALF_SENTENCE_CHARS));
+  }
+
+  /** The last turns of every stored conversation, and the direct clients' history: budget-sized. */
+  bigTurns(seed: number): Turn[] {
+    return Array.from({ length: this.options.bigTurns }, (_, i) => ({
+      user: this.text(seed * 1_000 + 2 * i + 101, this.messageTokens),
+      assistant: this.text(seed * 1_000 + 2 * i + 102, this.messageTokens),
+    }));
+  }
+
+  /** The older turns of a long conversation: short questions and answers. */
+  smallTurn(seed: number): Turn {
+    return { user: this.text(seed * 2 + 7_000_001, SMALL_MESSAGE_TOKENS), assistant: this.text(seed * 2 + 7_000_002, SMALL_MESSAGE_TOKENS) };
+  }
+
+  /** A new user message, different on every request so that nothing can be served from a cache or taken for a retry. */
+  newUserText(sequence: number): string {
+    return `${this.text(sequence % 997, NEW_MESSAGE_TOKENS)} (request ${sequence})`;
+  }
+
+  /** A request as an app without contextd sends it: its whole history, then the new message. */
+  direct(stream: boolean): RequestSpec {
+    const message = JSON.stringify({ role: 'user', content: this.newUserText(++this.#sequence) });
+    return {
+      path: CHAT_PATH,
+      headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+      body: `${this.#directPrefix[stream ? 'stream' : 'json']},${message}]}`,
+    };
+  }
+
+  /** A request to contextd: the system message and the new message only. */
+  withMemory(conversation: string, stream: boolean): RequestSpec {
+    const messages = [this.system, { role: 'user', content: this.newUserText(++this.#sequence) }];
+    return {
+      path: CHAT_PATH,
+      headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json', 'x-conversation-id': conversation },
+      body: JSON.stringify({ model: MODEL, ...(stream ? { stream: true } : {}), messages }),
+    };
+  }
+
+  /** A set-up turn: stored by contextd with `turn.assistant` as the upstream's reply. */
+  setupTurn(conversation: string, turn: Turn): RequestSpec {
+    const spec = this.withMemory(conversation, false);
+    spec.body = JSON.stringify({ model: MODEL, messages: [this.system, { role: 'user', content: turn.user }] });
+    spec.headers[REPLY_HEADER] = Buffer.from(turn.assistant, 'utf8').toString('base64url');
+    return spec;
+  }
+}

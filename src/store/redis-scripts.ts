@@ -1,0 +1,253 @@
+// The Lua that makes each RedisStore operation on one conversation atomic. The
+// layout they work on is described at the top of redis-store.ts. Every
+// conversation script takes KEYS = meta, msgs, turns (one hash tag, so one
+// Cluster slot); only claimDirty touches the global dirty set.
+//
+// A list entry is `<seq>:<tokens>:<cumTokens>:<json>`: the scripts read the
+// figures with one string.match and never decode the JSON (Redis's cjson would
+// round large numbers and reorder keys; the JSON is the client's, byte for byte).
+// Seqs are ascending along the list and, as written by RedisStore, contiguous:
+// the list only ever grows at the tail and is trimmed at the head.
+//
+// Cost: every script is O(1) in the length of the conversation apart from what
+// it returns or removes: load walks back from the tail only as far as the
+// window, a seq is found in the list in O(1) when the list is contiguous (O(log n)
+// LINDEX probes otherwise), and trims remove each entry once.
+
+/** How many recent turn keys a conversation remembers for deduplicating retried appends (as the embedded store). */
+export const RECENT_TURN_KEY_LIMIT = 64;
+
+// mode is 's' (standalone) or 'c' (cache). In cache mode a conversation with
+// messages not yet in MongoDB (lastSeq > flushedSeq) has no TTL, so that an
+// outage of MongoDB longer than the TTL loses no acknowledged turn (and a
+// volatile-* maxmemory policy cannot evict it); markFlushed gives the TTL back.
+const HELPERS = `
+local meta, msgs, turns = KEYS[1], KEYS[2], KEYS[3]
+
+local function seqOf(entry)
+  return tonumber(string.match(entry, '^(%d+):'))
+end
+
+local function fmt(n)
+  return string.format('%d', n)
+end
+
+-- How many entries at the head of the list have seq <= s.
+local function countThrough(s)
+  s = math.floor(s)
+  local len = redis.call('LLEN', msgs)
+  if len == 0 then return 0 end
+  local head = seqOf(redis.call('LINDEX', msgs, 0))
+  if head > s then return 0 end
+  local tail = seqOf(redis.call('LINDEX', msgs, -1))
+  if tail <= s then return len end
+  if tail - head + 1 == len then return s - head + 1 end
+  -- Not contiguous (never written so by RedisStore): binary search, entry 0 <= s < entry len-1.
+  local lo, hi = 1, len - 1
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if seqOf(redis.call('LINDEX', msgs, mid)) <= s then lo = mid + 1 else hi = mid end
+  end
+  return lo
+end
+
+local function dropThrough(s)
+  local n = countThrough(s)
+  if n > 0 then redis.call('LTRIM', msgs, n, -1) end
+end
+
+-- The max_cached_messages cap; in cache mode it never drops a message MongoDB does not have yet.
+local function applyCap(mode, cap, flushedSeq)
+  local excess = redis.call('LLEN', msgs) - cap
+  if excess <= 0 then return end
+  if mode == 'c' then excess = math.min(excess, countThrough(flushedSeq)) end
+  if excess > 0 then redis.call('LTRIM', msgs, excess, -1) end
+end
+
+local function touch(mode, ttlMs, lastSeq, flushedSeq)
+  local keep = mode == 'c' and lastSeq > flushedSeq
+  for i = 1, 3 do
+    if keep then redis.call('PERSIST', KEYS[i]) else redis.call('PEXPIRE', KEYS[i], ttlMs) end
+  end
+end
+`;
+
+/**
+ * ARGV: mode, ttlMs, cap, hasTurnKey ('0'|'1'), turnKey, then per message: tokens, json.
+ * Returns {'cold'} | {'duplicate', firstSeq, count} | {'ok', firstSeq, count}.
+ */
+const APPEND = `${HELPERS}
+local mode, ttlMs, cap = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local hasTurnKey, turnKey = ARGV[4] == '1', ARGV[5]
+if redis.call('EXISTS', meta) == 0 then
+  if mode == 'c' then return {'cold'} end
+  -- Leftovers of an expired conversation must not mix with the new one.
+  redis.call('DEL', msgs, turns)
+end
+local state = redis.call('HMGET', meta, 'lastSeq', 'lastCum', 'flushedSeq')
+local flushedSeq = tonumber(state[3] or '0')
+if hasTurnKey then
+  local earlier = redis.call('HGET', turns, turnKey)
+  if earlier then
+    local firstSeq, count = string.match(earlier, '^(%d+):(%d+)$')
+    touch(mode, ttlMs, tonumber(state[1] or '0'), flushedSeq)
+    return {'duplicate', tonumber(firstSeq), tonumber(count)}
+  end
+end
+local count = (#ARGV - 5) / 2
+local lastSeq = redis.call('HINCRBY', meta, 'lastSeq', count)
+local firstSeq = lastSeq - count + 1
+local cum = tonumber(state[2] or '0')
+for i = 0, count - 1 do
+  local tokens = ARGV[6 + 2 * i]
+  cum = cum + tonumber(tokens)
+  redis.call('RPUSH', msgs, fmt(firstSeq + i) .. ':' .. tokens .. ':' .. fmt(cum) .. ':' .. ARGV[7 + 2 * i])
+end
+redis.call('HSET', meta, 'lastCum', fmt(cum))
+if hasTurnKey then
+  redis.call('HSET', turns, turnKey, fmt(firstSeq) .. ':' .. fmt(count))
+  if redis.call('HLEN', turns) > ${RECENT_TURN_KEY_LIMIT} then
+    -- Bounded: at most ${RECENT_TURN_KEY_LIMIT + 1} fields to look at.
+    local all = redis.call('HGETALL', turns)
+    local oldestKey, oldestSeq = nil, nil
+    for i = 1, #all, 2 do
+      local seq = tonumber(string.match(all[i + 1], '^(%d+):'))
+      if oldestSeq == nil or seq < oldestSeq then oldestKey, oldestSeq = all[i], seq end
+    end
+    redis.call('HDEL', turns, oldestKey)
+  end
+end
+applyCap(mode, cap, flushedSeq)
+touch(mode, ttlMs, lastSeq, flushedSeq)
+return {'ok', firstSeq, count}
+`;
+
+/**
+ * ARGV: mode, ttlMs, maxMessages, maxTokens.
+ * Returns {0} when the conversation is not held, else {1, lastSeq, summaryJson|nil, entries newest first...}.
+ */
+const LOAD = `${HELPERS}
+local mode, ttlMs, maxMessages, maxTokens = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+if redis.call('EXISTS', meta) == 0 then return {0} end
+local state = redis.call('HMGET', meta, 'lastSeq', 'flushedSeq', 'summary', 'coversSeq')
+local lastSeq, flushedSeq = tonumber(state[1] or '0'), tonumber(state[2] or '0')
+local coversSeq = tonumber(state[4] or '0')
+local reply = {1, lastSeq, state[3] or false}
+local picked, usedTokens, offset, chunk = 0, 0, 0, 16
+local len = redis.call('LLEN', msgs)
+local done = false
+-- Newest first, in growing chunks from the tail: the work follows the window, not the list.
+while not done and offset < len and picked < maxMessages do
+  local size = math.min(chunk, len - offset, maxMessages - picked)
+  local part = redis.call('LRANGE', msgs, -(offset + size), -(offset + 1))
+  for i = #part, 1, -1 do
+    if picked >= maxMessages or usedTokens > maxTokens then done = true break end
+    local entry = part[i]
+    local seq, tokens = string.match(entry, '^(%d+):(%d+):')
+    if tonumber(seq) <= coversSeq then done = true break end
+    picked = picked + 1
+    usedTokens = usedTokens + tonumber(tokens)
+    reply[#reply + 1] = entry
+  end
+  offset = offset + size
+  chunk = math.min(chunk * 2, 512)
+end
+touch(mode, ttlMs, lastSeq, flushedSeq)
+return reply
+`;
+
+/** ARGV: mode, ttlMs, afterSeq, limit. Returns the entries, oldest first. */
+const LIST = `${HELPERS}
+local mode, ttlMs, afterSeq, limit = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+if redis.call('EXISTS', meta) == 0 or limit <= 0 then return {} end
+local state = redis.call('HMGET', meta, 'lastSeq', 'flushedSeq')
+touch(mode, ttlMs, tonumber(state[1] or '0'), tonumber(state[2] or '0'))
+local start = countThrough(afterSeq)
+return redis.call('LRANGE', msgs, start, start + limit - 1)
+`;
+
+/** ARGV: mode, ttlMs, coversSeq, summaryJson. Returns 1 when stored, 0 when ignored. */
+const REPLACE_SUMMARY = `${HELPERS}
+local mode, ttlMs, coversSeq = ARGV[1], ARGV[2], tonumber(ARGV[3])
+if redis.call('EXISTS', meta) == 0 then return 0 end
+local state = redis.call('HMGET', meta, 'lastSeq', 'flushedSeq', 'coversSeq')
+local lastSeq, flushedSeq = tonumber(state[1] or '0'), tonumber(state[2] or '0')
+if coversSeq <= tonumber(state[3] or '0') or coversSeq > lastSeq then return 0 end
+redis.call('HSET', meta, 'summary', ARGV[4], 'coversSeq', ARGV[3])
+-- Covered messages are never loaded again; in cache mode they stay until MongoDB has them.
+if mode == 'c' then dropThrough(math.min(coversSeq, flushedSeq)) else dropThrough(coversSeq) end
+touch(mode, ttlMs, lastSeq, flushedSeq)
+return 1
+`;
+
+/**
+ * ARGV: ttlMs, lastSeq, lastCum, summaryJson ('' for none), coversSeq, then entries oldest first.
+ * Returns 1 when the conversation was seeded, 0 when Redis already held it.
+ */
+const WARM = `${HELPERS}
+if redis.call('EXISTS', meta) == 1 then return 0 end
+redis.call('DEL', msgs, turns)
+redis.call('HSET', meta, 'lastSeq', ARGV[2], 'lastCum', ARGV[3], 'flushedSeq', ARGV[2])
+if ARGV[4] ~= '' then redis.call('HSET', meta, 'summary', ARGV[4], 'coversSeq', ARGV[5]) end
+for i = 6, #ARGV do redis.call('RPUSH', msgs, ARGV[i]) end
+touch('c', ARGV[1], 0, 0)
+return 1
+`;
+
+/** No ARGV. Returns {flushedSeq, entries with seq > flushedSeq newest first...}; {0} when not held. */
+const UNFLUSHED = `${HELPERS}
+if redis.call('EXISTS', meta) == 0 then return {0} end
+local flushedSeq = tonumber(redis.call('HGET', meta, 'flushedSeq') or '0')
+local reply = {flushedSeq}
+local len, offset, chunk, done = redis.call('LLEN', msgs), 0, 16, false
+while not done and offset < len do
+  local size = math.min(chunk, len - offset)
+  local part = redis.call('LRANGE', msgs, -(offset + size), -(offset + 1))
+  for i = #part, 1, -1 do
+    if seqOf(part[i]) <= flushedSeq then done = true break end
+    reply[#reply + 1] = part[i]
+  end
+  offset = offset + size
+  chunk = math.min(chunk * 2, 512)
+end
+return reply
+`;
+
+/**
+ * ARGV: ttlMs, cap, seq. Returns -1 when not held, 1 when every message is now
+ * flushed (the TTL is back), 0 when newer messages still wait.
+ */
+const MARK_FLUSHED = `${HELPERS}
+local ttlMs, cap, seq = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+if redis.call('EXISTS', meta) == 0 then return -1 end
+local state = redis.call('HMGET', meta, 'lastSeq', 'flushedSeq')
+local lastSeq, flushedSeq = tonumber(state[1] or '0'), tonumber(state[2] or '0')
+-- Never past lastSeq: a seq above it belongs to no message Redis has.
+local target = math.min(math.max(flushedSeq, math.floor(seq)), lastSeq)
+if target > flushedSeq then redis.call('HSET', meta, 'flushedSeq', fmt(target)) end
+applyCap('c', cap, target)
+if target < lastSeq then return 0 end
+if redis.call('PTTL', meta) < 0 then touch('c', ttlMs, lastSeq, target) end
+return 1
+`;
+
+/** KEYS: dirty. ARGV: limit, nowMs, leaseUntilMs. Returns the claimed members. */
+const CLAIM_DIRTY = `
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, ARGV[1])
+for _, member in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[3], member) end
+return due
+`;
+
+/** Command names given to ioredis's defineCommand (EVALSHA, falling back to EVAL on NOSCRIPT). */
+export const REDIS_SCRIPTS = {
+  contextdAppend: { lua: APPEND, numberOfKeys: 3 },
+  contextdLoad: { lua: LOAD, numberOfKeys: 3 },
+  contextdList: { lua: LIST, numberOfKeys: 3 },
+  contextdReplaceSummary: { lua: REPLACE_SUMMARY, numberOfKeys: 3 },
+  contextdWarm: { lua: WARM, numberOfKeys: 3 },
+  contextdUnflushed: { lua: UNFLUSHED, numberOfKeys: 3 },
+  contextdMarkFlushed: { lua: MARK_FLUSHED, numberOfKeys: 3 },
+  contextdClaimDirty: { lua: CLAIM_DIRTY, numberOfKeys: 1 },
+} as const;
+
+export type RedisScriptName = keyof typeof REDIS_SCRIPTS;

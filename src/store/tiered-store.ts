@@ -1,0 +1,256 @@
+// Redis in front of MongoDB behind the one ConversationStore interface, or
+// either alone. Reads: Redis first, MongoDB on a miss (then Redis is warmed in
+// the background). Writes: Redis allocates seqs and keeps the turn until the
+// flusher has put it in MongoDB; with Redis down, MongoDB allocates and stores
+// directly. Every tier call has a deadline and reports to StoreHealth.
+
+import type { AppendOptions, AppendResult, ConversationKey, ConversationSnapshot, NewMessage, StoredMessage, Summary } from '../domain.js';
+import { conversationKeyString } from '../domain.js';
+import { StoreUnavailableError } from '../errors.js';
+import type { ConversationStore, LoadLimits } from './conversation-store.js';
+import type { MongoStore } from './mongo-store.js';
+import { ColdConversationError, type RedisStore } from './redis-store.js';
+import { callTier, type StoreHealth, type TierName } from './store-health.js';
+
+export interface TieredStoreOptions {
+  redis: RedisStore | undefined;
+  mongo: MongoStore | undefined;
+  health: StoreHealth;
+  redisTimeoutMs: number;
+  mongoTimeoutMs: number;
+  /** How many recent messages a warmed Redis conversation starts with. */
+  maxCachedMessages: number;
+  /** A turn reached Redis and waits for the flusher. */
+  onFlushNeeded: () => void;
+  /** Background work (warming) failed; it is retried by the next miss. */
+  onBackgroundError: (operation: string, error: unknown) => void;
+  /** Most warm-ups running at once; beyond it a miss simply stays a miss. */
+  maxConcurrentWarmups?: number;
+}
+
+const isCold = (error: unknown): boolean => error instanceof ColdConversationError;
+
+export class TieredStore implements ConversationStore {
+  readonly #o: TieredStoreOptions;
+  readonly #warming = new Map<string, Promise<void>>();
+  /** Conversations written to MongoDB directly while Redis was down: Redis's copy may be stale. */
+  readonly #staleInRedis = new Map<string, ConversationKey>();
+
+  constructor(options: TieredStoreOptions) {
+    this.#o = options;
+  }
+
+  get isTwoTier(): boolean {
+    return this.#o.redis !== undefined && this.#o.mongo !== undefined;
+  }
+
+  async load(key: ConversationKey, limits: LoadLimits): Promise<ConversationSnapshot> {
+    const { redis, mongo } = this.#o;
+    let partial: ConversationSnapshot | undefined;
+    if (redis !== undefined && this.#usable('redis')) {
+      try {
+        const hot = await this.#redis('load', () => redis.load(key, limits));
+        if (mongo === undefined) return hot;
+        if (hot.cache === 'hit') {
+          if (isWholeWindow(hot, limits)) return hot;
+          // Redis holds fewer messages than the budget could take: MongoDB has the rest.
+          partial = hot;
+        }
+      } catch {
+        // Redis is down or slow: MongoDB answers, the client sees no error.
+      }
+    }
+    if (mongo === undefined) throw new StoreUnavailableError(new Error('Redis did not answer'));
+    try {
+      const cold = await this.#mongo('load', () => mongo.load(key, limits));
+      if (partial !== undefined) return mergeWindows(partial, cold, limits);
+      if (redis !== undefined && this.#o.health.isUp('redis')) this.#warmLater(key, cold);
+      return { ...cold, cache: redis !== undefined && this.#o.health.isUp('redis') ? 'miss' : 'none' };
+    } catch (error) {
+      if (partial !== undefined) return partial;
+      throw new StoreUnavailableError(error);
+    }
+  }
+
+  async listMessages(key: ConversationKey, page: { afterSeq: number; limit: number }): Promise<StoredMessage[]> {
+    const { redis, mongo } = this.#o;
+    let durable: StoredMessage[] = [];
+    if (mongo !== undefined) {
+      try {
+        durable = await this.#mongo('listMessages', () => mongo.listMessages(key, page));
+      } catch (error) {
+        if (redis === undefined) throw new StoreUnavailableError(error);
+      }
+    }
+    if (redis === undefined || durable.length >= page.limit) return durable;
+    // Turns not yet flushed live only in Redis: complete the page from there.
+    try {
+      const afterSeq = durable.at(-1)?.seq ?? page.afterSeq;
+      const hot = await this.#redis('listMessages', () => redis.listMessages(key, { afterSeq, limit: page.limit - durable.length }));
+      return [...durable, ...hot];
+    } catch (error) {
+      if (mongo === undefined) throw new StoreUnavailableError(error);
+      return durable;
+    }
+  }
+
+  async append(key: ConversationKey, messages: readonly NewMessage[], options?: AppendOptions): Promise<AppendResult> {
+    const { redis, mongo } = this.#o;
+    if (redis !== undefined && (this.#usable('redis') || mongo === undefined)) {
+      try {
+        const result = await this.#appendHot(redis, key, messages, options);
+        if (mongo !== undefined) this.#o.onFlushNeeded();
+        return result;
+      } catch (error) {
+        // Only a Redis fault moves the write to MongoDB; a cold conversation
+        // that MongoDB could not seed waits (the persist queue retries it).
+        if (mongo === undefined || this.#o.health.isUp('redis')) throw new StoreUnavailableError(error);
+      }
+    }
+    if (mongo === undefined) throw new StoreUnavailableError(new Error('no store configured'));
+    const result = await this.#mongo('append', () => mongo.append(key, messages, options));
+    if (redis !== undefined) this.#staleInRedis.set(conversationKeyString(key), key);
+    return result;
+  }
+
+  async replaceSummary(key: ConversationKey, summary: Summary): Promise<boolean> {
+    const { redis, mongo } = this.#o;
+    const outcomes = await Promise.allSettled([
+      mongo === undefined ? Promise.resolve(false) : this.#mongo('replaceSummary', () => mongo.replaceSummary(key, summary)),
+      redis === undefined ? Promise.resolve(false) : this.#redis('replaceSummary', () => redis.replaceSummary(key, summary)),
+    ]);
+    if (outcomes.every((o) => o.status === 'rejected')) throw new StoreUnavailableError((outcomes[0] as PromiseRejectedResult).reason);
+    return outcomes.some((o) => o.status === 'fulfilled' && o.value);
+  }
+
+  /** Erasure must reach every tier: a tier that cannot be reached fails the call. */
+  async delete(key: ConversationKey): Promise<void> {
+    const { redis, mongo } = this.#o;
+    await Promise.all([
+      mongo === undefined ? undefined : this.#mongo('delete', () => mongo.delete(key)),
+      redis === undefined ? undefined : this.#redis('delete', () => redis.delete(key)),
+    ]);
+    this.#staleInRedis.delete(conversationKeyString(key));
+  }
+
+  async ping(): Promise<void> {
+    const { redis, mongo } = this.#o;
+    const outcomes = await Promise.allSettled([
+      redis === undefined ? Promise.reject(new Error('no redis')) : this.#redis('ping', () => redis.ping()),
+      mongo === undefined ? Promise.reject(new Error('no mongodb')) : this.#mongo('ping', () => mongo.ping()),
+    ]);
+    if (outcomes.every((o) => o.status === 'rejected')) throw new StoreUnavailableError((outcomes[0] as PromiseRejectedResult).reason);
+  }
+
+  /** Waits for background warm-ups; the clients themselves are closed by main.ts. */
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.#warming.values()]);
+    await Promise.allSettled([this.#o.redis?.close(), this.#o.mongo?.close()]);
+  }
+
+  /**
+   * Redis is back after writes went to MongoDB directly: its copies of those
+   * conversations may lack turns, so drop them (only if nothing in them is
+   * waiting to be flushed) and let the next miss warm them from MongoDB.
+   */
+  async dropStaleCopies(): Promise<number> {
+    const redis = this.#o.redis;
+    if (redis === undefined) return 0;
+    let dropped = 0;
+    for (const [id, key] of [...this.#staleInRedis]) {
+      try {
+        const { messages } = await this.#redis('unflushed', () => redis.unflushed(key));
+        if (messages.length === 0) {
+          await this.#redis('delete', () => redis.delete(key));
+          dropped++;
+        }
+        this.#staleInRedis.delete(id);
+      } catch (error) {
+        this.#o.onBackgroundError('drop stale redis copy', error);
+        return dropped;
+      }
+    }
+    return dropped;
+  }
+
+  async #appendHot(redis: RedisStore, key: ConversationKey, messages: readonly NewMessage[], options?: AppendOptions): Promise<AppendResult> {
+    try {
+      return await this.#redis('append', () => redis.append(key, messages, options));
+    } catch (error) {
+      const mongo = this.#o.mongo;
+      if (!isCold(error) || mongo === undefined) throw error;
+    }
+    // Redis does not hold the conversation: seed it from MongoDB so its seqs
+    // continue MongoDB's, then append again.
+    await this.#warm(key);
+    return this.#redis('append', () => redis.append(key, messages, options));
+  }
+
+  /** Warms Redis from what the cold read already fetched, so a miss costs MongoDB nothing more. */
+  #warmLater(key: ConversationKey, cold: ConversationSnapshot): void {
+    const id = conversationKeyString(key);
+    if (this.#warming.has(id) || this.#warming.size >= (this.#o.maxConcurrentWarmups ?? 256)) return;
+    const job = this.#warm(key, cold)
+      .catch((error: unknown) => this.#o.onBackgroundError('warm redis', error))
+      .finally(() => this.#warming.delete(id));
+    this.#warming.set(id, job);
+  }
+
+  async #warm(key: ConversationKey, cold?: ConversationSnapshot): Promise<void> {
+    const { redis, mongo } = this.#o;
+    if (redis === undefined || mongo === undefined) return;
+    const newest = cold?.messages.at(-1);
+    if (cold !== undefined && (cold.lastSeq === 0 || (newest?.seq === cold.lastSeq && newest.cumTokens !== undefined))) {
+      const lastCum = newest?.cumTokens ?? 0;
+      await this.#redis('warm', () => redis.warm(key, { lastSeq: cold.lastSeq, lastCum, summary: cold.summary, messages: cold.messages }));
+      return;
+    }
+    const state = await this.#mongo('conversationState', () => mongo.conversationState(key));
+    const recent = await this.#mongo('load', () => mongo.load(key, { maxMessages: this.#o.maxCachedMessages, maxTokens: Number.MAX_SAFE_INTEGER }));
+    await this.#redis('warm', () => redis.warm(key, { ...state, messages: recent.messages }));
+  }
+
+  #usable(tier: TierName): boolean {
+    return this.#o.health.isUsable(tier);
+  }
+
+  #redis<T>(operation: string, call: () => Promise<T>): Promise<T> {
+    return callTier(this.#o.health, 'redis', operation, this.#o.redisTimeoutMs, call, isCold);
+  }
+
+  #mongo<T>(operation: string, call: () => Promise<T>): Promise<T> {
+    return callTier(this.#o.health, 'mongodb', operation, this.#o.mongoTimeoutMs, call);
+  }
+}
+
+/**
+ * Whether a Redis answer holds the whole window: it crossed the token budget,
+ * hit the message limit, or reached back to the summary (or the first message).
+ */
+function isWholeWindow(snapshot: ConversationSnapshot, limits: LoadLimits): boolean {
+  if (snapshot.messages.length >= limits.maxMessages) return true;
+  const oldest = snapshot.messages[0];
+  const coveredSeq = snapshot.summary?.coversSeq ?? 0;
+  if (oldest === undefined) return snapshot.lastSeq <= coveredSeq;
+  if (oldest.seq <= coveredSeq + 1) return true;
+  return snapshot.messages.reduce((sum, m) => sum + m.tokens, 0) > limits.maxTokens;
+}
+
+/**
+ * Redis's newest messages (some possibly not yet in MongoDB) continued by
+ * MongoDB's older ones, cut to the limits the same way every store cuts:
+ * newest first, while the sum stays within maxTokens, plus the one that crosses.
+ */
+function mergeWindows(hot: ConversationSnapshot, cold: ConversationSnapshot, limits: LoadLimits): ConversationSnapshot {
+  const hotOldestSeq = hot.messages[0]?.seq ?? hot.lastSeq + 1;
+  const summary = (cold.summary?.coversSeq ?? 0) > (hot.summary?.coversSeq ?? 0) ? cold.summary : hot.summary;
+  const coveredSeq = summary?.coversSeq ?? 0;
+  const candidates = [...cold.messages.filter((m) => m.seq < hotOldestSeq), ...hot.messages].filter((m) => m.seq > coveredSeq);
+  const window = [];
+  let usedTokens = 0;
+  for (let i = candidates.length - 1; i >= 0 && window.length < limits.maxMessages && usedTokens <= limits.maxTokens; i--) {
+    window.push(candidates[i]!);
+    usedTokens += candidates[i]!.tokens;
+  }
+  return { summary, messages: window.reverse(), lastSeq: Math.max(hot.lastSeq, cold.lastSeq), cache: 'miss' };
+}

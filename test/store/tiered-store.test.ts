@@ -1,0 +1,88 @@
+// The two-tier store (Redis in front of MongoDB, with the flusher running)
+// against real servers: the shared contract, unchanged.
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { MongoClient } from 'mongodb';
+import { afterAll, beforeAll, describe } from 'vitest';
+import { OutboxFlusher } from '../../src/background/outbox-flusher.js';
+import { MongoStore } from '../../src/store/mongo-store.js';
+import { RedisStore } from '../../src/store/redis-store.js';
+import { StoreHealth } from '../../src/store/store-health.js';
+import { TieredStore } from '../../src/store/tiered-store.js';
+import { startMongo, type MongoServer } from '../support/mongo-server.js';
+import { startRedis, type RedisServer } from '../support/redis-server.js';
+import { describeWithService, serviceAvailability } from '../support/services.js';
+import { runStoreContract } from './store-contract.js';
+
+const available = serviceAvailability();
+
+describeWithService(!available.redis.isAvailable ? available.redis : available.mongo, 'TieredStore on real Redis and MongoDB', () => {
+  let redisServer: RedisServer;
+  let mongoServer: MongoServer;
+  let redis: Redis;
+  let mongoClient: MongoClient;
+
+  beforeAll(async () => {
+    [redisServer, mongoServer] = await Promise.all([startRedis(), startMongo()]);
+    redis = new Redis(redisServer.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+    await new Promise((resolve) => redis.once('ready', resolve));
+    mongoClient = new MongoClient(mongoServer.url, { serverSelectionTimeoutMS: 5_000 });
+  }, 120_000);
+
+  afterAll(async () => {
+    redis?.disconnect();
+    await mongoClient?.close();
+    await Promise.allSettled([redisServer?.stop(), mongoServer?.stop()]);
+  });
+
+  const stack = (mode: 'two-tier' | 'redis-only' | 'mongodb-only') => async () => {
+    const health = new StoreHealth({ tiers: mode === 'two-tier' ? ['redis', 'mongodb'] : mode === 'redis-only' ? ['redis'] : ['mongodb'], probeIntervalMs: 1_000 });
+    const mongo = mode === 'redis-only' ? undefined : new MongoStore({ db: mongoClient.db(`${mongoServer.database}_${randomUUID().slice(0, 8)}`) });
+    await mongo?.ensureIndexes();
+    const redisStore =
+      mode === 'mongodb-only'
+        ? undefined
+        : new RedisStore({ client: redis, ttlMs: 3_600_000, maxCachedMessages: 200, mode: mode === 'two-tier' ? 'cache' : 'standalone', keyPrefix: `tiered:${randomUUID()}:` });
+    let flusher: OutboxFlusher | undefined;
+    const store = new TieredStore({
+      redis: redisStore,
+      mongo,
+      health,
+      redisTimeoutMs: 2_000,
+      mongoTimeoutMs: 5_000,
+      maxCachedMessages: 200,
+      onFlushNeeded: () => flusher?.notify(),
+      onBackgroundError: () => undefined,
+    });
+    if (redisStore !== undefined && mongo !== undefined) {
+      flusher = new OutboxFlusher({
+        redis: redisStore,
+        mongo,
+        health,
+        redisTimeoutMs: 2_000,
+        mongoTimeoutMs: 5_000,
+        idleDelayMs: 50,
+        leaseMs: 5_000,
+        batchSize: 16,
+        sweepIntervalMs: 60_000,
+        onFlushed: () => undefined,
+        onConflict: () => undefined,
+        onError: () => undefined,
+      });
+      flusher.start();
+    }
+    return {
+      store,
+      cleanup: async () => {
+        await flusher?.stop(2_000);
+        await store.close();
+      },
+    };
+  };
+
+  describe('contract', () => {
+    runStoreContract('TieredStore (Redis + MongoDB)', stack('two-tier'));
+    runStoreContract('TieredStore (Redis only)', stack('redis-only'));
+    runStoreContract('TieredStore (MongoDB only)', stack('mongodb-only'));
+  });
+});
