@@ -22,6 +22,7 @@ import { StoreHealth, callTier, type TierName } from './store/store-health.js';
 import { TieredStore } from './store/tiered-store.js';
 import { encodingForModel } from './tokens/encoding-for-model.js';
 import { tokenCounterFor } from './tokens/count-tokens.js';
+import { TokenCountCache } from './tokens/token-count-cache.js';
 import { UpstreamClient } from './upstream/upstream-client.js';
 import { WebSocketPassThrough } from './upstream/websocket-pass-through.js';
 
@@ -99,6 +100,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number | 
     logger,
     websockets,
     now: Date.now,
+    instructionCounts: new TokenCountCache(4_096),
     isDraining: () => isDraining,
     adminToken: config.admin.token,
     readiness: () => stores.health?.report() ?? { status: 'up', tiers: { embedded: { state: 'up' } } },

@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Config, Route } from '../config/schema.js';
-import { assemblePrompt, type AssembledPrompt, type CountedMessage } from '../context/assemble-prompt.js';
+import { assemblePrompt, type AssembledPrompt } from '../context/assemble-prompt.js';
 import { digestMessage } from '../context/message-digest.js';
 import { splitRequest } from '../context/split-request.js';
 import type { ChatMessage, ConversationKey, ConversationSnapshot, NewMessage } from '../domain.js';
@@ -15,6 +15,7 @@ import type { ConversationStore } from '../store/conversation-store.js';
 import { teeReply, type ReplyTee } from '../streaming/tee-reply.js';
 import { encodingForModel } from '../tokens/encoding-for-model.js';
 import { tokenCounterFor, type TokenCounter } from '../tokens/count-tokens.js';
+import type { TokenCountCache } from '../tokens/token-count-cache.js';
 import { decodableAcceptEncoding } from '../streaming/decode-body.js';
 import { endToEndHeaders, type UpstreamClient } from '../upstream/upstream-client.js';
 import { relayResponse } from '../upstream/relay-response.js';
@@ -33,6 +34,8 @@ export interface ChatCompletionsDeps {
   metrics: Metrics;
   logger: Logger;
   now: () => number;
+  /** Counts of pinned instructions, which repeat on every turn. */
+  instructionCounts: TokenCountCache;
 }
 
 /**
@@ -74,7 +77,9 @@ export async function handleChatWithMemory(
     nowMs: deps.now(),
     retryWindowMs: deps.config.conversation.retryWindowMs,
   });
-  const instructions = countAll(body.messages.slice(0, split.instructionCount), counter);
+  const instructions = body.messages
+    .slice(0, split.instructionCount)
+    .map((message, i) => ({ message, tokens: deps.instructionCounts.count(counter, message, digestAt(i)) }));
   const turn: NewMessage[] = body.messages
     .slice(split.turnStart)
     .map((message, i) => ({ message, tokens: counter.countMessage(message), digest: digestAt(split.turnStart + i) }));
@@ -220,10 +225,6 @@ async function forward(
     return undefined;
   }
   return replyTee;
-}
-
-function countAll(messages: readonly ChatMessage[], counter: TokenCounter): CountedMessage[] {
-  return messages.map((message) => ({ message, tokens: counter.countMessage(message) }));
 }
 
 /**

@@ -15,8 +15,9 @@ export async function relayResponse(
   onChunk?: (chunk: Buffer) => void,
 ): Promise<void> {
   res.writeHead(upstream.status, { ...upstream.headers, ...extraHeaders });
-  // SSE must reach the client event by event: send the head now, not with the first chunk.
-  res.flushHeaders();
+  // A stream's head goes out at once (the first event may be a while); any other
+  // head leaves with the first body chunk, saving a write per response.
+  if (String(upstream.headers['content-type'] ?? '').startsWith('text/event-stream')) res.flushHeaders();
   for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
     if (res.destroyed) break;
     if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);

@@ -337,18 +337,30 @@ function seqRange(first: number, count: number): number[] {
   return Array.from({ length: count }, (_, index) => first + index);
 }
 
+/**
+ * Tries every kind of change a careless caller might make to loaded messages.
+ * A store may hand out copies or read-only (frozen) objects: either way stored
+ * state must not change, so a change refused with a TypeError is fine.
+ */
 function mutateDeeply(messages: StoredMessage[]): void {
+  const attempt = (change: () => void): void => {
+    try {
+      change();
+    } catch (error) {
+      if (!(error instanceof TypeError)) throw error;
+    }
+  };
   for (const stored of messages) {
-    stored.seq = -1;
-    stored.tokens = -1;
-    stored.message.role = 'system';
+    attempt(() => (stored.seq = -1));
+    attempt(() => (stored.tokens = -1));
+    attempt(() => (stored.message.role = 'system'));
     if (Array.isArray(stored.message.content)) {
       const part = stored.message.content[0];
-      if (part !== undefined) part.text = 'mutated';
-      stored.message.content.push({ type: 'text', text: 'extra' });
+      if (part !== undefined) attempt(() => (part.text = 'mutated'));
+      attempt(() => (stored.message.content as unknown[]).push({ type: 'text', text: 'extra' }));
     } else {
-      stored.message.content = 'mutated';
+      attempt(() => (stored.message.content = 'mutated'));
     }
-    stored.message.tool_calls?.push({ id: 'injected', type: 'function' });
+    attempt(() => stored.message.tool_calls?.push({ id: 'injected', type: 'function' }));
   }
 }
