@@ -14,7 +14,10 @@ import { Redis, type Cluster } from 'ioredis';
 import { MongoClient } from 'mongodb';
 import type { Logger } from 'pino';
 import { OutboxFlusher } from './background/outbox-flusher.js';
-import type { ConversationStore } from './store/conversation-store.js';
+import { Summarizer } from './background/summarizer.js';
+import { callForSummary } from './upstream/summary-call.js';
+import { InProcessLock } from './store/in-process-lock.js';
+import type { ConversationStore, SummaryLock } from './store/conversation-store.js';
 import { MemoryStore } from './store/memory-store.js';
 import { MongoStore } from './store/mongo-store.js';
 import { RedisStore } from './store/redis-store.js';
@@ -88,6 +91,22 @@ export async function main(argv: readonly string[], env: Env): Promise<number | 
   metrics.countPendingWrites(() => persist.pendingTurns);
 
   const upstream = new UpstreamClient(config.upstream);
+  const summarizer = new Summarizer({
+    store,
+    lock: stores.lock,
+    call: (request) => callForSummary(upstream, request),
+    maxConcurrentJobs: 4,
+    maxQueuedJobs: 1_000,
+    retryDelaysMs: [1_000, 5_000, 30_000],
+    maxMessagesPerJob: 2_000,
+    maxTokensPerJob: 16_000,
+    onOutcome: (outcome, job, detail) => {
+      metrics.summaries.inc({ route: job.route.name, outcome });
+      const fields = { conversation: job.key.conversation, route: job.route.name, outcome, coversSeq: detail?.coversSeq, tokens: detail?.tokens };
+      if (outcome === 'failed' || outcome === 'retrying' || outcome === 'dropped') logger.warn({ ...fields, err: detail?.error }, 'summary job did not complete');
+      else logger.info(fields, 'summary job');
+    },
+  });
   const websockets = new WebSocketPassThrough((error) => logger.warn({ err: error }, 'websocket pass-through failed'));
   let isDraining = false;
   const server = createContextdServer({
@@ -101,6 +120,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number | 
     websockets,
     now: Date.now,
     instructionCounts: new TokenCountCache(4_096),
+    summarizer,
     isDraining: () => isDraining,
     adminToken: config.admin.token,
     readiness: () => stores.health?.report() ?? { status: 'up', tiers: { embedded: { state: 'up' } } },
@@ -128,6 +148,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number | 
           // Stores may be down: flush what can be flushed within the shutdown timeout, then say what is left.
           const drained = await Promise.race([persist.drain().then(() => true), delay(config.server.shutdownTimeoutMs).then(() => false)]);
           if (!drained) logger.error({ pendingTurns: persist.pendingTurns }, 'turns still unstored at shutdown');
+          await summarizer.stop(Math.min(config.server.shutdownTimeoutMs, 5_000));
           await stores.flusher?.stop(Math.min(config.server.shutdownTimeoutMs, 10_000));
         },
         closeResources: async () => {
@@ -153,6 +174,8 @@ export async function main(argv: readonly string[], env: Env): Promise<number | 
 
 interface OpenedStores {
   store: ConversationStore;
+  /** One summary job per conversation: Redis's lock when Redis is configured, else this process's. */
+  lock: SummaryLock;
   health: StoreHealth | undefined;
   flusher: OutboxFlusher | undefined;
   /** Connections and timers owned here, closed last. */
@@ -199,7 +222,7 @@ async function openStores(config: Config, logger: Logger, metrics: Metrics): Pro
       { store: 'embedded', ttlMs: memory.ttlMs, maxConversations: memory.maxConversations, maxBytes: memory.maxBytes },
       'no REDIS_URL or MONGODB_URL configured: using the embedded in-process store (history is lost on restart)',
     );
-    return { store: new MemoryStore(memory), health: undefined, flusher: undefined, closeClients: async () => undefined, probe: async () => undefined, describe: 'embedded' };
+    return { store: new MemoryStore(memory), lock: new InProcessLock(), health: undefined, flusher: undefined, closeClients: async () => undefined, probe: async () => undefined, describe: 'embedded' };
   }
 
   const tiers: TierName[] = [...(redisConfig ? (['redis'] as const) : []), ...(mongoConfig ? (['mongodb'] as const) : [])];
@@ -319,6 +342,7 @@ async function openStores(config: Config, logger: Logger, metrics: Metrics): Pro
   const store = tiered;
   return {
     store,
+    lock: tiered,
     health,
     flusher,
     probe: () => store.ping().catch(() => undefined),

@@ -9,6 +9,7 @@ import { splitRequest } from '../context/split-request.js';
 import type { ChatMessage, ConversationKey, ConversationSnapshot, NewMessage } from '../domain.js';
 import { ContextLengthExceededError, StoreUnavailableError } from '../errors.js';
 import type { PersistQueue } from '../background/persist-queue.js';
+import type { Summarizer } from '../background/summarizer.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { RouteMatcher } from '../routing/match-route.js';
 import type { ConversationStore } from '../store/conversation-store.js';
@@ -36,6 +37,8 @@ export interface ChatCompletionsDeps {
   now: () => number;
   /** Counts of pinned instructions, which repeat on every turn. */
   instructionCounts: TokenCountCache;
+  /** Background summary jobs; offered after the reply, never waited for. */
+  summarizer: Pick<Summarizer, 'offer'>;
 }
 
 /**
@@ -135,6 +138,28 @@ export async function handleChatWithMemory(
   const queued = deps.persist.offer(key, [...turn, replyMessage], { turnKey }, deps.now());
   log.stored = queued ? 'queued' : 'dropped';
   deps.metrics.turnsStored.inc({ outcome: queued ? 'queued' : 'dropped' });
+
+  // History left out of this window, not yet in a summary: fold it (the job
+  // checks trigger_tokens against the store, so this offer costs nothing here).
+  if (route.summary.enabled && prompt.droppedMessages > 0) {
+    deps.summarizer.offer({
+      key,
+      route,
+      foldBeforeSeq: split.history[prompt.droppedMessages]?.seq ?? snapshot.lastSeq + 1,
+      credentialHeaders: credentialHeaders(req),
+      counter,
+    });
+  }
+}
+
+/** The caller's own credential, for a summary job that has no key of its own. */
+function credentialHeaders(req: IncomingMessage): Record<string, string> {
+  const headers: Record<string, string> = {};
+  const authorization = headerValue(req, 'authorization');
+  const apiKey = headerValue(req, 'api-key');
+  if (authorization !== undefined) headers.authorization = authorization;
+  if (apiKey !== undefined) headers['api-key'] = apiKey;
+  return headers;
 }
 
 async function loadConversation(
@@ -164,6 +189,7 @@ function recordAssembly(deps: ChatCompletionsDeps, route: Route, prompt: Assembl
   log.summary = prompt.summaryUsed;
   log.cache = snapshot.cache;
   log.droppedMessages = prompt.droppedMessages;
+  log.droppedTokens = prompt.droppedTokens;
   deps.metrics.cacheLookups.inc({ outcome: snapshot.cache });
   deps.metrics.contextTokens.observe({ route: route.name }, prompt.contextTokens);
   if (prompt.droppedMessages > 0) deps.metrics.droppedHistoryMessages.inc({ route: route.name }, prompt.droppedMessages);

@@ -11,7 +11,9 @@ export interface RequestLog {
   overflow?: 'forwarded' | 'rejected';
   stored?: 'queued' | 'retry' | 'not_stored' | 'dropped';
   notStoredReason?: string;
+  /** Stored messages after the summary that did not fit the window (not yet covered by a summary). */
   droppedMessages?: number;
+  droppedTokens?: number;
   storeDegraded?: boolean;
   addedMs?: number;
   upstreamMs?: number;

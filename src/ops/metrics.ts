@@ -80,6 +80,13 @@ export class Metrics {
     collect: (): void => this.pendingWrites.set(this.#pendingWrites()),
   });
 
+  readonly summaries = new Counter({
+    name: 'contextd_summaries_total',
+    help: 'Summary jobs by outcome: stored, not_needed (under trigger_tokens), locked (another job runs), stale, retrying, failed, dropped (queue full).',
+    labelNames: ['route', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
   readonly storeUp = new Gauge({
     name: 'contextd_store_up',
     help: 'Whether each configured store tier is up (1) or down (0).',

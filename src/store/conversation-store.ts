@@ -53,3 +53,16 @@ export interface FlushTarget {
   upsertAllocated(key: ConversationKey, messages: readonly StoredMessage[]): Promise<{ inserted: number; alreadyStored: number; conflicts: StoredMessage[] }>;
   append: ConversationStore['append'];
 }
+
+/** A held lock; `token` grows with every acquisition (a fencing token). */
+export interface LockLease {
+  token: number;
+  /** Still ours? (A lease that outlived its TTL may have been taken over.) */
+  isHeld(): Promise<boolean>;
+  release(): Promise<void>;
+}
+
+/** One summary job per conversation at a time, across every instance that shares the lock. */
+export interface SummaryLock {
+  acquire(key: ConversationKey, ttlMs: number): Promise<LockLease | undefined>;
+}

@@ -38,7 +38,7 @@ import type {
   TenantId,
 } from '../domain.js';
 import { StoreUnavailableError } from '../errors.js';
-import type { ConversationStore, LoadLimits } from './conversation-store.js';
+import type { ConversationStore, LoadLimits, LockLease } from './conversation-store.js';
 import { REDIS_SCRIPTS, type RedisScriptName } from './redis-scripts.js';
 
 export interface RedisStoreOptions {
@@ -346,6 +346,28 @@ export class RedisStore implements ConversationStore {
     } catch (error) {
       this.#onDirtyMarkFailed?.(key, error);
     }
+  }
+
+  /**
+   * The summary lock: `SET …:lock <token> NX PX ttl`, the token from an INCR
+   * (`…:fence`) so every holder has a larger one than the last; released only
+   * by its holder (compare-and-delete). Both keys share the conversation's slot.
+   */
+  async acquireSummaryLock(key: ConversationKey, ttlMs: number): Promise<LockLease | undefined> {
+    this.#requireOpen();
+    const base = `${this.#prefix}{${dirtyMember(key)}}`;
+    const lockKey = `${base}:lock`;
+    const token = await this.#client.incr(`${base}:fence`);
+    const acquired = await this.#client.set(lockKey, String(token), 'PX', ttlMs, 'NX');
+    if (acquired !== 'OK') return undefined;
+    const client = this.#client;
+    return {
+      token,
+      isHeld: async () => (await client.get(lockKey)) === String(token),
+      release: async () => {
+        await client.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", 1, lockKey, String(token));
+      },
+    };
   }
 
   #keys(key: ConversationKey): [meta: string, msgs: string, turns: string] {

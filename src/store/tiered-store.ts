@@ -7,7 +7,8 @@
 import type { AppendOptions, AppendResult, ConversationKey, ConversationSnapshot, NewMessage, StoredMessage, Summary } from '../domain.js';
 import { conversationKeyString } from '../domain.js';
 import { StoreUnavailableError } from '../errors.js';
-import type { ConversationStore, LoadLimits } from './conversation-store.js';
+import type { ConversationStore, LoadLimits, LockLease, SummaryLock } from './conversation-store.js';
+import { InProcessLock } from './in-process-lock.js';
 import type { MongoStore } from './mongo-store.js';
 import { ColdConversationError, type RedisStore } from './redis-store.js';
 import { callTier, type StoreHealth, type TierName } from './store-health.js';
@@ -30,8 +31,9 @@ export interface TieredStoreOptions {
 
 const isCold = (error: unknown): boolean => error instanceof ColdConversationError;
 
-export class TieredStore implements ConversationStore {
+export class TieredStore implements ConversationStore, SummaryLock {
   readonly #o: TieredStoreOptions;
+  readonly #localLock = new InProcessLock();
   readonly #warming = new Map<string, Promise<void>>();
   /** Conversations written to MongoDB directly while Redis was down: Redis's copy may be stale. */
   readonly #staleInRedis = new Map<string, ConversationKey>();
@@ -140,6 +142,18 @@ export class TieredStore implements ConversationStore {
       mongo === undefined ? Promise.reject(new Error('no mongodb')) : this.#mongo('ping', () => mongo.ping()),
     ]);
     if (outcomes.every((o) => o.status === 'rejected')) throw new StoreUnavailableError((outcomes[0] as PromiseRejectedResult).reason);
+  }
+
+  /**
+   * The summary lock: Redis's when Redis is configured (shared by every
+   * instance); MongoDB alone has no lock primitive FerretDB and MongoDB share,
+   * so there it is per instance (summaries stay safe: a summary covering less
+   * never replaces one covering more).
+   */
+  async acquire(key: ConversationKey, ttlMs: number): Promise<LockLease | undefined> {
+    const redis = this.#o.redis;
+    if (redis === undefined) return this.#localLock.acquire(key, ttlMs);
+    return this.#redis('acquireSummaryLock', () => redis.acquireSummaryLock(key, ttlMs));
   }
 
   /** Waits for background warm-ups; the clients themselves are closed by main.ts. */

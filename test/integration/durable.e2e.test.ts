@@ -157,7 +157,8 @@ describeWithService(both, 'contextd on Redis + MongoDB', () => {
     }
     const contextd = await startContextd({
       config: contextdConfig(upstream, {
-        defaults: { budget: { max_context_tokens: 300, summary_max_tokens: 50 } },
+        // No summary jobs here: their reads would be counted with the request's.
+        defaults: { budget: { max_context_tokens: 300, summary_max_tokens: 50 }, summary: { enabled: false } },
         storage: { redis: { url: redisServer.url, timeout: '500ms' }, mongodb: { url: mongoServer.url, database, timeout: '10s' } },
       }),
     });

@@ -33,6 +33,8 @@ export interface RecordedRequest {
   /** The body parsed as JSON, or undefined when it is not JSON. */
   json: unknown;
   receivedAtMs: number;
+  /** When the response ended (however it ended); undefined while it runs. */
+  endedAtMs?: number;
   outcome: ResponseOutcome;
 }
 
@@ -317,6 +319,7 @@ class FakeUpstreamServer implements FakeUpstream {
 
     const replyAbort = new AbortController();
     res.on('close', () => {
+      record.endedAtMs = Date.now();
       if (record.outcome === 'pending') record.outcome = res.writableFinished ? 'completed' : 'client_closed';
       if (!res.writableFinished) replyAbort.abort(new Error('client closed the connection'));
     });
