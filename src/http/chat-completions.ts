@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Config, Route } from '../config/schema.js';
-import { assemblePrompt, type AssembledPrompt } from '../context/assemble-prompt.js';
+import { assemblePrompt, type AssembledPrompt, type CountedMessage } from '../context/assemble-prompt.js';
 import { digestMessage } from '../context/message-digest.js';
 import { splitRequest } from '../context/split-request.js';
 import type { ChatMessage, ConversationKey, ConversationSnapshot, NewMessage } from '../domain.js';
@@ -17,6 +17,7 @@ import { teeReply, type ReplyTee } from '../streaming/tee-reply.js';
 import { encodingForModel } from '../tokens/encoding-for-model.js';
 import { tokenCounterFor, type TokenCounter } from '../tokens/count-tokens.js';
 import type { TokenCountCache } from '../tokens/token-count-cache.js';
+import { countMessageYielding } from '../tokens/count-message-yielding.js';
 import { decodableAcceptEncoding } from '../streaming/decode-body.js';
 import { endToEndHeaders, type UpstreamClient } from '../upstream/upstream-client.js';
 import { relayResponse } from '../upstream/relay-response.js';
@@ -80,12 +81,17 @@ export async function handleChatWithMemory(
     nowMs: deps.now(),
     retryWindowMs: deps.config.conversation.retryWindowMs,
   });
-  const instructions = body.messages
-    .slice(0, split.instructionCount)
-    .map((message, i) => ({ message, tokens: deps.instructionCounts.count(counter, message, digestAt(i)) }));
-  const turn: NewMessage[] = body.messages
-    .slice(split.turnStart)
-    .map((message, i) => ({ message, tokens: counter.countMessage(message), digest: digestAt(split.turnStart + i) }));
+  // Counted without holding the event loop for long, however big a message is.
+  const instructions: CountedMessage[] = [];
+  for (let i = 0; i < split.instructionCount; i++) {
+    const message = body.messages[i]!;
+    instructions.push({ message, tokens: await deps.instructionCounts.count(counter, message, digestAt(i)) });
+  }
+  const turn: NewMessage[] = [];
+  for (let i = split.turnStart; i < body.messages.length; i++) {
+    const message = body.messages[i]!;
+    turn.push({ message, tokens: await countMessageYielding(counter, message), digest: digestAt(i) });
+  }
 
   const prompt = assemblePrompt({
     instructions,
@@ -131,7 +137,11 @@ export async function handleChatWithMemory(
     deps.metrics.turnsStored.inc({ outcome: 'retry_skipped' });
     return;
   }
-  const replyMessage: NewMessage = { message: reply.message, tokens: replyTokens(counter, reply.message, reply.completionTokens), digest: digestMessage(reply.message) };
+  const replyMessage: NewMessage = {
+    message: reply.message,
+    tokens: await replyTokens(counter, reply.message, reply.completionTokens),
+    digest: digestMessage(reply.message),
+  };
   // Every turn carries a key: the client's Idempotency-Key, else one of ours, so
   // a write retried after a timeout (that in fact succeeded) is stored once.
   const turnKey = headerValue(req, 'idempotency-key') ?? `auto:${randomUUID()}`;
@@ -258,8 +268,8 @@ async function forward(
  * upstream's own completion count plus message overhead when that is larger,
  * so the budget holds as the model counts.
  */
-function replyTokens(counter: TokenCounter, message: ChatMessage, completionTokens: number | undefined): number {
-  const counted = counter.countMessage(message);
+async function replyTokens(counter: TokenCounter, message: ChatMessage, completionTokens: number | undefined): Promise<number> {
+  const counted = await countMessageYielding(counter, message);
   return completionTokens === undefined ? counted : Math.max(counted, completionTokens + counter.countMessage({ role: 'assistant', content: '' }));
 }
 

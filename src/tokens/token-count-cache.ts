@@ -1,4 +1,5 @@
 import type { ChatMessage } from '../domain.js';
+import { countMessageYielding } from './count-message-yielding.js';
 import type { TokenCounter } from './count-tokens.js';
 
 /**
@@ -14,7 +15,7 @@ export class TokenCountCache {
     this.#maxEntries = maxEntries;
   }
 
-  count(counter: TokenCounter, message: ChatMessage, digest: string): number {
+  async count(counter: TokenCounter, message: ChatMessage, digest: string): Promise<number> {
     const key = `${counter.encoding}:${digest}`;
     const cached = this.#counts.get(key);
     if (cached !== undefined) {
@@ -23,7 +24,7 @@ export class TokenCountCache {
       this.#counts.set(key, cached);
       return cached;
     }
-    const tokens = counter.countMessage(message);
+    const tokens = await countMessageYielding(counter, message);
     this.#counts.set(key, tokens);
     if (this.#counts.size > this.#maxEntries) this.#counts.delete(this.#counts.keys().next().value!);
     return tokens;
