@@ -117,7 +117,14 @@ export class OutboxFlusher {
         }
         throw error;
       }
-      await this.#redis('markFlushed', () => redis.markFlushed(key, messages.at(-1)?.seq ?? flushedSeq));
+      const nowFlushedSeq = messages.at(-1)?.seq ?? flushedSeq;
+      await this.#redis('markFlushed', () => redis.markFlushed(key, nowFlushedSeq));
+      // A summary written while MongoDB lacked the messages it covers was refused
+      // there: hand it over now that they are in (a no-op when MongoDB has it).
+      if (messages.length > 0) {
+        const { summary } = await this.#redis('load', () => redis.load(key, { maxMessages: 0, maxTokens: 0 }));
+        if (summary !== undefined && summary.coversSeq <= nowFlushedSeq) await this.#mongo('replaceSummary', () => mongo.replaceSummary(key, summary));
+      }
       flushed++;
     }
     return flushed;

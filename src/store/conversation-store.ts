@@ -45,6 +45,8 @@ export interface FlushSource {
   markFlushed(key: ConversationKey, seq: number): Promise<void>;
   /** Finds conversations with unflushed messages that are missing from the due list. */
   sweepDirty(): Promise<number>;
+  /** The conversation's summary, if the hot tier holds one. */
+  load: ConversationStore['load'];
 }
 
 /** The durable tier as the flusher sees it. */
@@ -52,6 +54,7 @@ export interface FlushTarget {
   /** Stores messages that already carry seq and cumTokens, idempotently by seq; another message under a seq is a conflict. */
   upsertAllocated(key: ConversationKey, messages: readonly StoredMessage[]): Promise<{ inserted: number; alreadyStored: number; conflicts: StoredMessage[] }>;
   append: ConversationStore['append'];
+  replaceSummary: ConversationStore['replaceSummary'];
 }
 
 /** A held lock; `token` grows with every acquisition (a fencing token). */

@@ -115,14 +115,31 @@ export class TieredStore implements ConversationStore, SummaryLock {
     return result;
   }
 
+  /**
+   * Redis decides when it is up (it orders a conversation's writes); MongoDB
+   * gets the summary too, and the flusher hands it over again once MongoDB
+   * holds the messages it covers (MongoDB refuses a summary of seqs it does
+   * not have yet). With Redis down, MongoDB decides.
+   */
   async replaceSummary(key: ConversationKey, summary: Summary): Promise<boolean> {
     const { redis, mongo } = this.#o;
-    const outcomes = await Promise.allSettled([
-      mongo === undefined ? Promise.resolve(false) : this.#mongo('replaceSummary', () => mongo.replaceSummary(key, summary)),
-      redis === undefined ? Promise.resolve(false) : this.#redis('replaceSummary', () => redis.replaceSummary(key, summary)),
-    ]);
-    if (outcomes.every((o) => o.status === 'rejected')) throw new StoreUnavailableError((outcomes[0] as PromiseRejectedResult).reason);
-    return outcomes.some((o) => o.status === 'fulfilled' && o.value);
+    if (redis !== undefined && this.#usable('redis')) {
+      try {
+        const isStored = await this.#redis('replaceSummary', () => redis.replaceSummary(key, summary));
+        if (isStored && mongo !== undefined) {
+          await this.#mongo('replaceSummary', () => mongo.replaceSummary(key, summary)).catch(() => false);
+        }
+        return isStored;
+      } catch (error) {
+        if (mongo === undefined) throw new StoreUnavailableError(error);
+      }
+    }
+    if (mongo === undefined) throw new StoreUnavailableError(new Error('Redis did not answer'));
+    try {
+      return await this.#mongo('replaceSummary', () => mongo.replaceSummary(key, summary));
+    } catch (error) {
+      throw new StoreUnavailableError(error);
+    }
   }
 
   /** Erasure must reach every tier: a tier that cannot be reached fails the call. */
