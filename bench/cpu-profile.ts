@@ -24,8 +24,36 @@ export interface Window {
   endUs: number;
 }
 
+/** A part of contextd's work, recognised by a frame on the sample's stack (function name and file). */
+export interface Stage {
+  label: string;
+  pattern: RegExp;
+}
+
+/**
+ * contextd's request path and what runs after the reply; matched against
+ * `<function> <file>` of each frame, so a sample counts in every stage its
+ * stack passes through (the shares overlap, nested lines are parts of the line above).
+ */
+export const CONTEXTD_STAGES: readonly Stage[] = [
+  // After an await the stack starts anew from the microtask queue: these count the synchronous stretches under each function only.
+  { label: 'handleChatWithMemory (stretches on its stack: the request, relay and tee)', pattern: /^handleChatWithMemory .*chat-completions/ },
+  { label: '  loadConversation (store load, before the upstream call)', pattern: /^loadConversation .*chat-completions/ },
+  { label: '  forward (upstream request: body, undici)', pattern: /^forward .*chat-completions/ },
+  { label: '  relayResponse (reply to the client)', pattern: /^relayResponse .*relay-response/ },
+  { label: 'persist queue (storing the turn, after the reply)', pattern: /persist-queue\.js/ },
+  { label: 'outbox flusher (Redis → MongoDB, after the reply)', pattern: /outbox-flusher\.js/ },
+  { label: 'any store call (store/*)', pattern: /\/dist\/src\/store\// },
+  { label: 'ioredis', pattern: /node_modules\/ioredis\// },
+  { label: 'mongodb driver and bson', pattern: /node_modules\/(mongodb|bson)\// },
+  { label: 'token counting (countMessage)', pattern: /^countMessage .*count-tokens/ },
+  { label: 'garbage collector', pattern: /^\(garbage collector\) $/ },
+];
+
 export interface ProfileSummary {
   sampledMs: number;
+  /** Inclusive share of sampled time per stage given. */
+  byStage: { label: string; share: number }[];
   /** Share of sampled time, by where the code lives. */
   byArea: { area: string; share: number }[];
   bySelf: { frame: string; share: number }[];
@@ -66,7 +94,7 @@ const top = (totals: Map<string, number>, sampledUs: number, count: number): { f
     .slice(0, count)
     .map(([frame, us]) => ({ frame, share: us / sampledUs }));
 
-export function summarizeProfile(path: string, windows: readonly Window[], count = 20): ProfileSummary {
+export function summarizeProfile(path: string, windows: readonly Window[], count = 20, stages: readonly Stage[] = CONTEXTD_STAGES): ProfileSummary {
   const profile = JSON.parse(readFileSync(path, 'utf8')) as CpuProfile;
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   const parent = new Map<number, number>();
@@ -75,6 +103,7 @@ export function summarizeProfile(path: string, windows: readonly Window[], count
   const self = new Map<string, number>();
   const inclusive = new Map<string, number>();
   const areas = new Map<string, number>();
+  const stageUs = stages.map(() => 0);
   let sampledUs = 0;
   let timeUs = profile.startTime;
   for (let i = 0; i < profile.samples.length; i++) {
@@ -91,17 +120,26 @@ export function summarizeProfile(path: string, windows: readonly Window[], count
     const where = area(node);
     areas.set(where, (areas.get(where) ?? 0) + weightUs);
     const seen = new Set<string>();
+    const inStage = stages.map(() => false);
     for (let id: number | undefined = node.id; id !== undefined; id = parent.get(id)) {
       const frame = byId.get(id);
       if (frame === undefined || frame.callFrame.functionName === '(root)') continue;
+      const text = `${frame.callFrame.functionName} ${frame.callFrame.url}`;
+      stages.forEach((stage, i) => {
+        if (!inStage[i] && stage.pattern.test(text)) inStage[i] = true;
+      });
       const frameKey = frameName(frame);
       if (seen.has(frameKey)) continue; // recursion counts once
       seen.add(frameKey);
       inclusive.set(frameKey, (inclusive.get(frameKey) ?? 0) + weightUs);
     }
+    inStage.forEach((isIn, i) => {
+      if (isIn) stageUs[i]! += weightUs;
+    });
   }
   return {
     sampledMs: sampledUs / 1000,
+    byStage: stages.map((stage, i) => ({ label: stage.label, share: stageUs[i]! / sampledUs })),
     byArea: top(areas, sampledUs, 100).map(({ frame, share }) => ({ area: frame, share })),
     bySelf: top(self, sampledUs, count),
     byInclusive: top(inclusive, sampledUs, count * 2),

@@ -3,6 +3,7 @@
 // sending one request at a time and timing it from the call to the last byte.
 
 import { performance } from 'node:perf_hooks';
+import { setTimeout as delay } from 'node:timers/promises';
 import { Pool, type Dispatcher } from 'undici';
 import type { RequestSpec } from './workload.js';
 
@@ -15,6 +16,8 @@ export interface LoadOptions {
   stream: boolean;
   /** Sees every response's headers (contextd's window headers). */
   onHeaders?: (headers: Dispatcher.ResponseData['headers']) => void;
+  /** Idle time after each response before the worker's next request (the run's wall time includes it). */
+  pauseMs?: number;
 }
 
 export interface LoadResult {
@@ -44,6 +47,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       totalMs[completed] = timing.totalMs;
       firstByteMs[completed] = timing.firstByteMs;
       completed += 1;
+      if (options.pauseMs !== undefined && options.pauseMs > 0) await delay(options.pauseMs);
     }
   };
   const startedAt = performance.now();

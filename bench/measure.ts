@@ -4,6 +4,7 @@
 // order. A burst of outside load then lands on all paths alike, and the rounds'
 // own ratios show how much the result moves.
 
+import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import { request, type Dispatcher, type Pool } from 'undici';
 import type { Window } from './cpu-profile.js';
@@ -21,12 +22,20 @@ export interface Target {
   stream: boolean;
   /** Whose CPU time is this path's overhead (the proxy's); none for the direct path. */
   proxy?: Child;
+  /**
+   * Resolves once the proxy's background work for this slice is done (e.g.
+   * every turn flushed to MongoDB): its CPU then counts in this slice, not the
+   * next path's, and its time in the sustained req/s (not in the plain req/s).
+   */
+  settle?: () => Promise<void>;
 }
 
 export interface Slice {
   p50Ms: number;
   firstByteP50Ms: number;
   requestsPerSecond: number;
+  /** With the time waited for `settle` counted in. */
+  sustainedRequestsPerSecond: number;
   proxyCpuMsPerRequest?: number;
   upstreamCpuMsPerRequest: number;
 }
@@ -58,6 +67,8 @@ export class PathRun {
   #totalMs: number[] = [];
   #firstByteMs: number[] = [];
   #wallMs = 0;
+  /** Of which waiting for `settle`. */
+  settleMs = 0;
   #windowMessages = 0;
   #windowTokens = 0;
   #upstreamBytes = 0;
@@ -71,12 +82,13 @@ export class PathRun {
     readonly target: Target,
     readonly concurrency: number,
     readonly pool: Pool,
+    readonly pauseMs: number,
   ) {}
 
-  /** Opens the path's connections and warms it (and the process behind it) up. */
-  static async open(target: Target, concurrency: number, warmupRequests: number): Promise<PathRun> {
+  /** Opens the path's connections and warms it (and the process behind it) up; `pauseMs` idles after each measured response. */
+  static async open(target: Target, concurrency: number, warmupRequests: number, pauseMs = 0): Promise<PathRun> {
     const pool = openPool(target.child.url, concurrency);
-    const run = new PathRun(target, concurrency, pool);
+    const run = new PathRun(target, concurrency, pool, pauseMs);
     await runLoad({ pool, concurrency, requests: warmupRequests, next: run.#next, stream: target.stream });
     return run;
   }
@@ -97,7 +109,11 @@ export class PathRun {
     const proxyCpuBefore = cpuTimeMs(this.target.proxy?.process.pid);
     const upstreamCpuBefore = cpuTimeMs(upstream.process.pid);
     const startUs = monotonicUs();
-    const result = await runLoad({ pool: this.pool, concurrency: this.concurrency, requests, next: this.#next, stream: this.target.stream, onHeaders });
+    const loaded = await runLoad({ pool: this.pool, concurrency: this.concurrency, requests, next: this.#next, stream: this.target.stream, onHeaders, pauseMs: this.pauseMs });
+    const settleStartedAt = performance.now();
+    await this.target.settle?.();
+    const settleMs = this.target.settle === undefined ? 0 : performance.now() - settleStartedAt;
+    this.settleMs += settleMs;
     const endUs = monotonicUs();
     // The proxy may still be storing the last turn: that CPU belongs to this slice too.
     await delay(10);
@@ -116,14 +132,15 @@ export class PathRun {
     this.#upstreamBytes += upstreamAfter.bodyBytes - upstreamBefore.bodyBytes;
     this.#upstreamRequests += upstreamAfter.chatRequests - upstreamBefore.chatRequests;
     this.windows.push({ startUs, endUs });
-    this.#totalMs.push(...result.totalMs);
-    this.#firstByteMs.push(...result.firstByteMs);
-    this.#wallMs += result.wallMs;
-    const slice = summarize(this.target.name, result);
+    this.#totalMs.push(...loaded.totalMs);
+    this.#firstByteMs.push(...loaded.firstByteMs);
+    this.#wallMs += loaded.wallMs;
+    const slice = summarize(this.target.name, loaded);
     this.slices.push({
       p50Ms: slice.p50Ms,
       firstByteP50Ms: slice.firstByteP50Ms,
       requestsPerSecond: slice.requestsPerSecond,
+      sustainedRequestsPerSecond: (requests / (loaded.wallMs + settleMs)) * 1000,
       upstreamCpuMsPerRequest: upstreamCpuMs / requests,
       ...(proxyCpuMs === undefined ? {} : { proxyCpuMsPerRequest: proxyCpuMs / requests }),
     });
@@ -139,6 +156,7 @@ export class PathRun {
       wallMs: this.#wallMs,
     });
     row.upstreamBodyBytes = this.#upstreamBytes / this.#upstreamRequests;
+    row.sustainedRequestsPerSecond = (requests / (this.#wallMs + this.settleMs)) * 1000;
     row.upstreamCpuMsPerRequest = this.#upstreamCpuMs / requests;
     if (this.target.proxy !== undefined) row.proxyCpuMsPerRequest = this.#proxyCpuMs / requests;
     if (this.target.isContextd) {

@@ -142,6 +142,10 @@ export interface ContextdOptions {
   nodeArgs?: readonly string[];
   /** Where stdout and stderr go; a file, as a container runtime would collect them. */
   logPath: string;
+  /** The config's `storage:` section; the embedded store when absent. */
+  storage?: Record<string, unknown>;
+  /** Rolling summaries (on in contextd by default); off unless asked for, see run.ts. */
+  summaries?: boolean;
 }
 
 /**
@@ -154,6 +158,8 @@ export async function startContextd(options: ContextdOptions): Promise<ContextdC
   const config = {
     server: { host: '127.0.0.1' },
     upstream: { base_url: options.upstreamUrl, timeout: '60s', connect_timeout: '5s' },
+    ...(options.storage === undefined ? {} : { storage: options.storage }),
+    ...(options.summaries === true ? {} : { defaults: { summary: { enabled: false } } }),
   };
   await writeFile(configPath, stringifyYaml(config));
   const port = await freePort();

@@ -12,6 +12,8 @@ export interface PathRow {
   p90Ms: number;
   p99Ms: number;
   requestsPerSecond: number;
+  /** Counting the time waited after slices for the proxy's background work (see Target.settle). */
+  sustainedRequestsPerSecond?: number;
   firstByteP50Ms: number;
   firstByteP99Ms: number;
   /** Mean messages and tokens the upstream was sent (contextd's window, or what the client sent). */

@@ -1,0 +1,267 @@
+// The Redis and MongoDB that the bench's second half runs on: real servers
+// started by the test support modules (redis-server without persistence;
+// mongod when on PATH, else FerretDB v1 on SQLite in a temp dir), and the
+// bench's own clients on them, for seeding conversations, evicting them from
+// Redis for cold reads, and reading the servers' CPU time.
+
+import { readFileSync, readdirSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { MongoClient } from 'mongodb';
+import { request } from 'undici';
+import { digestMessage } from '../src/context/message-digest.js';
+import type { ChatMessage, ConversationId, ConversationKey, StoredMessage, TenantId } from '../src/domain.js';
+import { resolveTenant } from '../src/http/conversation-identity.js';
+import { MongoStore } from '../src/store/mongo-store.js';
+import { RedisStore } from '../src/store/redis-store.js';
+import { startMongo, type MongoKind, type MongoServer } from '../test/support/mongo-server.js';
+import { startRedis, type RedisServer } from '../test/support/redis-server.js';
+import type { TokenCounter } from '../src/tokens/count-tokens.js';
+import type { Child } from './processes.js';
+import { API_KEY, type Turn } from './workload.js';
+
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** contextd's default storage.redis.max_cached_messages, which the bench's contextd runs with. */
+export const MAX_CACHED_MESSAGES = 200;
+const REDIS_TTL_MS = 24 * 3_600_000;
+/** Documents per insertMany when seeding, as the flusher's batches are bounded too. */
+const SEED_CHUNK = 1_000;
+// FerretDB on SQLite scans a whole collection per query: a cold read of a big
+// database takes a second or more there, far beyond the 3 s default's margin.
+const MONGODB_TIMEOUT = '10s';
+
+/** The tenant contextd derives from the bench's API key (a digest of it). */
+export const BENCH_TENANT = resolveTenant({ authorization: `Bearer ${API_KEY}` }, { kind: 'authorization' });
+
+export function keyOf(conversation: string): ConversationKey {
+  return { tenant: BENCH_TENANT as TenantId, conversation: conversation as ConversationId };
+}
+
+/** Turns as contextd would have stored them: token counts, digests and running totals, seqs from `first`. */
+export function storedMessages(counter: TokenCounter, turns: readonly Turn[], first: { seq: number; cumTokens: number } = { seq: 1, cumTokens: 0 }): StoredMessage[] {
+  let cumTokens = first.cumTokens;
+  const createdAtMs = Date.now();
+  return turns
+    .flatMap((turn): ChatMessage[] => [
+      { role: 'user', content: turn.user },
+      { role: 'assistant', content: turn.assistant },
+    ])
+    .map((message, index) => {
+      const tokens = counter.countMessage(message);
+      cumTokens += tokens;
+      return { message, tokens, digest: digestMessage(message), seq: first.seq + index, cumTokens, createdAtMs };
+    });
+}
+
+/** One MongoDB database and one Redis logical database: what one contextd (or several sharing them) runs on. */
+export interface StorePair {
+  /** contextd's `storage:` section. */
+  storage: Record<string, unknown>;
+  /** Stores the messages in MongoDB (in chunks) and, with `warm`, puts the newest of them in Redis as contextd's warm-up would. */
+  seed(conversation: string, messages: readonly StoredMessage[], options: { warm: boolean }): Promise<void>;
+  /** Whether Redis holds the conversation with every message flushed to MongoDB (contextd's background work for it is done). */
+  isSettled(conversation: string): Promise<boolean>;
+  /** Removes the conversation's keys from Redis (and the dirty set): its next read is a cold one. */
+  evict(conversation: string): Promise<void>;
+  /** Conversations with messages not yet in MongoDB. */
+  dirtyCount(): Promise<number>;
+  /** Resolves when no conversation awaits the flusher (throws after a minute). */
+  waitFlushed(): Promise<void>;
+  /** MongoStore.load from the bench's own client: the MongoDB part of a cold read, without contextd. */
+  loadDirect(conversation: string, limits: { maxMessages: number; maxTokens: number }): Promise<StoredMessage[]>;
+  /** RedisStore.load (contextd's load script) from the bench's own client. */
+  loadHot(conversation: string, limits: { maxMessages: number; maxTokens: number }): Promise<StoredMessage[]>;
+}
+
+/** Cumulative counters, by command, since the server started. */
+export type CommandCounts = Map<string, number>;
+
+/** MongoDB commands contextd ran (its command monitoring), from its /metrics. */
+export async function mongoCommandCounts(contextd: Child): Promise<CommandCounts> {
+  const res = await request(`${contextd.url}/metrics`);
+  const counts: CommandCounts = new Map();
+  for (const line of (await res.body.text()).split('\n')) {
+    const match = /^contextd_mongodb_commands_total\{command="([^"]+)"\} (\S+)/.exec(line);
+    if (match !== null) counts.set(match[1]!, Number(match[2]));
+  }
+  return counts;
+}
+
+/**
+ * Redis's own counts (all clients, all databases), from INFO commandstats:
+ * EVALSHA calls (each one of contextd's script round trips) and the server
+ * time they took, and every command run, those inside the scripts included
+ * (Redis counts a script's calls as commands too, so the two are not a sum).
+ */
+export async function redisCommandCounts(redis: Redis): Promise<CommandCounts> {
+  let scripts = 0;
+  let scriptUs = 0;
+  let all = 0;
+  for (const line of (await redis.info('commandstats')).split('\n')) {
+    const match = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line);
+    if (match === null || match[1] === 'info') continue;
+    all += Number(match[2]);
+    if (match[1] === 'evalsha' || match[1] === 'eval') {
+      scripts += Number(match[2]);
+      scriptUs += Number(match[3]);
+    }
+  }
+  return new Map([
+    ['evalsha', scripts],
+    ['evalsha µs', scriptUs],
+    ['commands, script calls included', all],
+  ]);
+}
+
+export interface BackingStores {
+  kind: MongoKind;
+  /** The bench's own client on Redis database 0, for INFO. */
+  redis: Redis;
+  /** The redis-server and MongoDB server processes, for their CPU time (undefined when not found). */
+  redisPid: number | undefined;
+  mongoPid: number | undefined;
+  /**
+   * A MongoDB database (FerretDB keeps one SQLite file per database) and a
+   * Redis logical database of their own. Two contextds on different MongoDB
+   * databases must not share a Redis database: the flusher of one would move
+   * the other's turns into its own MongoDB database (the dirty set is global).
+   */
+  pair(name: string, redisDb: number): StorePair;
+  /** Redis alone (contextd's standalone mode, no MongoDB) on a Redis logical database of its own. */
+  redisAlone(redisDb: number): { storage: Record<string, unknown>; seed(conversation: string, messages: readonly StoredMessage[]): Promise<void> };
+  stop(): Promise<void>;
+}
+
+/** Starts both servers; throws with the reason (and scripts/install-services.sh as the fix) when one is missing. */
+export async function startBackingStores(): Promise<BackingStores> {
+  // From dist/, the support module looks for the FerretDB that install-services.sh builds under dist/.services; put the real place on PATH.
+  process.env.PATH = `${join(REPO_ROOT, '.services', 'bin')}${delimiter}${process.env.PATH ?? ''}`;
+  let redisServer: RedisServer | undefined;
+  let mongoServer: MongoServer | undefined;
+  try {
+    [redisServer, mongoServer] = await Promise.all([startRedis(), startMongo({ startTimeoutMs: 60_000 })]);
+  } catch (error) {
+    await Promise.allSettled([redisServer?.stop(), mongoServer?.stop()]);
+    throw error;
+  }
+  const servers = { redis: redisServer, mongo: mongoServer };
+  const mongo = new MongoClient(mongoServer.url, { serverSelectionTimeoutMS: 10_000, socketTimeoutMS: 120_000 });
+  const admin = new Redis(servers.redis.url, { maxRetriesPerRequest: 1 });
+  const redisClients: Redis[] = [admin];
+  const redisPort = new URL(redisServer.url).port;
+  const mongoPort = new URL(mongoServer.url).port;
+
+  const databases: string[] = [];
+  const pair = (name: string, redisDb: number): StorePair => {
+    const database = `${servers.mongo.database}_${name}`;
+    databases.push(database);
+    const redisUrl = `${servers.redis.url}/${redisDb}`;
+    const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+    redisClients.push(redis);
+    const redisView = new RedisStore({ client: redis, ttlMs: REDIS_TTL_MS, maxCachedMessages: MAX_CACHED_MESSAGES, mode: 'cache' });
+    const mongoStore = new MongoStore({ db: mongo.db(database) });
+    const indexes = mongoStore.ensureIndexes();
+    indexes.catch(() => undefined); // awaited, and reported, by the first call that needs them
+    return {
+      storage: {
+        redis: { url: redisUrl },
+        mongodb: { url: servers.mongo.url, database, timeout: MONGODB_TIMEOUT },
+      },
+      seed: async (conversation, messages, { warm }) => {
+        await indexes;
+        const key = keyOf(conversation);
+        for (let i = 0; i < messages.length; i += SEED_CHUNK) {
+          const result = await mongoStore.upsertAllocated(key, messages.slice(i, i + SEED_CHUNK));
+          if (result.conflicts.length > 0) throw new Error(`seeding ${conversation}: ${result.conflicts.length} seqs already held other messages`);
+        }
+        const newest = messages.at(-1);
+        if (warm && newest !== undefined) {
+          await redisView.warm(key, { lastSeq: newest.seq, lastCum: newest.cumTokens ?? 0, summary: undefined, messages: messages.slice(-MAX_CACHED_MESSAGES) });
+        }
+      },
+      isSettled: async (conversation) => {
+        const [lastSeq, flushedSeq] = await redis.hmget(metaKey(conversation), 'lastSeq', 'flushedSeq');
+        return lastSeq !== null && lastSeq === flushedSeq;
+      },
+      evict: (conversation) => redisView.delete(keyOf(conversation)),
+      dirtyCount: () => redis.zcard('contextd:dirty'),
+      waitFlushed: async () => {
+        const deadlineMs = Date.now() + 60_000;
+        await delay(5); // the last reply's turn reaches Redis (and the dirty set) just after the reply
+        while ((await redis.zcard('contextd:dirty')) > 0) {
+          if (Date.now() > deadlineMs) throw new Error(`MongoDB ${database}: the flusher did not catch up within a minute`);
+          await delay(2);
+        }
+      },
+      loadHot: async (conversation, limits) => (await redisView.load(keyOf(conversation), limits)).messages,
+      loadDirect: async (conversation, limits) => {
+        await indexes;
+        return (await mongoStore.load(keyOf(conversation), limits)).messages;
+      },
+    };
+  };
+
+  const redisAlone = (redisDb: number): ReturnType<BackingStores['redisAlone']> => {
+    const redisUrl = `${servers.redis.url}/${redisDb}`;
+    const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+    redisClients.push(redis);
+    const store = new RedisStore({ client: redis, ttlMs: REDIS_TTL_MS, maxCachedMessages: MAX_CACHED_MESSAGES, mode: 'standalone' });
+    return {
+      storage: { redis: { url: redisUrl } },
+      // One append of the whole history: in standalone mode Redis allocates the seqs and keeps the newest MAX_CACHED_MESSAGES.
+      seed: async (conversation, messages) => {
+        await store.append(
+          keyOf(conversation),
+          messages.map(({ message, tokens, digest }) => ({ message, tokens, digest })),
+        );
+      },
+    };
+  };
+
+  return {
+    kind: servers.mongo.kind,
+    redis: admin,
+    redisAlone,
+    // redis-server rewrites its title to `redis-server 127.0.0.1:PORT`.
+    redisPid: findPid((command) => command.includes('redis-server') && (command.includes(`:${redisPort}`) || command.includes(`--port ${redisPort}`))),
+    mongoPid: findPid((command) => command.includes(`--listen-addr=127.0.0.1:${mongoPort}`) || (command.includes('mongod') && command.includes(`--port ${mongoPort}`))),
+    pair,
+    stop: async () => {
+      for (const client of redisClients) client.disconnect();
+      // A server at MONGODB_URL is not ours: leave it as we found it. (Ours is removed with its temp dir.)
+      if (servers.mongo.kind === 'external') await Promise.allSettled(databases.map((database) => mongo.db(database).dropDatabase()));
+      await mongo.close();
+      await Promise.allSettled([servers.redis.stop(), servers.mongo.stop()]);
+    },
+  };
+}
+
+/** RedisStore's meta key of a conversation (ids here need no escaping: no '%', '{', '}', and no ':' in the tenant). */
+function metaKey(conversation: string): string {
+  return `contextd:{${BENCH_TENANT}:${conversation}}:meta`;
+}
+
+/** Waits until contextd has warmed Redis with the conversation and flushed its last turn. */
+export async function waitSettled(stores: StorePair, conversation: string, timeoutMs = 60_000): Promise<void> {
+  const deadlineMs = Date.now() + timeoutMs;
+  while (!(await stores.isSettled(conversation))) {
+    if (Date.now() > deadlineMs) throw new Error(`${conversation}: not warmed and flushed within ${timeoutMs} ms`);
+    await delay(5);
+  }
+}
+
+/** The first process whose command line (arguments joined by spaces) matches; the support modules do not hand out their servers' pids. */
+function findPid(matches: (command: string) => boolean): number | undefined {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const command = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ');
+      if (matches(command)) return Number(entry);
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return undefined;
+}
