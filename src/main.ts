@@ -198,6 +198,7 @@ function redisClient(options: NonNullable<Config['storage']['redis']>, onError: 
     });
     const cluster = new Redis.Cluster(seeds, {
       enableOfflineQueue: false,
+      enableAutoPipelining: true,
       clusterRetryStrategy: (times) => Math.min(100 * times, 2_000),
       redisOptions: {
         maxRetriesPerRequest: common.maxRetriesPerRequest,
@@ -210,7 +211,8 @@ function redisClient(options: NonNullable<Config['storage']['redis']>, onError: 
     cluster.on('error', onError);
     return cluster;
   }
-  const client = new Redis(options.url, { ...common, retryStrategy: (times) => Math.min(100 * times, 2_000) });
+  // Auto-pipelining batches the commands issued in one tick into one socket write.
+  const client = new Redis(options.url, { ...common, enableAutoPipelining: true, retryStrategy: (times) => Math.min(100 * times, 2_000) });
   client.on('error', onError);
   return client;
 }
@@ -243,6 +245,9 @@ async function openStores(config: Config, logger: Logger, metrics: Metrics): Pro
   for (const tier of tiers) metrics.storeUp.set({ tier }, 1);
 
   let redisConnection: Redis | Cluster | undefined;
+  // The flusher has a connection of its own, so a request's read never queues behind a flush.
+  let flushConnection: Redis | Cluster | undefined;
+  let flushRedisStore: RedisStore | undefined;
   let redisStore: RedisStore | undefined;
   if (redisConfig !== undefined) {
     redisConnection = redisClient(redisConfig, (error) => logger.debug({ err: error }, 'redis connection error'));
@@ -252,6 +257,16 @@ async function openStores(config: Config, logger: Logger, metrics: Metrics): Pro
       maxCachedMessages: redisConfig.maxCachedMessages,
       mode: mongoConfig === undefined ? 'standalone' : 'cache',
       onDirtyMarkFailed: (key, error) => logger.warn({ err: error, conversation: key.conversation }, 'could not mark a conversation for flushing; the sweep will find it'),
+    });
+  }
+
+  if (redisConfig !== undefined && mongoConfig !== undefined) {
+    flushConnection = redisClient(redisConfig, (error) => logger.debug({ err: error }, 'redis (flusher) connection error'));
+    flushRedisStore = new RedisStore({
+      client: flushConnection,
+      ttlMs: redisConfig.ttlMs,
+      maxCachedMessages: redisConfig.maxCachedMessages,
+      mode: 'cache',
     });
   }
 
@@ -312,7 +327,7 @@ async function openStores(config: Config, logger: Logger, metrics: Metrics): Pro
   let flusher: OutboxFlusher | undefined;
   if (redisStore !== undefined && mongoStore !== undefined) {
     flusher = new OutboxFlusher({
-      redis: redisStore,
+      redis: flushRedisStore ?? redisStore,
       mongo: mongoStore,
       health,
       redisTimeoutMs: redisConfig!.timeoutMs,
@@ -347,7 +362,7 @@ async function openStores(config: Config, logger: Logger, metrics: Metrics): Pro
     flusher,
     probe: () => store.ping().catch(() => undefined),
     closeClients: async () => {
-      await Promise.allSettled([redisConnection?.quit(), mongoClient?.close()]);
+      await Promise.allSettled([redisConnection?.quit(), flushConnection?.quit(), mongoClient?.close()]);
     },
     describe,
   };
