@@ -1,6 +1,7 @@
 // Deterministic English prose for benchmark prompts: the tokenizer's cost depends
 // on the text (word lengths, punctuation, numbers), so the history is sentences a
 // chat app would hold, not repeated filler, and the same seed always gives the same text.
+import { seededRandom } from '../test/support/seeded-random.js';
 
 const SUBJECTS = [
   'The deployment', 'Our team', 'The new billing service', 'A customer in Lyon', 'The nightly report', 'Your draft',
@@ -26,17 +27,6 @@ const TAILS = [
 ];
 const OPENERS = ['', '', '', 'In short, ', 'To be fair, ', 'As far as I can tell, ', 'On the other hand, ', 'Honestly, ', 'For now, '];
 
-/** mulberry32: small, fast, and the same sequence on every platform. */
-function randomFrom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 function pick<T>(random: () => number, items: readonly T[]): T {
   return items[Math.floor(random() * items.length)] as T;
@@ -44,7 +34,7 @@ function pick<T>(random: () => number, items: readonly T[]): T {
 
 /** Whole sentences until the text is at least `minChars` long. */
 export function prose(seed: number, minChars: number): string {
-  const random = randomFrom(seed);
+  const random = seededRandom(seed);
   const sentences: string[] = [];
   let length = 0;
   while (length < minChars) {

@@ -15,6 +15,7 @@ import { MongoStore } from '../../src/store/mongo-store.js';
 import { startMongo, type MongoServer } from '../support/mongo-server.js';
 import { describeWithMongo } from '../support/services.js';
 import { runStoreContract } from './store-contract.js';
+import { seededRandom } from '../support/seeded-random.js';
 
 const UNLIMITED = { maxMessages: 10_000, maxTokens: Number.MAX_SAFE_INTEGER };
 
@@ -454,14 +455,3 @@ function byJson(a: unknown, b: unknown): number {
   return JSON.stringify(a).localeCompare(JSON.stringify(b));
 }
 
-/** mulberry32: a reproducible history, so a failure can be replayed. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
