@@ -198,7 +198,6 @@ function redisClient(options: NonNullable<Config['storage']['redis']>, onError: 
     });
     const cluster = new Redis.Cluster(seeds, {
       enableOfflineQueue: false,
-      enableAutoPipelining: true,
       clusterRetryStrategy: (times) => Math.min(100 * times, 2_000),
       redisOptions: {
         maxRetriesPerRequest: common.maxRetriesPerRequest,
@@ -211,8 +210,7 @@ function redisClient(options: NonNullable<Config['storage']['redis']>, onError: 
     cluster.on('error', onError);
     return cluster;
   }
-  // Auto-pipelining batches the commands issued in one tick into one socket write.
-  const client = new Redis(options.url, { ...common, enableAutoPipelining: true, retryStrategy: (times) => Math.min(100 * times, 2_000) });
+  const client = new Redis(options.url, { ...common, retryStrategy: (times) => Math.min(100 * times, 2_000) });
   client.on('error', onError);
   return client;
 }
