@@ -8,7 +8,7 @@
 
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -109,6 +109,7 @@ async function main(): Promise<void> {
   // Match: the k-th request line of a conversation is its k-th turn; a stored
   // summary job belongs to the last turn of its conversation logged before it.
   const lines = (await readFile(logPath, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  await rm(dir, { recursive: true, force: true });
   const turnTimes = new Map<string, number[]>();
   const addedMs = new Map<string, number>();
   const triggering = new Set<string>();
