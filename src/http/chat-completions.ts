@@ -22,7 +22,7 @@ import { countMessageYielding } from '../tokens/count-message-yielding.js';
 import { decodableAcceptEncoding } from '../streaming/decode-body.js';
 import { endToEndHeaders, type UpstreamClient } from '../upstream/upstream-client.js';
 import { relayResponse } from '../upstream/relay-response.js';
-import { conversationKey, resolveTenant } from './conversation-identity.js';
+import { conversationKey, firstHeader, resolveTenant } from './conversation-identity.js';
 import { parseChatRequest } from './parse-chat-request.js';
 import { readBody } from './read-body.js';
 import type { RequestLog } from './request-log.js';
@@ -78,7 +78,7 @@ export async function handleChatWithMemory(
     messages: body.messages,
     digestAt,
     stored: snapshot.messages,
-    idempotencyKey: headerValue(req, 'idempotency-key'),
+    idempotencyKey: firstHeader(req.headers, 'idempotency-key'),
     nowMs: deps.now(),
     retryWindowMs: deps.config.conversation.retryWindowMs,
   });
@@ -147,7 +147,7 @@ export async function handleChatWithMemory(
   };
   // Every turn carries a key: the client's Idempotency-Key, else one of ours, so
   // a write retried after a timeout (that in fact succeeded) is stored once.
-  const turnKey = headerValue(req, 'idempotency-key') ?? `auto:${randomUUID()}`;
+  const turnKey = firstHeader(req.headers, 'idempotency-key') ?? `auto:${randomUUID()}`;
   const queued = deps.persist.offer(key, [...turn, replyMessage], { turnKey }, deps.now());
   log.stored = queued ? 'queued' : 'dropped';
   deps.metrics.turnsStored.inc({ outcome: queued ? 'queued' : 'dropped' });
@@ -168,8 +168,8 @@ export async function handleChatWithMemory(
 /** The caller's own credential, for a summary job that has no key of its own. */
 function credentialHeaders(req: IncomingMessage): Record<string, string> {
   const headers: Record<string, string> = {};
-  const authorization = headerValue(req, 'authorization');
-  const apiKey = headerValue(req, 'api-key');
+  const authorization = firstHeader(req.headers, 'authorization');
+  const apiKey = firstHeader(req.headers, 'api-key');
   if (authorization !== undefined) headers.authorization = authorization;
   if (apiKey !== undefined) headers['api-key'] = apiKey;
   return headers;
@@ -241,7 +241,7 @@ async function forward(
   const headers = endToEndHeaders(req.headers, new Set([...NOT_FORWARDED, deps.config.conversation.header]));
   headers['content-type'] = 'application/json';
   // contextd must read the reply it stores, so it asks only for encodings it can decode.
-  const acceptEncoding = tee ? decodableAcceptEncoding(headerValue(req, 'accept-encoding')) : headerValue(req, 'accept-encoding');
+  const acceptEncoding = tee ? decodableAcceptEncoding(firstHeader(req.headers, 'accept-encoding')) : firstHeader(req.headers, 'accept-encoding');
   if (acceptEncoding !== undefined) headers['accept-encoding'] = acceptEncoding;
 
   const sentAt = performance.now();
@@ -276,10 +276,6 @@ async function replyTokens(counter: TokenCounter, message: ChatMessage, completi
   return completionTokens === undefined ? counted : Math.max(counted, completionTokens + counter.countMessage({ role: 'assistant', content: '' }));
 }
 
-function headerValue(req: IncomingMessage, name: string): string | undefined {
-  const value = req.headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
 
 function queryOf(req: IncomingMessage): string {
   const q = req.url?.indexOf('?') ?? -1;

@@ -9,13 +9,15 @@ const VALID_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 // No ':' in a tenant, so `<tenant>:<conversation>` can only be read one way.
 const VALID_TENANT = /^[A-Za-z0-9._-]{1,128}$/;
 
-function single(value: string | string[] | undefined): string | undefined {
+/** The first value of a request header (Node gives repeated ones as an array). */
+export function firstHeader(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const value = headers[name];
   return Array.isArray(value) ? value[0] : value;
 }
 
 /** The conversation id of a request, `undefined` when it asks for no memory; the only maker of ConversationId. */
 export function parseConversationId(headers: IncomingHttpHeaders, header: string): ConversationId | undefined {
-  const value = single(headers[header]);
+  const value = firstHeader(headers, header);
   if (value === undefined) return undefined;
   if (!VALID_ID.test(value)) throw new InvalidConversationIdError(header);
   return value as ConversationId;
@@ -31,15 +33,15 @@ export function resolveTenant(headers: IncomingHttpHeaders, mode: TenantMode): T
     case 'none':
       return 'default' as TenantId;
     case 'header': {
-      const value = single(headers[mode.header]);
+      const value = firstHeader(headers, mode.header);
       if (value === undefined || !VALID_TENANT.test(value)) {
         throw new InvalidRequestError(`Header ${mode.header} must name the tenant (1-128 characters of A-Z, a-z, 0-9, '.', '_', '-').`, null, 'invalid_tenant');
       }
       return `t.${value}` as TenantId;
     }
     case 'authorization': {
-      const authorization = single(headers.authorization);
-      const credential = authorization?.replace(/^Bearer\s+/i, '') ?? single(headers['api-key']);
+      const authorization = firstHeader(headers, 'authorization');
+      const credential = authorization?.replace(/^Bearer\s+/i, '') ?? firstHeader(headers, 'api-key');
       if (credential === undefined || credential === '') return 'anonymous' as TenantId;
       return `k.${createHash('sha256').update(credential).digest('base64url').slice(0, 22)}` as TenantId;
     }

@@ -31,9 +31,7 @@ export function sendError(res: ServerResponse, error: unknown, extraHeaders: Rec
   const { status, body } = errorBody(error);
   if (res.destroyed || res.writableEnded) return;
   if (!res.headersSent) {
-    const json = JSON.stringify(body);
-    res.writeHead(status, { ...extraHeaders, 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) });
-    res.end(json);
+    sendJson(res, status, body, extraHeaders);
     return;
   }
   const contentType = String(res.getHeader('content-type') ?? '');
@@ -43,4 +41,11 @@ export function sendError(res: ServerResponse, error: unknown, extraHeaders: Rec
     return;
   }
   res.destroy();
+}
+
+/** A complete JSON response: contextd's own answers (errors, ops endpoints). */
+export function sendJson(res: ServerResponse, status: number, body: unknown, extraHeaders: Record<string, string> = {}): void {
+  const json = JSON.stringify(body);
+  res.writeHead(status, { ...extraHeaders, 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) });
+  res.end(json);
 }

@@ -10,7 +10,7 @@ import { handleChatWithMemory, type ChatCompletionsDeps } from './chat-completio
 import { parseConversationId } from './conversation-identity.js';
 import { passThrough } from './pass-through.js';
 import type { RequestLog } from './request-log.js';
-import { errorBody, sendError } from './send-error.js';
+import { errorBody, sendError, sendJson } from './send-error.js';
 
 export interface ServerDeps extends ChatCompletionsDeps {
   metrics: Metrics;
@@ -117,8 +117,3 @@ function discardBody(req: IncomingMessage): void {
   req.resume();
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const json = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) });
-  res.end(json);
-}

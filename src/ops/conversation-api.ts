@@ -6,6 +6,7 @@ import type { ConversationStore } from '../store/conversation-store.js';
 import type { TenantMode } from '../config/schema.js';
 
 import { conversationKey, parseConversationId, resolveTenant } from '../http/conversation-identity.js';
+import { sendJson } from '../http/send-error.js';
 
 export interface ConversationApiDeps {
   store: ConversationStore;
@@ -87,8 +88,3 @@ function integerParam(url: URL, name: string, fallback: number): number {
   return value;
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const json = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) });
-  res.end(json);
-}
