@@ -11,7 +11,7 @@ import { ensureBuilt, startContextd, stopAll, type ContextdProcess } from '../su
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.js';
 import { startMongo, type MongoServer } from '../support/mongo-server.js';
 import { startRedis, startRedisCluster, type RedisServer } from '../support/redis-server.js';
-import { describeWithService, serviceAvailability } from '../support/services.js';
+import { describeWithService, requireRestartable, serviceAvailability } from '../support/services.js';
 import { waitFor } from '../support/wait-for.js';
 import { API_KEY, clientFor, contextdConfig } from './harness.js';
 
@@ -218,7 +218,7 @@ describeWithService(both, 'contextd on Redis + MongoDB', () => {
   });
 
   test('MongoDB killed mid-conversation and brought back: served from Redis, writes flushed in order without duplicates', async (context) => {
-    if (!mongoServer.canRestart) context.skip();
+    requireRestartable(mongoServer, context);
     const contextd = await start();
     const conversation = newConversation();
     const client = clientFor(contextd, conversation);
@@ -236,7 +236,7 @@ describeWithService(both, 'contextd on Redis + MongoDB', () => {
   });
 
   test('contextd SIGKILLed right after replies while MongoDB is down: every acknowledged turn reaches MongoDB once', async (context) => {
-    if (!mongoServer.canRestart) context.skip();
+    requireRestartable(mongoServer, context);
     let contextd = await start();
     const conversation = newConversation();
     let client = clientFor(contextd, conversation);

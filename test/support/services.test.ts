@@ -4,7 +4,7 @@ import { MongoClient } from 'mongodb';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { startMongo, type MongoServer } from './mongo-server.js';
 import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from './redis-server.js';
-import { describeWithMongo, describeWithRedis, describeWithRedisCluster, isListening, ServiceStartError } from './services.js';
+import { describeWithMongo, describeWithRedis, describeWithRedisCluster, isListening, requireRestartable, ServiceStartError } from './services.js';
 
 function connectRedis(port: number): Redis {
   // No retries: a test that expects a dead server should see the failure, not a reconnect loop.
@@ -175,7 +175,7 @@ describeWithMongo('startMongo', () => {
   });
 
   test('kill takes it down; restart brings it back on the same port with the same data', async (context) => {
-    if (!mongo.canRestart) context.skip(`the ${mongo.kind} server at MONGODB_URL cannot be restarted`);
+    requireRestartable(mongo, context);
     const durable = (client: MongoClient) => client.db(mongo.database).collection<{ _id: string; n: number }>('durable');
     // j: true so that a mongod has the write in its journal before the SIGKILL.
     await withMongo((client) => durable(client).insertOne({ _id: 'kept', n: 1 }, { writeConcern: { w: 1, j: true } }));

@@ -143,6 +143,18 @@ export function describeWithService(availability: Availability, name: string, bo
   describe.skip(`${name} [skipped: ${message}]`, body);
 }
 
+/**
+ * Fault tests kill and restart their server, which an external MONGODB_URL
+ * does not allow: with CI set that is a failure (CI starts its own), elsewhere
+ * the test is skipped and says why.
+ */
+export function requireRestartable(server: { canRestart: boolean; kind: string }, context: { skip: (note?: string) => void }): void {
+  if (server.canRestart) return;
+  const message = `the ${server.kind} server at MONGODB_URL cannot be killed and restarted; unset MONGODB_URL to run this fault test on a local server`;
+  if (servicesRequired) throw new Error(message);
+  context.skip(message);
+}
+
 // ---- running a service process ----
 
 export interface ProcessExit {
