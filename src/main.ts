@@ -254,6 +254,7 @@ async function openStores(config: Config, logger: Logger, metrics: Metrics): Pro
       ttlMs: redisConfig.ttlMs,
       maxCachedMessages: redisConfig.maxCachedMessages,
       mode: mongoConfig === undefined ? 'standalone' : 'cache',
+      localCacheMaxEntries: redisConfig.localCacheMessages,
       onDirtyMarkFailed: (key, error) => logger.warn({ err: error, conversation: key.conversation }, 'could not mark a conversation for flushing; the sweep will find it'),
     });
   }
@@ -265,6 +266,8 @@ async function openStores(config: Config, logger: Logger, metrics: Metrics): Pro
       ttlMs: redisConfig.ttlMs,
       maxCachedMessages: redisConfig.maxCachedMessages,
       mode: 'cache',
+      // The flusher reads each turn once: nothing to keep decoded.
+      localCacheMaxEntries: 0,
     });
   }
 
@@ -319,6 +322,7 @@ async function openStores(config: Config, logger: Logger, metrics: Metrics): Pro
     mongoTimeoutMs: mongoConfig?.timeoutMs ?? 0,
     maxCachedMessages: redisConfig?.maxCachedMessages ?? 0,
     onFlushNeeded: () => flusher?.notify(),
+    flushesSettled: async () => flusher?.idle(),
     onBackgroundError: (operation, error) => logger.warn({ err: error, operation }, 'background store work failed'),
   });
 
@@ -331,8 +335,9 @@ async function openStores(config: Config, logger: Logger, metrics: Metrics): Pro
       redisTimeoutMs: redisConfig!.timeoutMs,
       mongoTimeoutMs: mongoConfig!.timeoutMs,
       idleDelayMs: 250,
+      flushDelayMs: mongoConfig!.flushDelayMs,
       leaseMs: 15_000,
-      batchSize: 32,
+      batchSize: 64,
       sweepIntervalMs: 60_000,
       onFlushed: (key, seqs, result) => {
         metrics.messagesFlushed.inc(result.inserted);

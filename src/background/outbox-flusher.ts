@@ -4,8 +4,12 @@
 // conversation with a lease, upserts its unflushed messages into MongoDB keyed
 // on (tenant, conversation, seq) — idempotent, so a crash mid-flush only means
 // the next claimer writes the same documents again — then advances flushedSeq.
+// A round carries every due conversation it claims (up to batchSize) in one
+// MongoDB insert, and a turn waits flushDelayMs before its round starts, so
+// that under load many turns share a round instead of each paying its own.
 
-import type { ConversationKey, StoredMessage } from '../domain.js';
+import type { ConversationKey, StoredMessage, Summary } from '../domain.js';
+import { conversationKeyString } from '../domain.js';
 import type { FlushSource, FlushTarget } from '../store/conversation-store.js';
 import { callTier, type StoreHealth } from '../store/store-health.js';
 
@@ -17,6 +21,8 @@ export interface OutboxFlusherOptions {
   mongoTimeoutMs: number;
   /** Pause between rounds when there was nothing to do, or a tier was down. */
   idleDelayMs: number;
+  /** How long after a notify the round starts (turns arriving meanwhile join it). */
+  flushDelayMs: number;
   /** How long a claimed conversation belongs to this instance before another may take it. */
   leaseMs: number;
   batchSize: number;
@@ -29,6 +35,9 @@ export interface OutboxFlusherOptions {
   now?: () => number;
 }
 
+/** Conversations whose handed-over summary the flusher remembers. */
+const SUMMARY_MEMORY = 10_000;
+
 export class OutboxFlusher {
   readonly #o: OutboxFlusherOptions;
   readonly #now: () => number;
@@ -37,6 +46,10 @@ export class OutboxFlusher {
   #isStopped = false;
   #nextSweepAtMs = 0;
   #pendingNotify = false;
+  /** When the scheduled round starts (ms since epoch, this.#now()). */
+  #scheduledAtMs = Number.POSITIVE_INFINITY;
+  /** Conversation → the summary coverage MongoDB is known to hold (bounded; forgetting one costs one hand-over). */
+  readonly #summaryInMongo = new Map<string, number>();
 
   constructor(options: OutboxFlusherOptions) {
     this.#o = options;
@@ -47,14 +60,20 @@ export class OutboxFlusher {
     this.#schedule(0);
   }
 
-  /** A turn was just written to Redis: flush soon rather than at the next idle tick. */
+  /** A turn was just written to Redis: flush it within flushDelayMs rather than at the next idle tick. */
   notify(): void {
     if (this.#isStopped) return;
     if (this.#running !== undefined) {
       this.#pendingNotify = true;
       return;
     }
-    this.#schedule(0);
+    if (this.#scheduledAtMs <= this.#now() + this.#o.flushDelayMs) return;
+    this.#schedule(this.#o.flushDelayMs);
+  }
+
+  /** Resolves when the round in flight, if any, has ended (an erasure waits for it so the round cannot write after it). */
+  async idle(): Promise<void> {
+    await this.#running;
   }
 
   /** Stops the loop after flushing what is due, within `deadlineMs`. */
@@ -72,13 +91,16 @@ export class OutboxFlusher {
   #schedule(delayMs: number): void {
     if (this.#isStopped) return;
     clearTimeout(this.#timer);
+    this.#scheduledAtMs = this.#now() + delayMs;
     this.#timer = setTimeout(() => {
+      this.#scheduledAtMs = Number.POSITIVE_INFINITY;
       this.#running = this.#round()
         .then((flushed) => {
           this.#running = undefined;
-          const again = flushed > 0 || this.#pendingNotify;
+          // A full round may have left more due; turns that came meanwhile wait their delay.
+          const again = flushed >= this.#o.batchSize ? 0 : this.#pendingNotify ? this.#o.flushDelayMs : undefined;
           this.#pendingNotify = false;
-          this.#schedule(again ? 0 : this.#o.idleDelayMs);
+          this.#schedule(again ?? this.#o.idleDelayMs);
         })
         .catch((error: unknown) => {
           this.#running = undefined;
@@ -97,37 +119,68 @@ export class OutboxFlusher {
       await this.#redis('sweepDirty', () => redis.sweepDirty());
     }
     const keys = await this.#redis('claimDirty', () => redis.claimDirty(this.#o.batchSize, this.#o.leaseMs, this.#now()));
-    let flushed = 0;
-    for (const [i, key] of keys.entries()) {
-      const { flushedSeq, messages } = await this.#redis('unflushed', () => redis.unflushed(key));
-      try {
-        if (messages.length > 0) {
-          const result = await this.#mongo('upsertAllocated', () => mongo.upsertAllocated(key, messages));
-          if (result.conflicts.length > 0) {
-            this.#o.onConflict(key, result.conflicts);
-            await this.#mongo('append', () => mongo.append(key, result.conflicts.map(({ message, tokens, digest }) => ({ message, tokens, digest }))));
-          }
-          this.#o.onFlushed(key, messages.map((m) => m.seq), result);
-        }
-      } catch (error) {
-        // MongoDB failed: hand back this and the remaining claims (marking them
-        // flushed up to where they were makes them due again at once).
-        for (const unclaimed of keys.slice(i)) {
-          await this.#redis('markFlushed', () => redis.markFlushed(unclaimed, unclaimed === key ? flushedSeq : 0)).catch(() => undefined);
-        }
-        throw error;
-      }
-      const nowFlushedSeq = messages.at(-1)?.seq ?? flushedSeq;
-      await this.#redis('markFlushed', () => redis.markFlushed(key, nowFlushedSeq));
-      // A summary written while MongoDB lacked the messages it covers was refused
-      // there: hand it over now that they are in (a no-op when MongoDB has it).
-      if (messages.length > 0) {
-        const { summary } = await this.#redis('load', () => redis.load(key, { maxMessages: 0, maxTokens: 0 }));
-        if (summary !== undefined && summary.coversSeq <= nowFlushedSeq) await this.#mongo('replaceSummary', () => mongo.replaceSummary(key, summary));
-      }
-      flushed++;
+    if (keys.length === 0) return 0;
+    // The claims' unflushed messages, all requested at once; a claim that could
+    // not be read is handed back and the others go on.
+    const read = await Promise.all(
+      keys.map((key) =>
+        this.#redis('unflushed', () => redis.unflushed(key)).then(
+          (unflushed) => ({ key, ...unflushed }),
+          async () => {
+            await this.#handBack(key, 0);
+            return undefined;
+          },
+        ),
+      ),
+    );
+    const claims = read.filter((claim) => claim !== undefined);
+    const pending = claims.filter((claim) => claim.messages.length > 0);
+    let results;
+    try {
+      results = await this.#mongo('upsertAllocatedMany', () => mongo.upsertAllocatedMany(pending));
+    } catch (error) {
+      // MongoDB failed: hand every claim back where it was (due again at once).
+      await Promise.all(claims.map((claim) => this.#handBack(claim.key, claim.flushedSeq)));
+      throw error;
     }
-    return flushed;
+    for (const [index, claim] of pending.entries()) {
+      const result = results[index] ?? { inserted: 0, alreadyStored: 0, conflicts: [] };
+      if (result.conflicts.length > 0) {
+        this.#o.onConflict(claim.key, result.conflicts);
+        try {
+          await this.#mongo('append', () => mongo.append(claim.key, result.conflicts.map(({ message, tokens, digest }) => ({ message, tokens, digest }))));
+        } catch (error) {
+          // The others are in: mark them; this one is flushed again (its stored seqs count as stored then).
+          await Promise.all(claims.map((other) => (other === claim ? this.#handBack(claim.key, claim.flushedSeq) : this.#markFlushed(other))));
+          throw error;
+        }
+      }
+      this.#o.onFlushed(claim.key, claim.messages.map((m) => m.seq), result);
+    }
+    await Promise.all(claims.map((claim) => this.#markFlushed(claim)));
+    return claims.length;
+  }
+
+  /** Advances the claim's flushedSeq and hands over a summary MongoDB may lack. */
+  async #markFlushed(claim: { key: ConversationKey; flushedSeq: number; messages: readonly StoredMessage[]; summary: Summary | undefined }): Promise<void> {
+    const nowFlushedSeq = claim.messages.at(-1)?.seq ?? claim.flushedSeq;
+    await this.#redis('markFlushed', () => this.#o.redis.markFlushed(claim.key, nowFlushedSeq));
+    // A summary written while MongoDB lacked the messages it covers was refused
+    // there: hand it over now that they are in, once per coverage per instance
+    // (and only with messages flushed, so a claim racing an erasure writes nothing).
+    const { summary } = claim;
+    if (claim.messages.length === 0 || summary === undefined || summary.coversSeq > nowFlushedSeq) return;
+    const id = conversationKeyString(claim.key);
+    if (this.#summaryInMongo.get(id) === summary.coversSeq) return;
+    await this.#mongo('replaceSummary', () => this.#o.mongo.replaceSummary(claim.key, summary));
+    this.#summaryInMongo.delete(id);
+    this.#summaryInMongo.set(id, summary.coversSeq);
+    if (this.#summaryInMongo.size > SUMMARY_MEMORY) this.#summaryInMongo.delete(this.#summaryInMongo.keys().next().value!);
+  }
+
+  /** Gives a claim back unchanged (flushedSeq as read, or 0: as it is), due again at once. */
+  async #handBack(key: ConversationKey, flushedSeq: number): Promise<void> {
+    await this.#redis('markFlushed', () => this.#o.redis.markFlushed(key, flushedSeq)).catch(() => undefined);
   }
 
   #redis<T>(operation: string, call: () => Promise<T>): Promise<T> {

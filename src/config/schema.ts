@@ -55,6 +55,7 @@ const integerLeaf = (expected: string, min: number, max: number) =>
   );
 
 const positiveInteger = integerLeaf('a positive integer', 1, Number.MAX_SAFE_INTEGER);
+const nonNegativeInteger = integerLeaf('a non-negative integer', 0, Number.MAX_SAFE_INTEGER);
 const port = integerLeaf('a port number from 0 to 65535', 0, 65_535);
 
 // Node's timers fire at once above 2^31-1 ms, so a longer timeout would mean no wait at all.
@@ -143,6 +144,7 @@ function urlWithScheme(schemes: readonly string[]) {
 
 const redisUrl = urlWithScheme(['redis', 'rediss', 'redis+cluster', 'rediss+cluster']);
 const storeTimeout = durationLeaf({ allowZero: false, maxMs: 600_000 });
+const flushDelay = durationLeaf({ allowZero: true, maxMs: 60_000 });
 const mongodbUrl = urlWithScheme(['mongodb', 'mongodb+srv']);
 
 // MongoDB's own rules for database names.
@@ -243,6 +245,11 @@ const storageSchema = z.strictObject({
       ttl: ttl.prefault('24h').describe('A cached conversation untouched this long expires.'),
       max_cached_messages: positiveInteger.prefault(200).describe('Newest messages kept per cached conversation (unflushed messages are never trimmed).'),
       timeout: storeTimeout.prefault('500ms').describe('Longest any Redis call may take before the request goes on without it.'),
+      local_cache_messages: nonNegativeInteger
+        .prefault(20_000)
+        .describe(
+          "Decoded messages this process keeps from recent Redis reads (least recently used conversations go first), so a load fetches only messages it has not seen; 0 turns it off. Redis stays the source of truth: every load still asks it what the window is.",
+        ),
     })
     .transform((redis) =>
       redis.url === ''
@@ -253,6 +260,7 @@ const storageSchema = z.strictObject({
             ttlMs: redis.ttl,
             maxCachedMessages: redis.max_cached_messages,
             timeoutMs: redis.timeout,
+            localCacheMessages: redis.local_cache_messages,
           },
     )
     .prefault({}),
@@ -261,8 +269,15 @@ const storageSchema = z.strictObject({
       url: mongodbUrl.prefault('').describe('mongodb:// or mongodb+srv:// URL of the durable store; empty means not used. MONGODB_URL fills it when empty.'),
       database: databaseName.prefault('contextd').describe('Database holding the messages and conversations collections.'),
       timeout: storeTimeout.prefault('3s').describe('Longest any MongoDB call may take before the request goes on without it.'),
+      flush_delay: flushDelay
+        .prefault('100ms')
+        .describe(
+          'With Redis in front: how long a turn waits in Redis before the flusher writes it to MongoDB; turns of every conversation that arrive meanwhile go in the same insert. 0 flushes each turn at once.',
+        ),
     })
-    .transform((mongodb) => (mongodb.url === '' ? undefined : { url: mongodb.url, database: mongodb.database, timeoutMs: mongodb.timeout }))
+    .transform((mongodb) =>
+      mongodb.url === '' ? undefined : { url: mongodb.url, database: mongodb.database, timeoutMs: mongodb.timeout, flushDelayMs: mongodb.flush_delay },
+    )
     .prefault({}),
 });
 

@@ -39,8 +39,8 @@ export interface ConversationStore {
 export interface FlushSource {
   /** Claims up to `limit` conversations whose flush is due, leasing them for `leaseMs`. */
   claimDirty(limit: number, leaseMs: number, nowMs: number): Promise<ConversationKey[]>;
-  /** Messages above flushedSeq, oldest first, with cumTokens. */
-  unflushed(key: ConversationKey): Promise<{ flushedSeq: number; messages: StoredMessage[] }>;
+  /** Messages above flushedSeq, oldest first, with cumTokens, and the hot tier's summary (read in the same step). */
+  unflushed(key: ConversationKey): Promise<{ flushedSeq: number; messages: StoredMessage[]; summary: Summary | undefined }>;
   /** Records that the durable tier holds everything up to `seq` (0: hand the claim back unchanged). */
   markFlushed(key: ConversationKey, seq: number): Promise<void>;
   /** Finds conversations with unflushed messages that are missing from the due list. */
@@ -49,10 +49,20 @@ export interface FlushSource {
   load: ConversationStore['load'];
 }
 
+/** What storing already-allocated messages did: `conflicts` are given messages whose seq holds another message. */
+export interface UpsertAllocatedResult {
+  inserted: number;
+  /** Already stored with the same seq and digest: left as they were. */
+  alreadyStored: number;
+  conflicts: StoredMessage[];
+}
+
 /** The durable tier as the flusher sees it. */
 export interface FlushTarget {
   /** Stores messages that already carry seq and cumTokens, idempotently by seq; another message under a seq is a conflict. */
-  upsertAllocated(key: ConversationKey, messages: readonly StoredMessage[]): Promise<{ inserted: number; alreadyStored: number; conflicts: StoredMessage[] }>;
+  upsertAllocated(key: ConversationKey, messages: readonly StoredMessage[]): Promise<UpsertAllocatedResult>;
+  /** upsertAllocated for many conversations in one write; results in the order given. */
+  upsertAllocatedMany(batches: readonly { key: ConversationKey; messages: readonly StoredMessage[] }[]): Promise<UpsertAllocatedResult[]>;
   append: ConversationStore['append'];
   replaceSummary: ConversationStore['replaceSummary'];
 }

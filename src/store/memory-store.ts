@@ -21,6 +21,7 @@ import type {
 } from '../domain.js';
 import { StoreUnavailableError } from '../errors.js';
 import type { ConversationStore, LoadLimits } from './conversation-store.js';
+import { deepFreeze } from './freeze.js';
 
 export interface MemoryStoreOptions {
   /** A conversation not loaded, appended to or summarized for this long is gone. */
@@ -58,14 +59,6 @@ interface MessageEntry {
   stored: StoredMessage;
   /** JSON length of the message: the byte estimate. */
   bytes: number;
-}
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const child of Object.values(value)) deepFreeze(child);
-  }
-  return value;
 }
 
 const handOut = (entry: MessageEntry): StoredMessage => ({ ...entry.stored });

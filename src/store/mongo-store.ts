@@ -19,10 +19,15 @@
 //                  unique (tenant, conversation, seq): seq allocation and idempotent inserts;
 //                    its prefix (tenant, conversation) is the shard key for scale-out
 //                  unique (tenant, conversation, claim): turn-key deduplication in the same insert
-//                  (tenant, conversation, cumTokens, seq): load's budget window, read newest first
-//   conversations  one document per conversation: { tenant, conversation, createdAt,
-//                    summary?: { text, tokens, coversSeq, createdAt } }
+//                  (tenant, conversation, cumTokens, seq): the window by running total (operators, listings)
+//                  and at seq SUMMARY_SEQ (2^53 - 1, above every message) the conversation's summary:
+//                    { tenant, conversation, seq: SUMMARY_SEQ, claim: 'summary', role: 'summary',
+//                      summaryText, tokens, coversSeq, createdAt }
+//   conversations  one document per conversation: { tenant, conversation, createdAt }
 //                  unique (tenant, conversation), also the shard key
+// The summary is the conversation's top document in `messages`, so that load
+// is one indexed query: newest first on (tenant, conversation, seq), it meets
+// the summary, then the newest messages, and stops at the budget.
 // `cumTokens` is the running token total through the message. `turnLastSeq`
 // and `turnLastCum` are the last seq and running total of the message's turn,
 // so the newest message stored tells the next append where to start even while
@@ -51,20 +56,11 @@ import type {
 } from '../domain.js';
 import { conversationKeyString } from '../domain.js';
 import { StoreUnavailableError } from '../errors.js';
-import type { ConversationStore, LoadLimits } from './conversation-store.js';
+import type { ConversationStore, LoadLimits, UpsertAllocatedResult } from './conversation-store.js';
 
 export interface MongoStoreOptions {
   /** From a MongoClient that main.ts owns: the store never opens or closes connections. */
   db: Db;
-}
-
-/** What upsertAllocated did with the messages it was given. */
-export interface UpsertAllocatedResult {
-  inserted: number;
-  /** Already stored with the same seq and digest: left as they were. */
-  alreadyStored: number;
-  /** Given messages whose seq holds a different message (another digest): not stored. */
-  conflicts: StoredMessage[];
 }
 
 export interface ConversationState {
@@ -81,6 +77,9 @@ export interface ConversationState {
 const MAX_APPEND_ATTEMPTS = 1_000;
 const DUPLICATE_KEY_CODE = 11000;
 const MAX_CURSOR_LIMIT = 2 ** 31 - 1;
+/** Load's first-batch estimate before any load has been seen, and its cap. */
+const INITIAL_TOKENS_PER_MESSAGE = 48;
+const MAX_FIRST_BATCH = 1_000;
 
 const SEQ_INDEX = 'tenant_conversation_seq';
 const CLAIM_INDEX = 'tenant_conversation_claim';
@@ -106,8 +105,14 @@ interface MessageDocument {
   createdAt: Date;
 }
 
+/** The summary, stored in `messages` at SUMMARY_SEQ. */
 interface SummaryDocument {
-  text: string;
+  tenant: string;
+  conversation: string;
+  seq: typeof SUMMARY_SEQ;
+  claim: typeof SUMMARY_CLAIM;
+  role: 'summary';
+  summaryText: string;
   tokens: number;
   coversSeq: number;
   createdAt: Date;
@@ -117,8 +122,10 @@ interface ConversationDocument {
   tenant: string;
   conversation: string;
   createdAt: Date;
-  summary?: SummaryDocument;
 }
+
+/** A document load reads: a message, or the summary (with summaryText and coversSeq). */
+type LoadedDocument = Partial<MessageDocument> & Partial<SummaryDocument> & { seq: number };
 
 interface Head {
   lastSeq: number;
@@ -135,6 +142,13 @@ interface Turn {
 }
 
 const MESSAGE_PROJECTION = { _id: 0, seq: 1, messageJson: 1, tokens: 1, cumTokens: 1, digest: 1, turnKey: 1, createdAt: 1 } as const;
+/** What load reads of each document: a message's fields, the summary's, and where the newest turn ends. */
+const LOAD_PROJECTION = { ...MESSAGE_PROJECTION, turnLastSeq: 1, summaryText: 1, coversSeq: 1 } as const;
+/** The summary document's seq: above every message's, so a newest-first read meets it first. */
+export const SUMMARY_SEQ = Number.MAX_SAFE_INTEGER;
+const SUMMARY_CLAIM = 'summary';
+/** Only messages: every seq below the summary's. */
+const MESSAGE_SEQS = { $lt: SUMMARY_SEQ } as const;
 const EMPTY_HEAD: Head = { lastSeq: 0, lastCum: 0 };
 
 interface InsertOutcome {
@@ -147,12 +161,17 @@ interface InsertOutcome {
 export class MongoStore implements ConversationStore {
   readonly #db: Db;
   readonly #messages: Collection<MessageDocument>;
+  /** The same collection as #messages, typed for the summary document. */
+  readonly #summaries: Collection<SummaryDocument>;
   readonly #conversations: Collection<ConversationDocument>;
   #isClosed = false;
+  /** Tokens per message in recent loads (a moving average): sizes load's first batch. */
+  #tokensPerMessage = INITIAL_TOKENS_PER_MESSAGE;
 
   constructor(options: MongoStoreOptions) {
     this.#db = options.db;
     this.#messages = options.db.collection<MessageDocument>('messages');
+    this.#summaries = options.db.collection<SummaryDocument>('messages');
     this.#conversations = options.db.collection<ConversationDocument>('conversations');
   }
 
@@ -173,37 +192,64 @@ export class MongoStore implements ConversationStore {
   }
 
   /**
-   * Three single-document or window-sized indexed reads, whatever the
-   * conversation's length: the summary and the newest message (in parallel),
-   * then exactly the window (one range on the window index, newest first,
-   * stopped by the message limit). No fewer on both servers: FerretDB v1 has no
-   * $lookup, $unionWith or $facet, and it cannot keep the counters on the
-   * conversation document (see the top of the file). `cache` is always `miss`:
-   * this tier is not a cache.
+   * One indexed query, whatever the conversation's length: newest first on
+   * (tenant, conversation, seq), which meets the summary document first, then
+   * the newest messages, and is closed as soon as the window is complete (the
+   * budget crossed, the message limit reached, or the summary's coverage met).
+   * The cursor's batches are sized so that only the window is read: the first
+   * from the budget and the tokens per message seen lately, each further one
+   * from the budget left and the tokens per message of this conversation,
+   * never beyond the seqs that can still be in the window. `cache` is always
+   * `miss`: this tier is not a cache.
    */
   async load(key: ConversationKey, limits: LoadLimits): Promise<ConversationSnapshot> {
     this.#assertOpen();
-    const [summary, head] = await Promise.all([this.#summary(key), this.#head(key)]);
-    const coversSeq = summary?.coversSeq ?? 0;
-    const limit = Math.min(Math.floor(limits.maxMessages), MAX_CURSOR_LIMIT);
-    // A limit of 0 would mean "no limit" to MongoDB.
-    if (!(limit > 0) || head.lastSeq <= coversSeq) return { summary, messages: [], lastSeq: head.lastSeq, cache: 'miss' };
+    const maxMessages = Math.max(0, Math.min(Math.floor(limits.maxMessages), MAX_CURSOR_LIMIT - 2));
+    const maxTokens = Number.isNaN(limits.maxTokens) ? 0 : limits.maxTokens;
+    // The summary and the newest message (for lastSeq) come in the first batch even when no message may be returned.
+    const firstBatch = 1 + Math.max(1, Math.min(maxMessages, this.#messagesFitting(maxTokens)));
+    const cursor = this.#db.runCursorCommand({
+      find: this.#messages.collectionName,
+      filter: keyFilter(key),
+      sort: { seq: -1 },
+      projection: LOAD_PROJECTION,
+      hint: SEQ_INDEX,
+      batchSize: firstBatch,
+      limit: maxMessages + 2,
+    });
 
-    // A message belongs to the window when the messages newer than it add up to
-    // at most maxTokens, i.e. lastCum - cumTokens <= maxTokens, which also takes
-    // the one that crosses the budget. The upper bounds leave out appends that
-    // land between the reads, so the snapshot is as of the head read.
-    const newestFirst = await this.#messages
-      .find(
-        {
-          ...keyFilter(key),
-          cumTokens: { $gte: head.lastCum - limits.maxTokens, $lte: head.lastCum },
-          seq: { $gt: coversSeq, $lte: head.lastSeq },
-        },
-        { projection: MESSAGE_PROJECTION, sort: { cumTokens: -1, seq: -1 }, limit, batchSize: limit, hint: WINDOW_INDEX },
-      )
-      .toArray();
-    return { summary, messages: newestFirst.reverse().map(fromMessageDocument), lastSeq: head.lastSeq, cache: 'miss' };
+    let summary: Summary | undefined;
+    let lastSeq = 0;
+    const newestFirst: StoredMessage[] = [];
+    let usedTokens = 0;
+    try {
+      for (;;) {
+        const document = (await cursor.next()) as LoadedDocument | null;
+        if (document === null) break;
+        if (document.seq === SUMMARY_SEQ) {
+          summary = summaryFrom(document);
+          continue;
+        }
+        if (lastSeq === 0) lastSeq = document.turnLastSeq ?? document.seq;
+        // A message belongs to the window while the messages newer than it add up to at most maxTokens.
+        if (document.seq <= (summary?.coversSeq ?? 0) || newestFirst.length >= maxMessages || usedTokens > maxTokens) break;
+        const message = fromMessageDocument(document as MessageDocument);
+        newestFirst.push(message);
+        usedTokens += message.tokens;
+        const stillPossible = Math.min(maxMessages - newestFirst.length, document.seq - 1 - (summary?.coversSeq ?? 0));
+        if (usedTokens > maxTokens || stillPossible <= 0) break;
+        if (cursor.bufferedCount() === 0) {
+          // The next batch: as many as the budget left holds at this conversation's tokens per message, plus the one that crosses.
+          const perMessage = Math.max(1, usedTokens / newestFirst.length);
+          cursor.setBatchSize(Math.max(1, Math.min(stillPossible, Math.floor((maxTokens - usedTokens) / perMessage) + 1)));
+        }
+      }
+    } finally {
+      // Closing a cursor the server has not exhausted is a killCursors round trip: not the caller's wait.
+      void cursor.close().catch(() => undefined);
+    }
+    if (newestFirst.length > 0) this.#learnTokensPerMessage(usedTokens / newestFirst.length);
+    return { summary, messages: newestFirst.reverse(), lastSeq, cache: 'miss' };
   }
 
   /** All stored history, including messages a summary covers: this is the durable record. */
@@ -213,7 +259,7 @@ export class MongoStore implements ConversationStore {
     if (!(limit > 0)) return [];
     const documents = await this.#messages
       .find(
-        { ...keyFilter(key), seq: { $gt: page.afterSeq } },
+        { ...keyFilter(key), seq: { $gt: page.afterSeq, ...MESSAGE_SEQS } },
         { projection: MESSAGE_PROJECTION, sort: { seq: 1 }, limit, batchSize: limit, hint: SEQ_INDEX },
       )
       .toArray();
@@ -282,26 +328,30 @@ export class MongoStore implements ConversationStore {
     if (!(summary.coversSeq > 0)) return false;
     const head = await this.#head(key);
     if (summary.coversSeq > head.lastSeq) return false;
-    const stored: SummaryDocument = {
-      text: summary.text,
-      tokens: summary.tokens,
-      coversSeq: summary.coversSeq,
-      createdAt: new Date(summary.createdAtMs),
-    };
     try {
-      // The conversation document is matched only if its summary covers less, so
-      // an upsert that matches nothing meets the unique index when one covering
-      // as much is there already.
-      const result = await this.#conversations.updateOne(
-        { ...keyFilter(key), $or: [{ summary: { $exists: false } }, { 'summary.coversSeq': { $lt: summary.coversSeq } }] },
-        { $set: { summary: stored }, $setOnInsert: { createdAt: new Date() } },
+      // The summary document is matched only if it covers less, so an upsert
+      // that matches nothing meets the unique index when one covering as much
+      // is there already.
+      const result = await this.#summaries.updateOne(
+        { ...keyFilter(key), seq: SUMMARY_SEQ, coversSeq: { $lt: summary.coversSeq } },
+        {
+          $set: { summaryText: summary.text, tokens: summary.tokens, coversSeq: summary.coversSeq, createdAt: new Date(summary.createdAtMs) },
+          $setOnInsert: { claim: SUMMARY_CLAIM, role: 'summary' },
+        },
         { upsert: true },
       );
-      return result.matchedCount + result.upsertedCount === 1;
+      if (result.matchedCount + result.upsertedCount !== 1) return false;
     } catch (error) {
       if (isDuplicateKey(error)) return false;
       throw error;
     }
+    // An erasure that ran between the read above and the write must not leave
+    // the summary behind: without the messages it covers, it goes too.
+    if ((await this.#head(key)).lastSeq < summary.coversSeq) {
+      await this.#summaries.deleteOne({ ...keyFilter(key), seq: SUMMARY_SEQ });
+      return false;
+    }
+    return true;
   }
 
   /**
@@ -334,25 +384,31 @@ export class MongoStore implements ConversationStore {
    * keys are not claimed here: Redis deduplicated the turns it allocated.
    */
   async upsertAllocated(key: ConversationKey, messages: readonly StoredMessage[]): Promise<UpsertAllocatedResult> {
-    this.#assertOpen();
-    if (messages.length === 0) return { inserted: 0, alreadyStored: 0, conflicts: [] };
-    const documents = messages.map((stored) => {
-      const { seq, cumTokens } = stored;
-      if (!Number.isSafeInteger(seq) || seq <= 0) throw new TypeError(`upsertAllocated: seq must be a positive integer, got ${String(seq)}`);
-      if (cumTokens === undefined || !Number.isFinite(cumTokens)) throw new TypeError(`upsertAllocated: message ${seq} has no cumTokens`);
-      const messageJson = JSON.stringify(stored.message);
-      const document = messageDocument(key, { incoming: stored, messageJson, seq, cumTokens, createdAt: new Date(stored.createdAtMs) });
-      if (stored.turnKey !== undefined) document.turnKey = stored.turnKey;
-      return document;
-    });
+    const [result] = await this.upsertAllocatedMany([{ key, messages }]);
+    return result ?? { inserted: 0, alreadyStored: 0, conflicts: [] };
+  }
 
-    const outcome = await this.#insertIdempotently(key, documents);
-    if (documents.some((document) => document.seq === 1)) await this.#createConversation(key, new Date());
-    return {
-      inserted: outcome.inserted,
-      alreadyStored: outcome.alreadyStored,
-      conflicts: outcome.conflicts.flatMap((index) => messages[index] ?? []),
-    };
+  /**
+   * upsertAllocated for many conversations at once: every message in one
+   * unordered insert (so a round of the flusher is one MongoDB write however
+   * many conversations it carries), then one read per conversation that met
+   * seqs already stored. Results in the order of `batches`. Nothing is stored
+   * when any message is invalid.
+   */
+  async upsertAllocatedMany(batches: readonly { key: ConversationKey; messages: readonly StoredMessage[] }[]): Promise<UpsertAllocatedResult[]> {
+    this.#assertOpen();
+    const documents = batches.map(({ key, messages }) => messages.map((stored) => allocatedDocument(key, stored)));
+    const outcomes = await this.#insertIdempotently(documents);
+    const started = batches.filter((_, index) => documents[index]?.some((document) => document.seq === 1));
+    await Promise.all(started.map(({ key }) => this.#createConversation(key, new Date())));
+    return batches.map(({ messages }, index) => {
+      const outcome = outcomes[index] ?? { inserted: 0, alreadyStored: 0, conflicts: [] };
+      return {
+        inserted: outcome.inserted,
+        alreadyStored: outcome.alreadyStored,
+        conflicts: outcome.conflicts.flatMap((position) => messages[position] ?? []),
+      };
+    });
   }
 
   /** For warming Redis or seeding a cold conversation there: two single-document reads, in parallel. */
@@ -362,13 +418,23 @@ export class MongoStore implements ConversationStore {
     return { ...head, summary };
   }
 
+  /** How many messages `maxTokens` holds at the tokens per message seen lately (at most MAX_FIRST_BATCH). */
+  #messagesFitting(maxTokens: number): number {
+    if (!(maxTokens >= 0)) return 1;
+    return Math.min(MAX_FIRST_BATCH, Math.floor(maxTokens / this.#tokensPerMessage) + 1);
+  }
+
+  #learnTokensPerMessage(observed: number): void {
+    this.#tokensPerMessage += (observed - this.#tokensPerMessage) * 0.2;
+  }
+
   #assertOpen(): void {
     if (this.#isClosed) throw new StoreUnavailableError(new Error('the MongoDB store is closed'));
   }
 
   /** The last seq given and the running total through it, from the newest message stored. */
   async #head(key: ConversationKey): Promise<Head> {
-    const newest = await this.#messages.findOne(keyFilter(key), {
+    const newest = await this.#messages.findOne({ ...keyFilter(key), seq: MESSAGE_SEQS }, {
       projection: { _id: 0, turnLastSeq: 1, turnLastCum: 1 },
       sort: { seq: -1 },
       hint: SEQ_INDEX,
@@ -377,13 +443,11 @@ export class MongoStore implements ConversationStore {
   }
 
   async #summary(key: ConversationKey): Promise<Summary | undefined> {
-    const conversation = await this.#conversations.findOne(keyFilter(key), { projection: { _id: 0, summary: 1 } });
-    const summary = conversation?.summary;
-    if (summary === undefined || summary === null) return undefined;
-    return { text: summary.text, tokens: summary.tokens, coversSeq: summary.coversSeq, createdAtMs: summary.createdAt.getTime() };
+    const document = await this.#summaries.findOne({ ...keyFilter(key), seq: SUMMARY_SEQ }, { projection: { _id: 0, summaryText: 1, tokens: 1, coversSeq: 1, createdAt: 1 }, hint: SEQ_INDEX });
+    return document === null ? undefined : summaryFrom(document);
   }
 
-  /** Insert-only, so it can never overwrite a summary stored at the same moment (FerretDB writes whole documents). */
+  /** Insert-only: a conversation document, once there, is never written again. */
   async #createConversation(key: ConversationKey, createdAt: Date): Promise<void> {
     try {
       await this.#conversations.insertOne({ ...keyFilter(key), createdAt });
@@ -409,8 +473,8 @@ export class MongoStore implements ConversationStore {
     }
     if (failedIndex === 0) return false;
     // Only a retry of this turn filling it in can have been first at these seqs.
-    const outcome = await this.#insertIdempotently(key, documents.slice(failedIndex));
-    if (outcome.conflicts.length > 0) {
+    const [outcome] = await this.#insertIdempotently([documents.slice(failedIndex)]);
+    if (outcome !== undefined && outcome.conflicts.length > 0) {
       throw new Error(`MongoDB holds other messages at seqs reserved for a turn of ${conversationKeyString(key)}`);
     }
     return true;
@@ -427,48 +491,60 @@ export class MongoStore implements ConversationStore {
     if (present.length === documents.length) return;
     const stored = new Set(present.map((document) => document.seq));
     // A concurrent retry may insert the same messages: the unique index keeps one.
-    await this.#insertIdempotently(
-      key,
-      documents.filter((document) => !stored.has(document.seq)),
-    );
+    await this.#insertIdempotently([documents.filter((document) => !stored.has(document.seq))]);
   }
 
   /**
-   * Inserts the documents, keeping whatever is stored at a seq already: a
-   * duplicate key means "already there", and the stored digest tells a copy of
-   * the same message from a different one. Unordered, so one stored seq does
-   * not stop the rest.
+   * Inserts the documents (grouped, each group one conversation's), keeping
+   * whatever is stored at a seq already: a duplicate key means "already
+   * there", and the stored digest tells a copy of the same message from a
+   * different one. One unordered insert for all groups, so one stored seq does
+   * not stop the rest. An outcome per group, its conflicts as indexes into it.
    */
-  async #insertIdempotently(key: ConversationKey, documents: MessageDocument[]): Promise<InsertOutcome> {
-    if (documents.length === 0) return { inserted: 0, alreadyStored: 0, conflicts: [] };
+  async #insertIdempotently(groups: readonly (readonly MessageDocument[])[]): Promise<InsertOutcome[]> {
+    const all = groups.flat();
+    const outcomes: InsertOutcome[] = groups.map((group) => ({ inserted: group.length, alreadyStored: 0, conflicts: [] }));
+    if (all.length === 0) return outcomes;
     let duplicates: number[];
-    let inserted: number;
     try {
-      const result = await this.#messages.insertMany(documents, { ordered: false });
-      return { inserted: result.insertedCount, alreadyStored: 0, conflicts: [] };
+      await this.#messages.insertMany(all, { ordered: false });
+      return outcomes;
     } catch (error) {
       if (!(error instanceof MongoBulkWriteError) || error.result.getWriteConcernError() !== undefined) throw error;
       const writeErrors = writeErrorsOf(error);
       if (writeErrors.some((writeError) => writeError.code !== DUPLICATE_KEY_CODE)) throw error;
       duplicates = writeErrors.map((writeError) => writeError.index);
-      inserted = error.insertedCount;
       // A connection cut mid-batch also surfaces as a bulk write error, with
       // documents neither inserted nor reported as duplicates: not an answer.
-      if (inserted + duplicates.length !== documents.length) throw error;
+      if (error.insertedCount + duplicates.length !== all.length) throw error;
     }
 
-    const seqs = duplicates.flatMap((index) => documents[index]?.seq ?? []);
-    const stored = await this.#messages
-      .find({ ...keyFilter(key), seq: { $in: seqs } }, { projection: { _id: 0, seq: 1, digest: 1 }, hint: SEQ_INDEX })
-      .toArray();
-    const storedDigests = new Map(stored.map((document) => [document.seq, document.digest]));
-    const conflicts = duplicates.filter((index) => {
-      const document = documents[index];
-      const storedDigest = document === undefined ? undefined : storedDigests.get(document.seq);
-      // Gone again (a racing delete) counts as stored: there is nothing to conflict with.
-      return storedDigest !== undefined && storedDigest !== document?.digest;
-    });
-    return { inserted, alreadyStored: duplicates.length - conflicts.length, conflicts };
+    // Where each duplicate sits: its group and its index there.
+    const groupOf: { group: number; index: number }[] = groups.flatMap((group, g) => group.map((_, index) => ({ group: g, index })));
+    const byGroup = new Map<number, number[]>();
+    for (const position of duplicates) {
+      const at = groupOf[position];
+      if (at !== undefined) byGroup.set(at.group, [...(byGroup.get(at.group) ?? []), at.index]);
+    }
+    await Promise.all(
+      [...byGroup].map(async ([g, indexes]) => {
+        const group = groups[g]!;
+        const first = group[0]!;
+        const seqs = indexes.flatMap((index) => group[index]?.seq ?? []);
+        const stored = await this.#messages
+          .find({ tenant: first.tenant, conversation: first.conversation, seq: { $in: seqs } }, { projection: { _id: 0, seq: 1, digest: 1 }, hint: SEQ_INDEX })
+          .toArray();
+        const storedDigests = new Map(stored.map((document) => [document.seq, document.digest]));
+        const conflicts = indexes.filter((index) => {
+          const document = group[index];
+          const storedDigest = document === undefined ? undefined : storedDigests.get(document.seq);
+          // Gone again (a racing delete) counts as stored: there is nothing to conflict with.
+          return storedDigest !== undefined && storedDigest !== document?.digest;
+        });
+        outcomes[g] = { inserted: group.length - indexes.length, alreadyStored: indexes.length - conflicts.length, conflicts };
+      }),
+    );
+    return outcomes;
   }
 }
 
@@ -526,6 +602,16 @@ function messageDocument(
   };
 }
 
+/** A message another tier allocated (seq and cumTokens given), as stored; throws on a seq or total that cannot be stored. */
+function allocatedDocument(key: ConversationKey, stored: StoredMessage): MessageDocument {
+  const { seq, cumTokens } = stored;
+  if (!Number.isSafeInteger(seq) || seq <= 0 || seq >= SUMMARY_SEQ) throw new TypeError(`upsertAllocated: seq must be a positive integer, got ${String(seq)}`);
+  if (cumTokens === undefined || !Number.isFinite(cumTokens)) throw new TypeError(`upsertAllocated: message ${seq} has no cumTokens`);
+  const document = messageDocument(key, { incoming: stored, messageJson: JSON.stringify(stored.message), seq, cumTokens, createdAt: new Date(stored.createdAtMs) });
+  if (stored.turnKey !== undefined) document.turnKey = stored.turnKey;
+  return document;
+}
+
 function fromMessageDocument(document: MessageDocument): StoredMessage {
   const stored: StoredMessage = {
     message: JSON.parse(document.messageJson) as ChatMessage,
@@ -537,6 +623,12 @@ function fromMessageDocument(document: MessageDocument): StoredMessage {
   };
   if (typeof document.turnKey === 'string') stored.turnKey = document.turnKey;
   return stored;
+}
+
+function summaryFrom(document: Pick<LoadedDocument, 'summaryText' | 'tokens' | 'coversSeq' | 'createdAt'>): Summary | undefined {
+  const { summaryText, tokens, coversSeq, createdAt } = document;
+  if (typeof summaryText !== 'string' || tokens === undefined || coversSeq === undefined || createdAt === undefined) return undefined;
+  return { text: summaryText, tokens, coversSeq, createdAtMs: createdAt.getTime() };
 }
 
 function digestOfTurn(messages: readonly NewMessage[]): string {

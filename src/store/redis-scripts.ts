@@ -13,6 +13,19 @@
 // it returns or removes: load walks back from the tail only as far as the
 // window, a seq is found in the list in O(1) when the list is contiguous (O(log n)
 // LINDEX probes otherwise), and trims remove each entry once.
+//
+// Incarnations. meta's `inc` names one life of the conversation in Redis: it is
+// set when a script creates meta (APPEND in standalone mode, WARM) from an id
+// the client passes (unique per call; Lua has no randomness of its own). Within
+// one incarnation the entry at a seq never changes: appends push new seqs,
+// trims and summaries drop from the head, WARM only runs when meta does not
+// exist and delete removes meta. So a client that decoded the entries of seqs
+// [from, through] under inc X may tell LOAD so, and LOAD sends just the seqs.
+// One case breaks the rule without a new incarnation: a failover to a replica
+// (or a restart from a snapshot) that missed the last writes lets new appends
+// reuse seqs. LOAD therefore trusts the client's range only if the entry Redis
+// holds at `through` still carries the digest and createdAtMs the client has
+// for it, and the summary only if coversSeq and its byte length match.
 
 /** How many recent turn keys a conversation remembers for deduplicating retried appends (as the embedded store). */
 export const RECENT_TURN_KEY_LIMIT = 64;
@@ -73,8 +86,8 @@ end
 `;
 
 /**
- * ARGV: mode, ttlMs, cap, hasTurnKey ('0'|'1'), turnKey, then per message: tokens, json.
- * Returns {'cold'} | {'duplicate', firstSeq, count} | {'ok', firstSeq, count}.
+ * ARGV: mode, ttlMs, cap, hasTurnKey ('0'|'1'), turnKey, newInc, then per message: tokens, json.
+ * Returns {'cold'} | {'duplicate', firstSeq, count} | {'ok', firstSeq, count, inc, cumTokens of the last message}.
  */
 const APPEND = `${HELPERS}
 local mode, ttlMs, cap = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -84,7 +97,7 @@ if redis.call('EXISTS', meta) == 0 then
   -- Leftovers of an expired conversation must not mix with the new one.
   redis.call('DEL', msgs, turns)
 end
-local state = redis.call('HMGET', meta, 'lastSeq', 'lastCum', 'flushedSeq')
+local state = redis.call('HMGET', meta, 'lastSeq', 'lastCum', 'flushedSeq', 'inc')
 local flushedSeq = tonumber(state[3] or '0')
 if hasTurnKey then
   local earlier = redis.call('HGET', turns, turnKey)
@@ -94,14 +107,21 @@ if hasTurnKey then
     return {'duplicate', tonumber(firstSeq), tonumber(count)}
   end
 end
-local count = (#ARGV - 5) / 2
+-- A new conversation starts an incarnation; so does the first append to one
+-- whose meta an older contextd wrote (nobody can have cached it without one).
+local inc = state[4]
+if not inc then
+  inc = ARGV[6]
+  redis.call('HSET', meta, 'inc', inc)
+end
+local count = (#ARGV - 6) / 2
 local lastSeq = redis.call('HINCRBY', meta, 'lastSeq', count)
 local firstSeq = lastSeq - count + 1
 local cum = tonumber(state[2] or '0')
 for i = 0, count - 1 do
-  local tokens = ARGV[6 + 2 * i]
+  local tokens = ARGV[7 + 2 * i]
   cum = cum + tonumber(tokens)
-  redis.call('RPUSH', msgs, fmt(firstSeq + i) .. ':' .. tokens .. ':' .. fmt(cum) .. ':' .. ARGV[7 + 2 * i])
+  redis.call('RPUSH', msgs, fmt(firstSeq + i) .. ':' .. tokens .. ':' .. fmt(cum) .. ':' .. ARGV[8 + 2 * i])
 end
 redis.call('HSET', meta, 'lastCum', fmt(cum))
 if hasTurnKey then
@@ -119,20 +139,37 @@ if hasTurnKey then
 end
 applyCap(mode, cap, flushedSeq)
 touch(mode, ttlMs, lastSeq, flushedSeq)
-return {'ok', firstSeq, count}
+return {'ok', firstSeq, count, inc, cum}
 `;
 
 /**
- * ARGV: mode, ttlMs, maxMessages, maxTokens.
- * Returns {0} when the conversation is not held, else {1, lastSeq, summaryJson|nil, entries newest first...}.
+ * ARGV: mode, ttlMs, maxMessages, maxTokens, newInc, then what the client has decoded already:
+ * knownInc ('' for nothing), knownFrom, knownThrough, knownTag (the `"digest":…,"createdAtMs":…`
+ * text of its entry at knownThrough), knownCoversSeq ('' for no summary), knownSummaryBytes.
+ * Returns {0} when the conversation is not held, else
+ * {1, lastSeq, inc, summaryJson | nil (none) | 0 (the client's is current), entries newest first...},
+ * where an entry the client has is sent as its seq (an integer) instead of its text.
  */
 const LOAD = `${HELPERS}
 local mode, ttlMs, maxMessages, maxTokens = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local knownInc, knownFrom, knownThrough, knownTag = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]
 if redis.call('EXISTS', meta) == 0 then return {0} end
-local state = redis.call('HMGET', meta, 'lastSeq', 'flushedSeq', 'summary', 'coversSeq')
+local state = redis.call('HMGET', meta, 'lastSeq', 'flushedSeq', 'summary', 'coversSeq', 'inc')
 local lastSeq, flushedSeq = tonumber(state[1] or '0'), tonumber(state[2] or '0')
 local coversSeq = tonumber(state[4] or '0')
-local reply = {1, lastSeq, state[3] or false}
+local inc = state[5]
+-- Meta written by an older contextd gets its incarnation at the first load, so
+-- that long-lived conversations (whose TTL every load renews) benefit too.
+if not inc then
+  inc = ARGV[5]
+  redis.call('HSET', meta, 'inc', inc)
+end
+local sameInc = knownInc ~= '' and knownInc == inc
+local summary = state[3] or false
+if summary and sameInc and tonumber(ARGV[10]) == coversSeq and tonumber(ARGV[11]) == #summary then summary = 0 end
+local reply = {1, lastSeq, inc, summary}
+-- The client's range is checked once, at the newest entry at or below knownThrough (see the top of this file).
+local isChecked, isTrusted = not sameInc, false
 local picked, usedTokens, offset, chunk = 0, 0, 0, 16
 local len = redis.call('LLEN', msgs)
 local done = false
@@ -143,11 +180,16 @@ while not done and offset < len and picked < maxMessages do
   for i = #part, 1, -1 do
     if picked >= maxMessages or usedTokens > maxTokens then done = true break end
     local entry = part[i]
-    local seq, tokens = string.match(entry, '^(%d+):(%d+):')
-    if tonumber(seq) <= coversSeq then done = true break end
+    local seqText, tokens = string.match(entry, '^(%d+):(%d+):')
+    local seq = tonumber(seqText)
+    if seq <= coversSeq then done = true break end
     picked = picked + 1
     usedTokens = usedTokens + tonumber(tokens)
-    reply[#reply + 1] = entry
+    if not isChecked and seq <= knownThrough then
+      isChecked = true
+      isTrusted = seq == knownThrough and knownTag ~= '' and string.find(entry, knownTag, 1, true) ~= nil
+    end
+    if isTrusted and seq >= knownFrom then reply[#reply + 1] = seq else reply[#reply + 1] = entry end
   end
   offset = offset + size
   chunk = math.min(chunk * 2, 512)
@@ -181,24 +223,28 @@ return 1
 `;
 
 /**
- * ARGV: ttlMs, lastSeq, lastCum, summaryJson ('' for none), coversSeq, then entries oldest first.
+ * ARGV: ttlMs, lastSeq, lastCum, summaryJson ('' for none), coversSeq, newInc, then entries oldest first.
  * Returns 1 when the conversation was seeded, 0 when Redis already held it.
  */
 const WARM = `${HELPERS}
 if redis.call('EXISTS', meta) == 1 then return 0 end
 redis.call('DEL', msgs, turns)
-redis.call('HSET', meta, 'lastSeq', ARGV[2], 'lastCum', ARGV[3], 'flushedSeq', ARGV[2])
+redis.call('HSET', meta, 'lastSeq', ARGV[2], 'lastCum', ARGV[3], 'flushedSeq', ARGV[2], 'inc', ARGV[6])
 if ARGV[4] ~= '' then redis.call('HSET', meta, 'summary', ARGV[4], 'coversSeq', ARGV[5]) end
-for i = 6, #ARGV do redis.call('RPUSH', msgs, ARGV[i]) end
+for i = 7, #ARGV do redis.call('RPUSH', msgs, ARGV[i]) end
 touch('c', ARGV[1], 0, 0)
 return 1
 `;
 
-/** No ARGV. Returns {flushedSeq, entries with seq > flushedSeq newest first...}; {0} when not held. */
+/**
+ * No ARGV. Returns {flushedSeq, summaryJson|nil, entries with seq > flushedSeq newest first...};
+ * {0, nil} when not held.
+ */
 const UNFLUSHED = `${HELPERS}
-if redis.call('EXISTS', meta) == 0 then return {0} end
-local flushedSeq = tonumber(redis.call('HGET', meta, 'flushedSeq') or '0')
-local reply = {flushedSeq}
+if redis.call('EXISTS', meta) == 0 then return {0, false} end
+local state = redis.call('HMGET', meta, 'flushedSeq', 'summary')
+local flushedSeq = tonumber(state[1] or '0')
+local reply = {flushedSeq, state[2] or false}
 local len, offset, chunk, done = redis.call('LLEN', msgs), 0, 16, false
 while not done and offset < len do
   local size = math.min(chunk, len - offset)

@@ -5,7 +5,8 @@
 // conversation's keys and its Lua scripts live on one Cluster slot:
 //   <prefix>{<tenant>:<conversation>}:meta   HASH  lastSeq, lastCum (running token total through lastSeq),
 //                                                  flushedSeq (cache mode: highest seq MongoDB has),
-//                                                  summary (JSON), coversSeq (the summary's, for the scripts)
+//                                                  summary (JSON), coversSeq (the summary's, for the scripts),
+//                                                  inc (this incarnation's id, set when meta is created)
 //   <prefix>{<tenant>:<conversation>}:msgs   LIST  one entry per message, oldest first, seqs ascending:
 //                                                  `<seq>:<tokens>:<cumTokens>:<json of the rest>`
 //   <prefix>{<tenant>:<conversation>}:turns  HASH  the last 64 turn keys → `<firstSeq>:<count>`
@@ -23,7 +24,20 @@
 // listMessages and summary. In cache mode a conversation with unflushed
 // messages has no TTL instead, until markFlushed catches up: a MongoDB outage
 // longer than the TTL must not lose acknowledged turns.
+//
+// Local window cache. Decoding the window's entries was 11% of CPU on the
+// request path, and a long conversation's window is mostly the same entries
+// request after request. Within one incarnation (meta's `inc`, see
+// redis-scripts.ts) the entry at a seq never changes, so the store keeps, per
+// conversation, the decoded messages of its last window (seqs from..through)
+// and the summary, and tells LOAD what it has: LOAD then sends those entries as
+// bare seqs and the summary as a marker. The next window replaces the cached one,
+// and an append this store made extends it, so a conversation costs at most one
+// window; least recently used conversations go beyond localCacheMaxEntries.
+// Nothing needs invalidating: another process's appends, trims and summaries,
+// a delete and a recreation all show in inc and in the seqs LOAD sends.
 
+import { randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import type {
   AppendOptions,
@@ -39,6 +53,7 @@ import type {
 } from '../domain.js';
 import { StoreUnavailableError } from '../errors.js';
 import type { ConversationStore, LoadLimits, LockLease } from './conversation-store.js';
+import { deepFreeze } from './freeze.js';
 import { REDIS_SCRIPTS, type RedisScriptName } from './redis-scripts.js';
 
 export interface RedisStoreOptions {
@@ -62,7 +77,15 @@ export interface RedisStoreOptions {
    * still succeeds, because the turn is in Redis, and sweepDirty finds it later.
    */
   onDirtyMarkFailed?: (key: ConversationKey, error: unknown) => void;
+  /**
+   * Decoded messages kept in this process across all conversations, so that a
+   * load fetches and decodes only what is new (default 20,000; 0 turns the local
+   * cache off). Least recently used conversations are dropped beyond it.
+   */
+  localCacheMaxEntries?: number;
 }
+
+const DEFAULT_LOCAL_CACHE_MAX_ENTRIES = 20_000;
 
 /** Cache mode: Redis does not hold the conversation; seed it from MongoDB with warm() and append again. */
 export class ColdConversationError extends Error {
@@ -83,6 +106,22 @@ interface EntryBody {
 type ScriptArg = string | number;
 type ScriptCommands = Record<RedisScriptName, (...args: ScriptArg[]) => Promise<unknown>>;
 
+/** What this store has decoded of one incarnation of a conversation: its last window and summary. */
+interface CachedWindow {
+  inc: string;
+  /** The cached seqs are exactly from..through (none when from > through). */
+  from: number;
+  through: number;
+  /** Deep-frozen; each deep-equals what decodeEntry gives for Redis's entry at that seq. */
+  bySeq: Map<number, StoredMessage>;
+  /** The entry text LOAD checks at `through` before trusting the range ('' when the range is empty). */
+  throughTag: string;
+  /** Frozen; undefined when Redis held none. */
+  summary: Summary | undefined;
+  /** Byte length of the summary's JSON in Redis, which LOAD compares along with coversSeq. */
+  summaryBytes: number;
+}
+
 const SWEEP_SCAN_COUNT = 500;
 
 export class RedisStore implements ConversationStore {
@@ -95,6 +134,14 @@ export class RedisStore implements ConversationStore {
   readonly #prefix: string;
   readonly #dirtyKey: string;
   readonly #onDirtyMarkFailed: RedisStoreOptions['onDirtyMarkFailed'];
+  readonly #localCacheMaxEntries: number;
+  /** Map order is recency of use: the first entry is the least recently used. Keyed by the hash tag's text. */
+  readonly #windows = new Map<string, CachedWindow>();
+  #windowEntries = 0;
+  /** New incarnation ids: random per store, then a counter, so no two calls anywhere pass the same one. */
+  readonly #incPrefix = `${randomBytes(9).toString('base64url')}.`;
+  #incCount = 0;
+  #decodedEntries = 0;
   #isClosed = false;
 
   constructor(options: RedisStoreOptions) {
@@ -103,6 +150,10 @@ export class RedisStore implements ConversationStore {
       if (!Number.isSafeInteger(value) || value <= 0) {
         throw new RangeError(`RedisStore option ${field} must be a positive integer, got ${String(value)}`);
       }
+    }
+    const localCacheMaxEntries = options.localCacheMaxEntries ?? DEFAULT_LOCAL_CACHE_MAX_ENTRIES;
+    if (!Number.isSafeInteger(localCacheMaxEntries) || localCacheMaxEntries < 0) {
+      throw new RangeError(`RedisStore option localCacheMaxEntries must be a non-negative integer, got ${String(localCacheMaxEntries)}`);
     }
     const prefix = options.keyPrefix ?? 'contextd:';
     if (/[{}]/.test(prefix)) throw new RangeError(`RedisStore keyPrefix must not contain '{' or '}', got ${prefix}`);
@@ -114,27 +165,97 @@ export class RedisStore implements ConversationStore {
     this.#prefix = prefix;
     this.#dirtyKey = `${prefix}dirty`;
     this.#onDirtyMarkFailed = options.onDirtyMarkFailed;
+    this.#localCacheMaxEntries = localCacheMaxEntries;
     // Defining a command again (another store on the same client) replaces it with the same script.
     for (const [name, definition] of Object.entries(REDIS_SCRIPTS)) this.#client.defineCommand(name, definition);
     this.#scripts = this.#client as unknown as ScriptCommands;
   }
 
-  /** `hit` when Redis holds the conversation, else `miss` with no messages. One round trip, O(window). */
+  /**
+   * Entries JSON-parsed by this store since it was created: those loads,
+   * listings and unflushed() received, and the copies of its own appends that
+   * join the local cache. What the local cache saves shows here.
+   */
+  get decodedEntries(): number {
+    return this.#decodedEntries;
+  }
+
+  /**
+   * `hit` when Redis holds the conversation, else `miss` with no messages. One
+   * round trip, O(window); only the entries this store has not decoded yet are
+   * sent and decoded. With the local cache on, messages are fresh objects over
+   * deep-frozen contents, shared with later loads (as the embedded store's).
+   */
   async load(key: ConversationKey, limits: LoadLimits): Promise<ConversationSnapshot> {
     this.#requireOpen();
+    const tag = dirtyMember(key);
+    const snapshot = await this.#loadKnowing(tag, limits, this.#windows.get(tag));
+    if (snapshot !== undefined) return snapshot;
+    // Redis named a seq or summary the cached window lacks, which the invariants
+    // rule out; rather than fail the request, forget the window and ask for everything.
+    this.#forget(tag);
+    const retried = await this.#loadKnowing(tag, limits, undefined);
+    if (retried === undefined) throw new Error('RedisStore.load: Redis referred to cached entries although none were offered');
+    return retried;
+  }
+
+  /** One LOAD offering `known`; undefined when the reply refers to something `known` does not hold. */
+  async #loadKnowing(tag: string, limits: LoadLimits, known: CachedWindow | undefined): Promise<ConversationSnapshot | undefined> {
     const reply = (await this.#scripts.contextdLoad(
-      ...this.#keys(key),
+      ...this.#keysOf(tag),
       this.#modeArg,
       this.#ttlMs,
       clampCount(limits.maxMessages),
       clampCount(limits.maxTokens),
+      this.#newInc(),
+      known?.inc ?? '',
+      known?.from ?? 1,
+      known?.through ?? 0,
+      known?.throughTag ?? '',
+      known?.summary?.coversSeq ?? '',
+      known?.summaryBytes ?? 0,
     )) as unknown[];
-    if (reply[0] === 0) return { summary: undefined, messages: [], lastSeq: 0, cache: 'miss' };
-    const [, lastSeq, summaryJson, ...newestFirst] = reply;
+    if (reply[0] === 0) {
+      this.#forget(tag);
+      return { summary: undefined, messages: [], lastSeq: 0, cache: 'miss' };
+    }
+    const [, lastSeqReply, inc, summarySlot, ...newestFirst] = reply;
+    const lastSeq = Number(lastSeqReply);
+
+    let summary: Summary | undefined;
+    let summaryBytes = 0;
+    if (summarySlot === 0) {
+      if (known?.summary === undefined) return undefined;
+      summary = known.summary;
+      summaryBytes = known.summaryBytes;
+    } else if (typeof summarySlot === 'string') {
+      summary = JSON.parse(summarySlot) as Summary;
+      summaryBytes = Buffer.byteLength(summarySlot);
+    }
+
+    const count = newestFirst.length;
+    const messages = new Array<StoredMessage>(count);
+    let decoded = 0;
+    for (let index = 0; index < count; index++) {
+      const item = newestFirst[index];
+      let message: StoredMessage | undefined;
+      if (typeof item === 'number') {
+        message = known?.bySeq.get(item);
+        if (message === undefined) return undefined;
+      } else {
+        message = decodeEntry(item as string);
+        decoded++;
+      }
+      messages[count - 1 - index] = message;
+    }
+    this.#decodedEntries += decoded;
+
+    if (this.#localCacheMaxEntries === 0 || typeof inc !== 'string') return { summary, messages, lastSeq, cache: 'hit' };
+    this.#rememberWindow(tag, inc, lastSeq, messages, summary, summaryBytes);
     return {
-      summary: typeof summaryJson === 'string' ? (JSON.parse(summaryJson) as Summary) : undefined,
-      messages: (newestFirst as string[]).map(decodeEntry).reverse(),
-      lastSeq: Number(lastSeq),
+      summary: summary === undefined ? undefined : { ...summary },
+      messages: messages.map((message) => ({ ...message })),
+      lastSeq,
       cache: 'hit',
     };
   }
@@ -149,6 +270,7 @@ export class RedisStore implements ConversationStore {
     if (limit === 0) return [];
     const afterSeq = Number.isFinite(page.afterSeq) ? Math.floor(page.afterSeq) : 0;
     const entries = (await this.#scripts.contextdList(...this.#keys(key), this.#modeArg, this.#ttlMs, afterSeq, limit)) as string[];
+    this.#decodedEntries += entries.length;
     return entries.map(decodeEntry);
   }
 
@@ -170,18 +292,20 @@ export class RedisStore implements ConversationStore {
       perMessage.push(String(incoming.tokens), JSON.stringify(body));
     });
 
-    const [outcome, firstSeq, count] = (await this.#scripts.contextdAppend(
+    const [outcome, firstSeq, count, inc, lastCum] = (await this.#scripts.contextdAppend(
       ...this.#keys(key),
       this.#modeArg,
       this.#ttlMs,
       this.#cap,
       turnKey === undefined ? '0' : '1',
       turnKey ?? '',
+      this.#newInc(),
       ...perMessage,
-    )) as [string, number, number];
+    )) as [string, number, number, string?, number?];
     if (outcome === 'cold') throw new ColdConversationError(key);
     const seqs = Array.from({ length: count }, (_, index) => firstSeq + index);
     if (outcome === 'duplicate') return { seqs, duplicate: true };
+    if (inc !== undefined && lastCum !== undefined) this.#extendWindow(dirtyMember(key), inc, firstSeq, lastCum, perMessage);
     if (this.#mode === 'cache') await this.#markDirty(key);
     return { seqs, duplicate: false };
   }
@@ -207,6 +331,7 @@ export class RedisStore implements ConversationStore {
   /** Erases every key of the conversation (and its dirty entry): a later append starts again at seq 1. */
   async delete(key: ConversationKey): Promise<void> {
     this.#requireOpen();
+    this.#forget(dirtyMember(key));
     await this.#client.del(...this.#keys(key));
     if (this.#mode === 'cache') await this.#client.zrem(this.#dirtyKey, dirtyMember(key));
   }
@@ -252,6 +377,7 @@ export class RedisStore implements ConversationStore {
       state.lastCum,
       state.summary === undefined ? '' : JSON.stringify(state.summary),
       coversSeq,
+      this.#newInc(),
       ...entries,
     );
   }
@@ -276,11 +402,23 @@ export class RedisStore implements ConversationStore {
     return keys;
   }
 
-  /** Cache mode: the messages above flushedSeq, oldest first, with cumTokens; O(unflushed). */
-  async unflushed(key: ConversationKey): Promise<{ flushedSeq: number; messages: StoredMessage[] }> {
+  /**
+   * Cache mode: the messages above flushedSeq, oldest first, with cumTokens, and
+   * the summary Redis holds, read together; O(unflushed).
+   */
+  async unflushed(key: ConversationKey): Promise<{ flushedSeq: number; messages: StoredMessage[]; summary: Summary | undefined }> {
     this.#requireCache('unflushed');
-    const [flushedSeq, ...newestFirst] = (await this.#scripts.contextdUnflushed(...this.#keys(key))) as [number, ...string[]];
-    return { flushedSeq: Number(flushedSeq), messages: newestFirst.map(decodeEntry).reverse() };
+    const [flushedSeq, summaryJson, ...newestFirst] = (await this.#scripts.contextdUnflushed(...this.#keys(key))) as [
+      number,
+      string | null,
+      ...string[],
+    ];
+    this.#decodedEntries += newestFirst.length;
+    return {
+      flushedSeq: Number(flushedSeq),
+      messages: newestFirst.map(decodeEntry).reverse(),
+      summary: typeof summaryJson === 'string' ? (JSON.parse(summaryJson) as Summary) : undefined,
+    };
   }
 
   /**
@@ -370,8 +508,89 @@ export class RedisStore implements ConversationStore {
     };
   }
 
+  /**
+   * Makes `messages` (oldest first, one LOAD's window) the conversation's cached
+   * window; the messages are frozen in place. An empty window still keeps the
+   * summary, as the empty range lastSeq+1..lastSeq that this store's next append extends.
+   */
+  #rememberWindow(tag: string, inc: string, lastSeq: number, messages: StoredMessage[], summary: Summary | undefined, summaryBytes: number): void {
+    const bySeq = new Map<number, StoredMessage>();
+    for (const message of messages) bySeq.set(message.seq, deepFreeze(message));
+    const newest = messages.at(-1);
+    this.#cacheWindow(tag, {
+      inc,
+      from: messages[0]?.seq ?? lastSeq + 1,
+      through: newest?.seq ?? lastSeq,
+      bySeq,
+      throughTag: newest === undefined ? '' : entryTag(newest),
+      summary: summary === undefined ? undefined : deepFreeze(summary),
+      summaryBytes,
+    });
+  }
+
+  /**
+   * After this store's append (seqs firstSeq.., the last with running total
+   * lastCum): if the cached window of that incarnation ends just before it,
+   * the appended messages join it, so the next load need not fetch them. They
+   * are decoded from the very JSON sent to Redis, so they equal what a load
+   * would decode. In place: a load still in flight looks up only seqs it offered.
+   */
+  #extendWindow(tag: string, inc: string, firstSeq: number, lastCum: number, perMessage: readonly string[]): void {
+    const window = this.#windows.get(tag);
+    if (window === undefined || window.inc !== inc || window.through + 1 !== firstSeq) return;
+    const count = perMessage.length / 2;
+    let cumTokens = lastCum;
+    for (let index = 0; index < count; index++) cumTokens -= Number(perMessage[2 * index]);
+    let newest: StoredMessage | undefined;
+    for (let index = 0; index < count; index++) {
+      const tokens = perMessage[2 * index]!;
+      cumTokens += Number(tokens);
+      newest = deepFreeze(decodeEntry(`${firstSeq + index}:${tokens}:${cumTokens}:${perMessage[2 * index + 1]!}`));
+      window.bySeq.set(newest.seq, newest);
+    }
+    this.#decodedEntries += count;
+    if (newest === undefined) return;
+    window.through = newest.seq;
+    window.throughTag = entryTag(newest);
+    this.#windowEntries += count;
+    this.#cacheWindow(tag, window);
+  }
+
+  /** Stores `window` as the most recently used; then drops least recently used ones beyond the bound. */
+  #cacheWindow(tag: string, window: CachedWindow): void {
+    const previous = this.#windows.get(tag);
+    if (previous !== undefined) {
+      this.#windows.delete(tag);
+      this.#windowEntries -= previous.bySeq.size;
+    }
+    // A window larger than the whole bound would only push every other conversation out, then itself.
+    if (window.bySeq.size > this.#localCacheMaxEntries) return;
+    this.#windows.set(tag, window);
+    this.#windowEntries += window.bySeq.size;
+    for (const [oldestTag, oldest] of this.#windows) {
+      if (this.#windowEntries <= this.#localCacheMaxEntries) break;
+      this.#windows.delete(oldestTag);
+      this.#windowEntries -= oldest.bySeq.size;
+    }
+  }
+
+  #forget(tag: string): void {
+    const window = this.#windows.get(tag);
+    if (window === undefined) return;
+    this.#windows.delete(tag);
+    this.#windowEntries -= window.bySeq.size;
+  }
+
+  #newInc(): string {
+    return `${this.#incPrefix}${(this.#incCount++).toString(36)}`;
+  }
+
   #keys(key: ConversationKey): [meta: string, msgs: string, turns: string] {
-    const base = `${this.#prefix}{${dirtyMember(key)}}`;
+    return this.#keysOf(dirtyMember(key));
+  }
+
+  #keysOf(tag: string): [meta: string, msgs: string, turns: string] {
+    const base = `${this.#prefix}{${tag}}`;
     return [`${base}:meta`, `${base}:msgs`, `${base}:turns`];
   }
 
@@ -426,6 +645,15 @@ function encodeEntry(stored: StoredMessage, cumTokens: number): string {
     ...(stored.turnKey !== undefined ? { turnKey: stored.turnKey } : {}),
   };
   return `${stored.seq}:${stored.tokens}:${cumTokens}:${JSON.stringify(body)}`;
+}
+
+/**
+ * What LOAD looks for in its entry at a cached window's `through`: the digest and
+ * createdAtMs, spelled as in the entry's JSON (EntryBody's order, JSON.stringify's
+ * numbers). A different message stored under that seq carries another pair.
+ */
+function entryTag(stored: StoredMessage): string {
+  return `"digest":${JSON.stringify(stored.digest)},"createdAtMs":${JSON.stringify(stored.createdAtMs)}`;
 }
 
 function decodeEntry(entry: string): StoredMessage {

@@ -25,6 +25,8 @@ export interface TieredStoreOptions {
   onFlushNeeded: () => void;
   /** Background work (warming) failed; it is retried by the next miss. */
   onBackgroundError: (operation: string, error: unknown) => void;
+  /** Resolves when this instance's flusher has no round in flight (delete waits for it between the tiers). */
+  flushesSettled?: () => Promise<void>;
   /** Most warm-ups running at once; beyond it a miss simply stays a miss. */
   maxConcurrentWarmups?: number;
 }
@@ -142,13 +144,19 @@ export class TieredStore implements ConversationStore, SummaryLock {
     }
   }
 
-  /** Erasure must reach every tier: a tier that cannot be reached fails the call. */
+  /**
+   * Erasure must reach every tier: a tier that cannot be reached fails the
+   * call. Redis goes first, so no flush round can claim the conversation
+   * afterwards; then a round of this instance's flusher already under way is
+   * waited for, so it cannot write to MongoDB after MongoDB's erasure.
+   */
   async delete(key: ConversationKey): Promise<void> {
     const { redis, mongo } = this.#o;
-    await Promise.all([
-      mongo === undefined ? undefined : this.#mongo('delete', () => mongo.delete(key)),
-      redis === undefined ? undefined : this.#redis('delete', () => redis.delete(key)),
-    ]);
+    if (redis !== undefined) await this.#redis('delete', () => redis.delete(key));
+    if (mongo !== undefined) {
+      await this.#o.flushesSettled?.();
+      await this.#mongo('delete', () => mongo.delete(key));
+    }
     this.#staleInRedis.delete(conversationKeyString(key));
   }
 

@@ -106,14 +106,16 @@ describeWithService(both, 'contextd on Redis + MongoDB', () => {
   });
 
   /** contextd's cold-read costs as its MongoDB command monitoring counts them, around one request. */
-  async function coldRead(contextd: ContextdProcess, conversation: string): Promise<{ docs: number; finds: number; sent: string[] }> {
+  async function coldRead(contextd: ContextdProcess, conversation: string): Promise<{ docs: number; finds: number; getMores: number; sent: string[] }> {
     const docs0 = await metric(contextd, 'contextd_mongodb_documents_read_total');
     const finds0 = await metric(contextd, 'contextd_mongodb_commands_total{command="find"}');
+    const getMores0 = await metric(contextd, 'contextd_mongodb_commands_total{command="getMore"}');
     const { response } = await clientFor(contextd, conversation).chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'what do you remember?' }] }).withResponse();
     expect(response.headers.get('x-contextd-cache')).toBe('miss');
     return {
       docs: (await metric(contextd, 'contextd_mongodb_documents_read_total')) - docs0,
       finds: (await metric(contextd, 'contextd_mongodb_commands_total{command="find"}')) - finds0,
+      getMores: (await metric(contextd, 'contextd_mongodb_commands_total{command="getMore"}')) - getMores0,
       sent: (upstream.chatRequests().at(-1)!.json as { messages: { content: string }[] }).messages.map((m) => m.content),
     };
   }
@@ -130,10 +132,10 @@ describeWithService(both, 'contextd on Redis + MongoDB', () => {
     contextd = await start();
     const restored = await coldRead(contextd, conversation);
     expect(restored.sent).toEqual([...Array.from({ length: 5 }, (_, i) => [`remember ${i + 1}`, `echo: remember ${i + 1}`]).flat(), 'what do you remember?']);
-    // The conversation document and the newest message (its running total) in
-    // parallel, then one range query on messages selecting exactly the window.
-    expect(restored.finds).toBe(3);
-    expect(restored.docs).toBe(10 + 2);
+    // One query: newest first on (tenant, conversation, seq), reading the ten messages and nothing else.
+    expect(restored.finds).toBe(1);
+    expect(restored.getMores).toBe(0);
+    expect(restored.docs).toBe(10);
     await contextd.stop();
   });
 
@@ -167,10 +169,13 @@ describeWithService(both, 'contextd on Redis + MongoDB', () => {
     expect(shortRead.sent).toHaveLength(11);
     expect(longRead.sent.length).toBeGreaterThan(5);
     expect(longRead.sent.length).toBeLessThan(20); // the 300-token budget, not the 10,000 messages
-    expect(longRead.finds).toBe(shortRead.finds);
-    // Documents read: the window (plus the one that crosses the budget), the newest message and the conversation document.
-    expect(longRead.docs).toBeLessThanOrEqual(longRead.sent.length - 1 + 1 + 2);
-    expect(shortRead.docs).toBe(10 + 2);
+    // One query each, its cursor read in at most two batches.
+    expect(longRead.finds).toBe(1);
+    expect(shortRead.finds).toBe(1);
+    expect(longRead.getMores).toBeLessThanOrEqual(1);
+    // Documents read: the window (the one that crosses the budget included), and at most one more.
+    expect(longRead.docs).toBeLessThanOrEqual(longRead.sent.length - 1 + 1);
+    expect(shortRead.docs).toBe(10);
     await contextd.stop();
   });
 

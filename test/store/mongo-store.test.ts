@@ -11,7 +11,7 @@ import type { ChatMessage, ConversationId, ConversationKey, NewMessage, StoredMe
 import { StoreUnavailableError } from '../../src/errors.js';
 import type { LoadLimits } from '../../src/store/conversation-store.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
-import { MongoStore } from '../../src/store/mongo-store.js';
+import { MongoStore, SUMMARY_SEQ } from '../../src/store/mongo-store.js';
 import { startMongo, type MongoServer } from '../support/mongo-server.js';
 import { describeWithMongo } from '../support/services.js';
 import { runStoreContract } from './store-contract.js';
@@ -153,6 +153,19 @@ describeWithMongo('MongoStore', () => {
         [3, 35],
       ]);
       expect(await store.conversationState(k)).toEqual({ lastSeq: 3, lastCum: 35, summary });
+      // The summary is the conversation's top document in messages (load reads it first); listings leave it out.
+      const summaryDocument = await db.collection('messages').findOne({ tenant: k.tenant, conversation: k.conversation, role: 'summary' }, { projection: { _id: 0 } });
+      expect(summaryDocument).toEqual({
+        tenant: k.tenant,
+        conversation: k.conversation,
+        seq: SUMMARY_SEQ,
+        claim: 'summary',
+        role: 'summary',
+        summaryText: 'a and b',
+        tokens: 4,
+        coversSeq: 2,
+        createdAt: new Date(1_700_000_000_123),
+      });
       expect(await store.conversationState(key('never-seen'))).toEqual({ lastSeq: 0, lastCum: 0, summary: undefined });
       // The durable history keeps what a summary covers; load skips it.
       expect((await store.load(k, UNLIMITED)).messages.map((m) => m.seq)).toEqual([3]);
@@ -324,19 +337,30 @@ describeWithMongo('MongoStore', () => {
       const longRead = await readsDuring(() => large.load(long, limits));
       const shortRead = await readsDuring(() => large.load(short, limits));
 
-      // 100 tokens hold 6 messages of 15 and the 7th crosses: 7 messages, plus
-      // the conversation document and the newest message (the head).
+      // 100 tokens hold 6 messages of 15 and the 7th crosses: 7 messages, read
+      // by one query (a find and the getMore of its cursor), nothing else.
       expect(longRead.result.messages.map((m) => m.seq)).toEqual(seqRange(9_994, 7));
       expect(shortRead.result.messages.map((m) => m.seq)).toEqual(seqRange(4, 7));
-      expect(longRead.documents).toBe(9);
+      expect(longRead.documents).toBe(7);
       expect(shortRead.documents).toBe(longRead.documents);
-      expect(longRead.commands).toEqual(['find', 'find', 'find']);
-      expect(shortRead.commands).toEqual(longRead.commands);
+      expect(queries(longRead.commands)).toEqual(['find', 'getMore']);
+      expect(queries(shortRead.commands)).toEqual(queries(longRead.commands));
 
-      // Where the message limit binds rather than the budget, too.
+      // Where the message limit binds rather than the budget, too: one batch, with room for the summary.
       const byCount = await readsDuring(() => large.load(long, { maxMessages: 3, maxTokens: 1_000_000 }));
       expect(byCount.result.messages.map((m) => m.seq)).toEqual([9_998, 9_999, 10_000]);
-      expect(byCount.documents).toBe(5);
+      expect(byCount.documents).toBe(4);
+      expect(queries(byCount.commands)).toEqual(['find']);
+
+      // With a summary: it is the first document of the same query, and the window stops at what it covers.
+      const summary = { text: 'the first 9,996', tokens: 20, coversSeq: 9_996, createdAtMs: 1_700_000_000_000 };
+      expect(await large.replaceSummary(long, summary)).toBe(true);
+      const withSummary = await readsDuring(() => large.load(long, limits));
+      expect(withSummary.result.summary).toEqual(summary);
+      expect(withSummary.result.messages.map((m) => m.seq)).toEqual(seqRange(9_997, 4));
+      expect(queries(withSummary.commands)).toEqual(['find']);
+      // The summary, then at most what the budget holds (7 messages) and the one the summary covers.
+      expect(withSummary.documents).toBeLessThanOrEqual(1 + 7 + 1);
     });
 
     test('load returns what the memory store returns for the same history and limits', async () => {
@@ -412,6 +436,11 @@ describeWithMongo('MongoStore', () => {
     return { result, documents, commands: events.map((event) => event.commandName) };
   }
 });
+
+/** The commands that read: a cursor closed early is killed after load has answered, whenever that lands. */
+function queries(commands: readonly string[]): string[] {
+  return commands.filter((command) => command !== 'killCursors');
+}
 
 function batchOf(reply: unknown): unknown[] {
   const cursor = (reply as { cursor?: { firstBatch?: unknown[]; nextBatch?: unknown[] } }).cursor;

@@ -10,6 +10,7 @@ import { StoreUnavailableError } from '../../src/errors.js';
 import { ColdConversationError, RedisStore, type RedisStoreOptions } from '../../src/store/redis-store.js';
 import { RECENT_TURN_KEY_LIMIT } from '../../src/store/redis-scripts.js';
 import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '../support/redis-server.js';
+import { seededRandom } from '../support/seeded-random.js';
 import { describeWithRedis, describeWithRedisCluster } from '../support/services.js';
 import { runStoreContract } from './store-contract.js';
 
@@ -72,7 +73,7 @@ describeWithRedis('RedisStore', () => {
       expect(keys).toEqual([`${prefix}{t.acme:chat:42}:meta`, `${prefix}{t.acme:chat:42}:msgs`, `${prefix}{t.acme:chat:42}:turns`]);
       expect(entries.map((entry) => entry.slice(0, 6))).toEqual(['1:1:1:', '2:1:2:']);
       expect(JSON.parse(entries[0]!.slice(6))).toEqual({ message: { role: 'user', content: 'm-0' }, digest: 'm-0-digest', createdAtMs: expect.any(Number), turnKey: 'k' });
-      expect(await client.hgetall(`${prefix}{t.acme:chat:42}:meta`)).toEqual({ lastSeq: '2', lastCum: '2' });
+      expect(await client.hgetall(`${prefix}{t.acme:chat:42}:meta`)).toEqual({ lastSeq: '2', lastCum: '2', inc: expect.any(String) });
       expect(await client.hgetall(`${prefix}{t.acme:chat:42}:turns`)).toEqual({ k: '1:2' });
     });
 
@@ -252,6 +253,21 @@ describeWithRedis('RedisStore', () => {
       expect(await store.claimDirty(10, 1_000, Date.now() + 1_000)).toEqual([]);
     });
 
+    test('unflushed returns the summary Redis holds along with the messages', async () => {
+      const { store } = cacheStore();
+      await store.warm(key('c'), { lastSeq: 2, lastCum: 2, summary: undefined, messages: [stored(1, 1, 1), stored(2, 1, 2)] });
+      await store.append(key('c'), texts(3));
+      expect((await store.unflushed(key('c'))).summary).toBeUndefined();
+      const summary = { text: 'the first two', tokens: 4, coversSeq: 2, createdAtMs: 7 };
+      await store.replaceSummary(key('c'), summary);
+
+      const pending = await store.unflushed(key('c'));
+
+      expect(pending).toEqual({ flushedSeq: 2, messages: expect.any(Array), summary });
+      expect(seqsOf(pending.messages)).toEqual([3, 4, 5]);
+      expect(await cacheStore().store.unflushed(key('never-seen'))).toEqual({ flushedSeq: 0, messages: [], summary: undefined });
+    });
+
     test('a partial markFlushed keeps the conversation dirty and due at once', async () => {
       const { store } = cacheStore();
       await store.warm(key('c'), fresh);
@@ -393,6 +409,238 @@ describeWithRedis('RedisStore', () => {
       expect(await store.append(key('c'), texts(2), { turnKey: 'k' })).toEqual({ seqs: [1, 2], duplicate: true });
       expect(await store.claimDirty(10, 1_000, Date.now() + 1_000)).toEqual([]);
     });
+  });
+
+  describe('RedisStore local window cache', () => {
+    // Separate connections, as separate contextd processes would have.
+    const clients: Redis[] = [];
+
+    beforeAll(async () => {
+      for (let index = 0; index < 3; index++) clients.push(new Redis(server.url, { maxRetriesPerRequest: 1 }));
+      await Promise.all(clients.map((each) => each.ping()));
+    });
+
+    afterAll(async () => {
+      await Promise.all(clients.map((each) => each.quit()));
+    });
+
+    /** Stores on one prefix over the three connections: local cache on (default), on but tiny (5), and off. */
+    function instances(mode: RedisStoreOptions['mode'], options: Partial<RedisStoreOptions> = {}) {
+      const shared = { ttlMs: HOUR_MS, maxCachedMessages: 1_000, mode, keyPrefix: `test:${randomUUID()}:`, ...options };
+      return {
+        cached: new RedisStore({ ...shared, client: clients[0]! }),
+        tiny: new RedisStore({ ...shared, client: clients[1]!, localCacheMaxEntries: 5 }),
+        plain: new RedisStore({ ...shared, client: clients[2]!, localCacheMaxEntries: 0 }),
+        prefix: shared.keyPrefix,
+      };
+    }
+
+    test('a repeated load decodes nothing; then only what another instance appended; after an own append, nothing', async () => {
+      const { cached: mine, plain: other } = instances('standalone');
+      for (let turn = 0; turn < 50; turn++) await other.append(key('c'), texts(2, `turn-${turn}`, 3));
+
+      const first = await mine.load(key('c'), UNLIMITED);
+      const decodedOnce = mine.decodedEntries;
+      const second = await mine.load(key('c'), UNLIMITED);
+
+      expect(first.messages).toHaveLength(100);
+      expect(decodedOnce).toBe(100);
+      expect(mine.decodedEntries).toBe(decodedOnce);
+      expect(second).toStrictEqual(first);
+
+      await other.append(key('c'), texts(2, 'theirs'));
+      const afterTheirs = await mine.load(key('c'), UNLIMITED);
+      expect(mine.decodedEntries).toBe(decodedOnce + 2);
+      expect(afterTheirs).toStrictEqual(await other.load(key('c'), UNLIMITED));
+
+      await mine.append(key('c'), texts(2, 'mine', 5), { turnKey: 'k' });
+      const beforeLoad = mine.decodedEntries;
+      const afterMine = await mine.load(key('c'), UNLIMITED);
+      expect(mine.decodedEntries).toBe(beforeLoad);
+      expect(afterMine).toStrictEqual(await other.load(key('c'), UNLIMITED));
+      expect(afterMine.messages.at(-2)).toMatchObject({ seq: 103, turnKey: 'k', cumTokens: 307 });
+    });
+
+    test('a budget window is reused as it slides, widens and narrows: only messages new to this store are decoded', async () => {
+      const { cached: mine, plain: other } = instances('standalone');
+      const limits = { maxMessages: 81, maxTokens: 400 };
+      for (let turn = 0; turn < 60; turn++) await other.append(key('c'), texts(2, `turn-${turn}`, 3));
+      await mine.load(key('c'), limits);
+
+      for (let turn = 0; turn < 5; turn++) {
+        await other.append(key('c'), texts(2, `more-${turn}`, 3));
+        const before = mine.decodedEntries;
+        expect(await mine.load(key('c'), limits)).toStrictEqual(await other.load(key('c'), limits));
+        expect(mine.decodedEntries - before).toBe(2);
+      }
+
+      // Wider: only the 19 older messages are new to it; narrower again: nothing is.
+      const before = mine.decodedEntries;
+      const wider = await mine.load(key('c'), { maxMessages: 100, maxTokens: 400 });
+      const narrower = await mine.load(key('c'), { maxMessages: 10, maxTokens: 400 });
+      expect(wider.messages).toHaveLength(100);
+      expect(mine.decodedEntries - before).toBe(19);
+      expect(narrower).toStrictEqual(await other.load(key('c'), { maxMessages: 10, maxTokens: 400 }));
+    });
+
+    test('a conversation an older contextd wrote (no inc) gets one at its first load and is cached from then on', async () => {
+      const { cached: mine, prefix } = instances('standalone');
+      await mine.append(key('c'), texts(4));
+      await clients[0]!.hdel(`${prefix}{tenant:c}:meta`, 'inc');
+
+      const first = await mine.load(key('c'), UNLIMITED);
+      const decoded = mine.decodedEntries;
+      const second = await mine.load(key('c'), UNLIMITED);
+
+      expect(await clients[0]!.hget(`${prefix}{tenant:c}:meta`, 'inc')).toEqual(expect.any(String));
+      expect(second).toStrictEqual(first);
+      expect(mine.decodedEntries).toBe(decoded);
+    });
+
+    test('when Redis calls a seq known that the cached window lacks, the load starts over without the cache', async () => {
+      const { cached: mine, plain: other, prefix } = instances('standalone');
+      await other.append(key('c'), texts(5));
+      // A list with a gap (nothing RedisStore writes): the cached window is 1, 2, 4, 5 ...
+      const msgs = `${prefix}{tenant:c}:msgs`;
+      const third = (await clients[0]!.lindex(msgs, 2))!;
+      await clients[0]!.lrem(msgs, 1, third);
+      await mine.load(key('c'), UNLIMITED);
+      // ... and then 3 appears inside it.
+      await clients[0]!.linsert(msgs, 'BEFORE', (await clients[0]!.lindex(msgs, 2))!, third);
+      const before = mine.decodedEntries;
+
+      const loaded = await mine.load(key('c'), UNLIMITED);
+
+      expect(seqsOf(loaded.messages)).toEqual([1, 2, 3, 4, 5]);
+      expect(loaded).toStrictEqual(await other.load(key('c'), UNLIMITED));
+      expect(mine.decodedEntries - before).toBe(5);
+    });
+
+    test('seqs reused after Redis lost writes (failover to a lagging replica) are not served from the cache', async () => {
+      const { cached: mine, plain: other, prefix } = instances('standalone');
+      await other.append(key('c'), texts(5, 'kept'));
+      await mine.load(key('c'), UNLIMITED);
+      await mine.append(key('c'), texts(2, 'lost'));
+      // The promoted replica never saw the last turn; meta (and its inc) is as before it.
+      const meta = `${prefix}{tenant:c}:meta`;
+      await clients[0]!.hset(meta, 'lastSeq', '5', 'lastCum', '5');
+      await clients[0]!.rpop(`${prefix}{tenant:c}:msgs`, 2);
+      expect(await other.append(key('c'), texts(2, 'after failover'))).toEqual({ seqs: [6, 7], duplicate: false });
+
+      const loaded = await mine.load(key('c'), UNLIMITED);
+
+      expect(loaded).toStrictEqual(await other.load(key('c'), UNLIMITED));
+      expect(loaded.messages.map((m) => m.message.content).slice(-2)).toEqual(['after failover-0', 'after failover-1']);
+    });
+
+    test('a summary that changed under the same coverage is not served from the cache', async () => {
+      const { cached: mine, plain: other, prefix } = instances('standalone');
+      await other.append(key('c'), texts(4));
+      await other.replaceSummary(key('c'), { text: 'before the failover', tokens: 3, coversSeq: 2, createdAtMs: 1 });
+      await mine.load(key('c'), UNLIMITED);
+      const rewritten = { text: 'written again after it', tokens: 5, coversSeq: 2, createdAtMs: 2 };
+      await clients[0]!.hset(`${prefix}{tenant:c}:meta`, 'summary', JSON.stringify(rewritten));
+
+      expect((await mine.load(key('c'), UNLIMITED)).summary).toEqual(rewritten);
+    });
+
+    for (const mode of ['standalone', 'cache'] as const) {
+      test(`${mode}: every load through a local cache equals the same load without one, under random interleavings`, async () => {
+        for (let run = 0; run < 40; run++) await randomRun(mode, 7_000 + run);
+      });
+    }
+
+    /**
+     * Random appends, loads, summaries, deletes, expiries and (cache mode) warms
+     * and flushes over three conversations by three instances; after each step,
+     * the two caching instances load what the uncached one loads. Some steps are
+     * concurrent bursts, whose results are not compared but whose traces in the
+     * caches must not show later.
+     */
+    async function randomRun(mode: RedisStoreOptions['mode'], seed: number): Promise<void> {
+      const { cached, tiny, plain, prefix } = instances(mode, { maxCachedMessages: 8 });
+      const writers = [cached, tiny, plain];
+      const random = seededRandom(seed);
+      const between = (low: number, high: number): number => low + Math.floor(random() * (high - low + 1));
+      const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
+      const conversations = [key('a'), key('b'), key('c')];
+      const randomLimits = () => ({ maxMessages: between(0, 12), maxTokens: random() < 0.3 ? Number.MAX_SAFE_INTEGER : between(0, 80) });
+      const lastSeqOf = async (k: ConversationKey) => (await plain.load(k, UNLIMITED)).lastSeq;
+      let turn = 0;
+
+      const appendTurn = async (store: RedisStore, k: ConversationKey): Promise<void> => {
+        const messages = Array.from({ length: between(1, 3) }, (_, index) => ({
+          message: { role: 'user' as const, content: `turn ${turn} message ${index}` },
+          tokens: between(0, 20),
+          digest: `digest-${turn}-${index}`,
+        }));
+        const options = random() < 0.3 ? { turnKey: `turn-key-${between(0, 4)}` } : undefined;
+        turn++;
+        try {
+          await store.append(k, messages, options);
+        } catch (error) {
+          if (!(error instanceof ColdConversationError)) throw error;
+          await warmRandomly(store, k);
+          await store.append(k, messages, options);
+        }
+      };
+
+      const warmRandomly = async (store: RedisStore, k: ConversationKey): Promise<void> => {
+        const lastSeq = between(0, 6);
+        let cum = 0;
+        const messages = Array.from({ length: lastSeq }, (_, index) => {
+          const tokens = between(0, 20);
+          cum += tokens;
+          return { ...stored(index + 1, tokens, cum), createdAtMs: seed + turn };
+        });
+        const summary = lastSeq > 0 && random() < 0.3 ? { text: `summary ${turn}`, tokens: 4, coversSeq: between(1, lastSeq), createdAtMs: turn } : undefined;
+        turn++;
+        await store.warm(k, { lastSeq, lastCum: cum, summary, messages });
+      };
+
+      const expectSameLoads = async (k: ConversationKey, step: string): Promise<void> => {
+        const limits = randomLimits();
+        const expected = await plain.load(k, limits);
+        for (const [name, store] of [['cached', cached], ['tiny', tiny]] as const) {
+          expect(await store.load(k, limits), `seed ${seed}, ${step}, ${name}, ${JSON.stringify(limits)}`).toStrictEqual(expected);
+        }
+      };
+
+      for (let step = 0; step < 60; step++) {
+        const k = pick(conversations);
+        const roll = random();
+        if (roll < 0.3) {
+          await appendTurn(pick(writers), k);
+        } else if (roll < 0.6) {
+          await expectSameLoads(k, `step ${step}`);
+        } else if (roll < 0.7) {
+          const lastSeq = await lastSeqOf(k);
+          await pick(writers).replaceSummary(k, { text: `summary at ${step}`, tokens: between(1, 9), coversSeq: between(1, lastSeq + 1), createdAtMs: step });
+        } else if (roll < 0.74) {
+          await pick(writers).delete(k);
+        } else if (roll < 0.77) {
+          // Expired (or evicted) meta; the list may outlive it.
+          await clients[0]!.del(`${prefix}{${k.tenant}:${k.conversation}}:meta`);
+        } else if (roll < 0.8) {
+          // As written by an older contextd.
+          await clients[0]!.hdel(`${prefix}{${k.tenant}:${k.conversation}}:meta`, 'inc');
+        } else if (roll < 0.9 && mode === 'cache') {
+          if (random() < 0.5) await warmRandomly(pick(writers), k);
+          else await pick(writers).markFlushed(k, between(0, (await lastSeqOf(k)) + 1));
+        } else {
+          const other = pick(conversations);
+          await Promise.all([
+            appendTurn(pick(writers), k),
+            cached.load(k, randomLimits()),
+            tiny.load(other, randomLimits()),
+            appendTurn(pick(writers), other),
+            cached.load(other, randomLimits()),
+            tiny.load(k, randomLimits()),
+          ]);
+        }
+      }
+      for (const k of conversations) await expectSameLoads(k, 'end');
+    }
   });
 });
 

@@ -3,7 +3,8 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { MongoClient } from 'mongodb';
-import { afterAll, beforeAll, describe } from 'vitest';
+import { afterAll, beforeAll, describe, expect, onTestFinished, test } from 'vitest';
+import type { ConversationId, NewMessage, TenantId } from '../../src/domain.js';
 import { OutboxFlusher } from '../../src/background/outbox-flusher.js';
 import { MongoStore } from '../../src/store/mongo-store.js';
 import { RedisStore } from '../../src/store/redis-store.js';
@@ -12,7 +13,12 @@ import { TieredStore } from '../../src/store/tiered-store.js';
 import { startMongo, type MongoServer } from '../support/mongo-server.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { describeWithService, serviceAvailability } from '../support/services.js';
+import { waitFor } from '../support/wait-for.js';
 import { runStoreContract } from './store-contract.js';
+
+function message(content: string): NewMessage {
+  return { message: { role: 'user', content }, tokens: 5, digest: `${content}-digest` };
+}
 
 const available = serviceAvailability();
 
@@ -52,6 +58,7 @@ describeWithService(!available.redis.isAvailable ? available.redis : available.m
       mongoTimeoutMs: 5_000,
       maxCachedMessages: 200,
       onFlushNeeded: () => flusher?.notify(),
+      flushesSettled: async () => flusher?.idle(),
       onBackgroundError: () => undefined,
     });
     if (redisStore !== undefined && mongo !== undefined) {
@@ -62,6 +69,7 @@ describeWithService(!available.redis.isAvailable ? available.redis : available.m
         redisTimeoutMs: 2_000,
         mongoTimeoutMs: 5_000,
         idleDelayMs: 50,
+        flushDelayMs: 0,
         leaseMs: 5_000,
         batchSize: 16,
         sweepIntervalMs: 60_000,
@@ -84,5 +92,70 @@ describeWithService(!available.redis.isAvailable ? available.redis : available.m
     runStoreContract('TieredStore (Redis + MongoDB)', stack('two-tier'));
     runStoreContract('TieredStore (Redis only)', stack('redis-only'));
     runStoreContract('TieredStore (MongoDB only)', stack('mongodb-only'));
+  });
+
+  describe('the flusher', () => {
+    test('one round carries the turns of every due conversation to MongoDB in one insert', async () => {
+      const monitored = new MongoClient(mongoServer.url, { serverSelectionTimeoutMS: 5_000, monitorCommands: true });
+      onTestFinished(() => monitored.close());
+      const inserts: number[] = [];
+      monitored.on('commandStarted', (event) => {
+        if (event.commandName === 'insert' && event.command.insert === 'messages') inserts.push((event.command.documents as unknown[]).length);
+      });
+      const health = new StoreHealth({ tiers: ['redis', 'mongodb'], probeIntervalMs: 1_000 });
+      const mongo = new MongoStore({ db: monitored.db(`${mongoServer.database}_${randomUUID().slice(0, 8)}`) });
+      await mongo.ensureIndexes();
+      const prefix = `flush:${randomUUID()}:`;
+      const redisStore = new RedisStore({ client: redis, ttlMs: 3_600_000, maxCachedMessages: 200, mode: 'cache', keyPrefix: prefix });
+      const store = new TieredStore({
+        redis: redisStore,
+        mongo,
+        health,
+        redisTimeoutMs: 2_000,
+        mongoTimeoutMs: 5_000,
+        maxCachedMessages: 200,
+        onFlushNeeded: () => undefined,
+        onBackgroundError: () => undefined,
+      });
+      const keys = Array.from({ length: 20 }, (_, index) => ({ tenant: 'tenant' as TenantId, conversation: `c-${index}` as ConversationId }));
+      // Written while no flusher runs: all 20 are due when it starts.
+      for (const [index, k] of keys.entries()) {
+        await store.append(k, [message(`question ${index}`), message(`answer ${index}`)], { turnKey: `turn-${index}` });
+      }
+      inserts.length = 0;
+
+      const flushed: string[] = [];
+      const flusher = new OutboxFlusher({
+        redis: redisStore,
+        mongo,
+        health,
+        redisTimeoutMs: 2_000,
+        mongoTimeoutMs: 5_000,
+        idleDelayMs: 50,
+        flushDelayMs: 0,
+        leaseMs: 5_000,
+        batchSize: 64,
+        sweepIntervalMs: 60_000,
+        onFlushed: (k) => flushed.push(k.conversation),
+        onConflict: () => undefined,
+        onError: () => undefined,
+      });
+      flusher.start();
+      onTestFinished(async () => {
+        await flusher.stop(2_000);
+        await store.close();
+      });
+      await waitFor(() => flushed.length === 20, { timeoutMs: 10_000, message: 'every conversation flushed' });
+
+      expect(inserts).toEqual([40]);
+      for (const [index, k] of keys.entries()) {
+        const durable = await mongo.listMessages(k, { afterSeq: 0, limit: 10 });
+        expect(durable.map((m) => [m.seq, m.message.content])).toEqual([
+          [1, `question ${index}`],
+          [2, `answer ${index}`],
+        ]);
+      }
+      await waitFor(async () => (await redis.zcard(`${prefix}dirty`)) === 0, { timeoutMs: 5_000, message: 'dirty set empty' });
+    });
   });
 });

@@ -81,8 +81,8 @@ conversation: { header: X-Thread-Id, tenant: "header:X-Tenant-Id", retry_window:
 admin: { token: s3cret-admin-token }
 storage:
   memory: { ttl: 7d, max_conversations: 50, max_bytes: 1gb, max_messages_per_conversation: 20 }
-  redis: { url: "rediss://cache:6380/1", ttl: 1h, max_cached_messages: 50 }
-  mongodb: { url: "mongodb+srv://db.example.net", database: memory }
+  redis: { url: "rediss://cache:6380/1", ttl: 1h, max_cached_messages: 50, local_cache_messages: 0 }
+  mongodb: { url: "mongodb+srv://db.example.net", database: memory, flush_delay: 250ms }
 defaults:
   budget: { max_context_tokens: 4000, summary_max_tokens: 500, on_overflow: reject, encoding: cl100k_base }
   summary: { enabled: false, model: gpt-4.1-mini, trigger_tokens: 2000, max_tokens: 400, prompt: Summarize., api_key: sk-summary, timeout: 30s }
@@ -107,8 +107,8 @@ routes:
     expect(config.admin).toEqual({ token: 's3cret-admin-token' });
     expect(config.storage).toEqual({
       memory: { ttlMs: 7 * 86_400_000, maxConversations: 50, maxBytes: 1024 ** 3, maxMessagesPerConversation: 20 },
-      redis: { url: 'rediss://cache:6380/1', isCluster: false, ttlMs: 3_600_000, maxCachedMessages: 50, timeoutMs: 500 },
-      mongodb: { url: 'mongodb+srv://db.example.net', database: 'memory', timeoutMs: 3000 },
+      redis: { url: 'rediss://cache:6380/1', isCluster: false, ttlMs: 3_600_000, maxCachedMessages: 50, timeoutMs: 500, localCacheMessages: 0 },
+      mongodb: { url: 'mongodb+srv://db.example.net', database: 'memory', timeoutMs: 3000, flushDelayMs: 250 },
     });
     expect(config.routes.map((route) => route.name)).toEqual(['support-bot', 'tiny', 'default']);
   });
@@ -217,6 +217,7 @@ describe('parseConfig: validation', () => {
     ['conversation: { tenant: bearer }', 'conversation.tenant: expected authorization, none or header:<name> (e.g. header:x-tenant-id), got "bearer"'],
     ['storage: { redis: { url: "http://cache" } }', 'storage.redis.url: expected "" or a redis:// or rediss:// or redis+cluster:// or rediss+cluster:// URL'],
     ['storage: { mongodb: { url: "mongo://db" } }', 'storage.mongodb.url: expected "" or a mongodb:// or mongodb+srv:// URL'],
+    ['storage: { mongodb: { flush_delay: 2m } }', 'storage.mongodb.flush_delay: expected a duration up to 60000ms (250ms, 10s, 5m, 24h, 7d or a number of milliseconds), got "2m"'],
     ['storage: { mongodb: { database: "a.b" } }', 'storage.mongodb.database: expected a MongoDB database name (1-63 characters, none of /\\. "$*<>:|?), got "a.b"'],
     ['storage: { memory: { max_conversations: 0 } }', 'storage.memory.max_conversations: expected a positive integer, got 0'],
     ['defaults: { budget: { max_context_tokens: 1.5 } }', 'defaults.budget.max_context_tokens: expected a positive integer, got 1.5'],
@@ -356,7 +357,7 @@ describe('parseConfig: environment overrides', () => {
     ['REDIS_URL fills an empty url', 'storage: { redis: { url: "" } }', { REDIS_URL: 'redis://r:6379' }, (c: Config) => c.storage.redis?.url, 'redis://r:6379'],
     ['REDIS_URL fills a missing url', '', { REDIS_URL: 'redis://r:6379' }, (c: Config) => c.storage.redis?.url, 'redis://r:6379'],
     ['the file beats REDIS_URL', 'storage: { redis: { url: "redis://file" } }', { REDIS_URL: 'redis://env' }, (c: Config) => c.storage.redis?.url, 'redis://file'],
-    ['MONGODB_URL fills a missing url', '', { MONGODB_URL: 'mongodb://m' }, (c: Config) => c.storage.mongodb, { url: 'mongodb://m', database: 'contextd', timeoutMs: 3000 }],
+    ['MONGODB_URL fills a missing url', '', { MONGODB_URL: 'mongodb://m' }, (c: Config) => c.storage.mongodb, { url: 'mongodb://m', database: 'contextd', timeoutMs: 3000, flushDelayMs: 100 }],
     ['the file beats MONGODB_URL', 'storage: { mongodb: { url: "mongodb://file" } }', { MONGODB_URL: 'mongodb://env' }, (c: Config) => c.storage.mongodb?.url, 'mongodb://file'],
   ])('%s', (_name, yaml, env, pick, expected) => {
     expect(pick(parseConfig(yaml, FILE, env))).toEqual(expected);
