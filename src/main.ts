@@ -185,10 +185,21 @@ interface OpenedStores {
   describe: string;
 }
 
-function redisClient(options: NonNullable<Config['storage']['redis']>, onError: (error: Error) => void): Redis | Cluster {
+function redisClient(
+  options: NonNullable<Config['storage']['redis']>,
+  onError: (error: Error) => void,
+  { autoPipelining = false }: { autoPipelining?: boolean } = {},
+): Redis | Cluster {
   // Fail fast while disconnected (no offline queue): the tiered store falls back
   // to MongoDB at once instead of waiting; ioredis reconnects in the background.
-  const common = { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: Math.max(options.timeoutMs, 1_000) };
+  // Auto-pipelining (commands of one tick in one write) suits the flusher, whose
+  // rounds issue a command per conversation at once.
+  const common = {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: Math.max(options.timeoutMs, 1_000),
+    enableAutoPipelining: autoPipelining,
+  };
   if (options.isCluster) {
     // redis+cluster://[user[:password]@]host:port,host:port — several seeds, so not a WHATWG URL.
     const parsed = /^(rediss?)(?:\+cluster)?:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/?]+)/.exec(options.url);
@@ -198,6 +209,7 @@ function redisClient(options: NonNullable<Config['storage']['redis']>, onError: 
     });
     const cluster = new Redis.Cluster(seeds, {
       enableOfflineQueue: false,
+      enableAutoPipelining: autoPipelining,
       clusterRetryStrategy: (times) => Math.min(100 * times, 2_000),
       redisOptions: {
         maxRetriesPerRequest: common.maxRetriesPerRequest,
@@ -260,7 +272,7 @@ async function openStores(config: Config, logger: Logger, metrics: Metrics): Pro
   }
 
   if (redisConfig !== undefined && mongoConfig !== undefined) {
-    flushConnection = redisClient(redisConfig, (error) => logger.debug({ err: error }, 'redis (flusher) connection error'));
+    flushConnection = redisClient(redisConfig, (error) => logger.debug({ err: error }, 'redis (flusher) connection error'), { autoPipelining: true });
     flushRedisStore = new RedisStore({
       client: flushConnection,
       ttlMs: redisConfig.ttlMs,

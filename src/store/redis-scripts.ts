@@ -7,12 +7,23 @@
 // figures with one string.match and never decode the JSON (Redis's cjson would
 // round large numbers and reorder keys; the JSON is the client's, byte for byte).
 // Seqs are ascending along the list and, as written by RedisStore, contiguous:
-// the list only ever grows at the tail and is trimmed at the head.
+// the list only ever grows at the tail and is trimmed at the head. cumTokens
+// never decreases along the list, and where seqs are contiguous each entry's
+// cumTokens is the previous one's plus its tokens. WARM seeds the list from
+// MongoDB, which may have gaps; such a list stays non-contiguous until the gap
+// is trimmed away, and there the cumTokens step may exceed the entry's tokens.
 //
-// Cost: every script is O(1) in the length of the conversation apart from what
-// it returns or removes: load walks back from the tail only as far as the
-// window, a seq is found in the list in O(1) when the list is contiguous (O(log n)
-// LINDEX probes otherwise), and trims remove each entry once.
+// Cost: every script is O(log n) in the length of the conversation apart from
+// what it returns or removes (LINDEX seeks from the nearer end). The position
+// of a seq is arithmetic where the list is contiguous (seq(tail) - seq(head) + 1
+// == LLEN), a binary search by LINDEX otherwise. LOAD takes the window's first
+// position as the largest of three bounds: after the summary, among the newest
+// maxMessages, and where the newer messages' tokens fit maxTokens (a binary
+// search on cumTokens). It then LRANGEs only the parts of the window the client
+// does not hold. Where the newest maxMessages are not contiguous it walks back
+// from the tail instead, summing tokens, as far as the window: O(window).
+// Trims remove each entry once, and the turns hash is cut back once per
+// RECENT_TURN_KEY_LIMIT keyed appends.
 //
 // Incarnations. meta's `inc` names one life of the conversation in Redis: it is
 // set when a script creates meta (APPEND in standalone mode, WARM) from an id
@@ -20,14 +31,26 @@
 // one incarnation the entry at a seq never changes: appends push new seqs,
 // trims and summaries drop from the head, WARM only runs when meta does not
 // exist and delete removes meta. So a client that decoded the entries of seqs
-// [from, through] under inc X may tell LOAD so, and LOAD sends just the seqs.
+// [from, through] under inc X may tell LOAD so, and LOAD leaves those out.
 // One case breaks the rule without a new incarnation: a failover to a replica
 // (or a restart from a snapshot) that missed the last writes lets new appends
 // reuse seqs. LOAD therefore trusts the client's range only if the entry Redis
 // holds at `through` still carries the digest and createdAtMs the client has
 // for it, and the summary only if coversSeq and its byte length match.
+//
+// TTL. Every script that uses a conversation ends by touching all three keys
+// together, after its writes, so meta's TTL speaks for the other two; only
+// APPEND creates msgs or turns (with no TTL) while meta exists, and says so.
+// That lets touch skip its three PEXPIREs (one PTTL instead) when meta was
+// refreshed within the last ttl/100, and its PERSISTs when meta has no TTL.
 
-/** How many recent turn keys a conversation remembers for deduplicating retried appends (as the embedded store). */
+/**
+ * How many recent turn keys a conversation is sure to remember for
+ * deduplicating retried appends (as the embedded store). Up to twice as many
+ * are remembered: the turns hash grows to 2 × this and is then cut back to the
+ * newest this many in one pass, one HGETALL per this many keyed appends
+ * instead of one per append.
+ */
 export const RECENT_TURN_KEY_LIMIT = 64;
 
 // mode is 's' (standalone) or 'c' (cache). In cache mode a conversation with
@@ -70,18 +93,25 @@ local function dropThrough(s)
 end
 
 -- The max_cached_messages cap; in cache mode it never drops a message MongoDB does not have yet.
-local function applyCap(mode, cap, flushedSeq)
-  local excess = redis.call('LLEN', msgs) - cap
+local function applyCap(mode, cap, flushedSeq, len)
+  local excess = (len or redis.call('LLEN', msgs)) - cap
   if excess <= 0 then return end
   if mode == 'c' then excess = math.min(excess, countThrough(flushedSeq)) end
   if excess > 0 then redis.call('LTRIM', msgs, excess, -1) end
 end
 
-local function touch(mode, ttlMs, lastSeq, flushedSeq)
-  local keep = mode == 'c' and lastSeq > flushedSeq
-  for i = 1, 3 do
-    if keep then redis.call('PERSIST', KEYS[i]) else redis.call('PEXPIRE', KEYS[i], ttlMs) end
+-- Called last, after the script's writes, on a conversation whose meta exists.
+-- hasNewKey: this script created msgs or turns, which has no TTL yet.
+local function touch(mode, ttlMs, lastSeq, flushedSeq, hasNewKey)
+  local metaTtlMs = redis.call('PTTL', meta)
+  if mode == 'c' and lastSeq > flushedSeq then
+    -- A key created since the last PERSIST has no TTL either.
+    if metaTtlMs == -1 then return end
+    for i = 1, 3 do redis.call('PERSIST', KEYS[i]) end
+    return
   end
+  if not hasNewKey and metaTtlMs > tonumber(ttlMs) * 0.99 then return end
+  for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ttlMs) end
 end
 `;
 
@@ -103,7 +133,7 @@ if hasTurnKey then
   local earlier = redis.call('HGET', turns, turnKey)
   if earlier then
     local firstSeq, count = string.match(earlier, '^(%d+):(%d+)$')
-    touch(mode, ttlMs, tonumber(state[1] or '0'), flushedSeq)
+    touch(mode, ttlMs, tonumber(state[1] or '0'), flushedSeq, false)
     return {'duplicate', tonumber(firstSeq), tonumber(count)}
   end
 end
@@ -115,30 +145,39 @@ if not inc then
   redis.call('HSET', meta, 'inc', inc)
 end
 local count = (#ARGV - 6) / 2
-local lastSeq = redis.call('HINCRBY', meta, 'lastSeq', count)
-local firstSeq = lastSeq - count + 1
+local firstSeq = tonumber(state[1] or '0') + 1
+local lastSeq = firstSeq + count - 1
 local cum = tonumber(state[2] or '0')
+local entries = {}
 for i = 0, count - 1 do
   local tokens = ARGV[7 + 2 * i]
   cum = cum + tonumber(tokens)
-  redis.call('RPUSH', msgs, fmt(firstSeq + i) .. ':' .. tokens .. ':' .. fmt(cum) .. ':' .. ARGV[8 + 2 * i])
+  entries[i + 1] = fmt(firstSeq + i) .. ':' .. tokens .. ':' .. fmt(cum) .. ':' .. ARGV[8 + 2 * i]
 end
-redis.call('HSET', meta, 'lastCum', fmt(cum))
+-- One RPUSH per turn (in slices: unpack's arguments live on Lua's C stack).
+local len
+for from = 1, count, 1000 do len = redis.call('RPUSH', msgs, unpack(entries, from, math.min(from + 999, count))) end
+local hasNewKey = len == count
+redis.call('HSET', meta, 'lastSeq', fmt(lastSeq), 'lastCum', fmt(cum))
 if hasTurnKey then
-  redis.call('HSET', turns, turnKey, fmt(firstSeq) .. ':' .. fmt(count))
-  if redis.call('HLEN', turns) > ${RECENT_TURN_KEY_LIMIT} then
-    -- Bounded: at most ${RECENT_TURN_KEY_LIMIT + 1} fields to look at.
+  local held = redis.call('HLEN', turns)
+  if held == 0 then hasNewKey = true end
+  -- Amortised: at ${2 * RECENT_TURN_KEY_LIMIT} keys, keep the newest ${RECENT_TURN_KEY_LIMIT - 1} and add this one.
+  -- Cut before the HSET, so the hash never passes ${2 * RECENT_TURN_KEY_LIMIT} fields
+  -- (beyond hash-max-listpack-entries, 128 by default, it would turn into a hashtable for good).
+  if held >= ${2 * RECENT_TURN_KEY_LIMIT} then
     local all = redis.call('HGETALL', turns)
-    local oldestKey, oldestSeq = nil, nil
-    for i = 1, #all, 2 do
-      local seq = tonumber(string.match(all[i + 1], '^(%d+):'))
-      if oldestSeq == nil or seq < oldestSeq then oldestKey, oldestSeq = all[i], seq end
-    end
-    redis.call('HDEL', turns, oldestKey)
+    local byAge = {}
+    for i = 1, #all, 2 do byAge[#byAge + 1] = {tonumber(string.match(all[i + 1], '^(%d+):')), all[i]} end
+    table.sort(byAge, function(a, b) return a[1] < b[1] end)
+    local stale = {}
+    for i = 1, #byAge - (${RECENT_TURN_KEY_LIMIT} - 1) do stale[i] = byAge[i][2] end
+    redis.call('HDEL', turns, unpack(stale))
   end
+  redis.call('HSET', turns, turnKey, fmt(firstSeq) .. ':' .. fmt(count))
 end
-applyCap(mode, cap, flushedSeq)
-touch(mode, ttlMs, lastSeq, flushedSeq)
+applyCap(mode, cap, flushedSeq, len)
+touch(mode, ttlMs, lastSeq, flushedSeq, hasNewKey)
 return {'ok', firstSeq, count, inc, cum}
 `;
 
@@ -147,8 +186,13 @@ return {'ok', firstSeq, count, inc, cum}
  * knownInc ('' for nothing), knownFrom, knownThrough, knownTag (the `"digest":…,"createdAtMs":…`
  * text of its entry at knownThrough), knownCoversSeq ('' for no summary), knownSummaryBytes.
  * Returns {0} when the conversation is not held, else
- * {1, lastSeq, inc, summaryJson | nil (none) | 0 (the client's is current), entries newest first...},
- * where an entry the client has is sent as its seq (an integer) instead of its text.
+ * {1, lastSeq, inc, summaryJson | nil (none) | 0 (the client's is current), heldFrom, heldThrough, heldCount,
+ * entries oldest first...}: the window is the entries with seq < heldFrom, then the heldCount entries the
+ * client holds with seqs in [heldFrom, heldThrough] (all of its seqs there, when heldCount > 0), then the
+ * entries with seq > heldThrough.
+ *
+ * The window is the messages m with seq(m) > coversSeq, among the newest maxMessages, whose newer
+ * messages add up to at most maxTokens (so the one that crosses the budget comes too).
  */
 const LOAD = `${HELPERS}
 local mode, ttlMs, maxMessages, maxTokens = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -167,34 +211,111 @@ end
 local sameInc = knownInc ~= '' and knownInc == inc
 local summary = state[3] or false
 if summary and sameInc and tonumber(ARGV[10]) == coversSeq and tonumber(ARGV[11]) == #summary then summary = 0 end
-local reply = {1, lastSeq, inc, summary}
--- The client's range is checked once, at the newest entry at or below knownThrough (see the top of this file).
-local isChecked, isTrusted = not sameInc, false
-local picked, usedTokens, offset, chunk = 0, 0, 0, 16
-local len = redis.call('LLEN', msgs)
-local done = false
--- Newest first, in growing chunks from the tail: the work follows the window, not the list.
-while not done and offset < len and picked < maxMessages do
-  local size = math.min(chunk, len - offset, maxMessages - picked)
-  local part = redis.call('LRANGE', msgs, -(offset + size), -(offset + 1))
-  for i = #part, 1, -1 do
-    if picked >= maxMessages or usedTokens > maxTokens then done = true break end
-    local entry = part[i]
-    local seqText, tokens = string.match(entry, '^(%d+):(%d+):')
-    local seq = tonumber(seqText)
-    if seq <= coversSeq then done = true break end
-    picked = picked + 1
-    usedTokens = usedTokens + tonumber(tokens)
-    if not isChecked and seq <= knownThrough then
-      isChecked = true
-      isTrusted = seq == knownThrough and knownTag ~= '' and string.find(entry, knownTag, 1, true) ~= nil
-    end
-    if isTrusted and seq >= knownFrom then reply[#reply + 1] = seq else reply[#reply + 1] = entry end
-  end
-  offset = offset + size
-  chunk = math.min(chunk * 2, 512)
+local reply = {1, lastSeq, inc, summary, 1, 0, 0}
+local canTrust = sameInc and knownTag ~= ''
+
+local function isKnownAt(entry)
+  return string.find(entry, knownTag, 1, true) ~= nil
 end
-touch(mode, ttlMs, lastSeq, flushedSeq)
+
+local function pushRange(from, to)
+  if from > to then return end
+  local part = redis.call('LRANGE', msgs, from, to)
+  for i = 1, #part do reply[#reply + 1] = part[i] end
+end
+
+-- Entries read by LINDEX in this call, by position: each probe reads one entry once.
+local probed = {}
+local function entryAt(pos)
+  local entry = probed[pos]
+  if not entry then
+    entry = redis.call('LINDEX', msgs, pos)
+    probed[pos] = entry
+  end
+  return entry
+end
+
+local function cumAt(pos)
+  return tonumber(string.match(entryAt(pos), '^%d+:%d+:(%d+):'))
+end
+
+-- The newest maxMessages, from position oldest (seq oldestSeq) on, are contiguous:
+-- the position of seq s there is oldest + s - oldestSeq, and each cumTokens is the
+-- previous one's plus its tokens.
+local function windowByArithmetic(len, oldest, oldestSeq)
+  local function positionOf(s) return oldest + s - oldestSeq end
+  -- Among the newest maxMessages, and after the summary.
+  local first = math.max(oldest, positionOf(coversSeq + 1))
+  if first >= len then return end
+  -- The newer messages add up to at most maxTokens, i.e. lastCum - cumTokens <= maxTokens:
+  -- a suffix, since cumTokens never decreases, found by binary search. The tail is always in it.
+  local atLeast = cumAt(len - 1) - maxTokens
+  if cumAt(first) < atLeast then
+    local lo, hi = first + 1, len - 1
+    while lo < hi do
+      local mid = math.floor((lo + hi) / 2)
+      if cumAt(mid) >= atLeast then hi = mid else lo = mid + 1 end
+    end
+    first = lo
+  end
+  local firstSeq = oldestSeq + first - oldest
+  local tailSeq = oldestSeq + len - 1 - oldest
+  if canTrust and knownThrough >= firstSeq and knownThrough <= tailSeq and knownFrom <= knownThrough
+    and isKnownAt(entryAt(positionOf(knownThrough))) then
+    local heldFrom = math.max(knownFrom, firstSeq)
+    reply[5], reply[6], reply[7] = heldFrom, knownThrough, knownThrough - heldFrom + 1
+    pushRange(first, positionOf(heldFrom) - 1)
+    pushRange(positionOf(knownThrough) + 1, len - 1)
+  else
+    pushRange(first, len - 1)
+  end
+end
+
+-- The newest maxMessages have gaps (WARM from MongoDB can leave them; the cumTokens
+-- across a gap count the missing messages): newest first, summing tokens, in
+-- growing chunks from the tail, so the work follows the window, not the list.
+local function windowByWalk(len)
+  -- The client's range is checked once, at the newest entry at or below knownThrough.
+  local isChecked, isTrusted = not canTrust, false
+  local newestFirst, heldFrom, heldCount = {}, 1, 0
+  local picked, usedTokens, offset, chunk = 0, 0, 0, 16
+  local done = false
+  while not done and offset < len and picked < maxMessages do
+    local size = math.min(chunk, len - offset, maxMessages - picked)
+    local part = redis.call('LRANGE', msgs, -(offset + size), -(offset + 1))
+    for i = #part, 1, -1 do
+      if picked >= maxMessages or usedTokens > maxTokens then done = true break end
+      local entry = part[i]
+      local seqText, tokens = string.match(entry, '^(%d+):(%d+):')
+      local seq = tonumber(seqText)
+      if seq <= coversSeq then done = true break end
+      picked = picked + 1
+      usedTokens = usedTokens + tonumber(tokens)
+      if not isChecked and seq <= knownThrough then
+        isChecked = true
+        isTrusted = seq == knownThrough and isKnownAt(entry)
+      end
+      if isTrusted and seq >= knownFrom then
+        heldFrom, heldCount = seq, heldCount + 1
+      else
+        newestFirst[#newestFirst + 1] = entry
+      end
+    end
+    offset = offset + size
+    chunk = math.min(chunk * 2, 512)
+  end
+  if heldCount > 0 then reply[5], reply[6], reply[7] = heldFrom, knownThrough, heldCount end
+  for i = #newestFirst, 1, -1 do reply[#reply + 1] = newestFirst[i] end
+end
+
+local len = redis.call('LLEN', msgs)
+if len > 0 and maxMessages > 0 then
+  -- Only the part of the list the window can reach needs to be contiguous: the newest maxMessages.
+  local oldest = math.max(0, len - maxMessages)
+  local oldestSeq = seqOf(entryAt(oldest))
+  if seqOf(entryAt(len - 1)) - oldestSeq == len - 1 - oldest then windowByArithmetic(len, oldest, oldestSeq) else windowByWalk(len) end
+end
+touch(mode, ttlMs, lastSeq, flushedSeq, false)
 return reply
 `;
 

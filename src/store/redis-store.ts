@@ -9,7 +9,8 @@
 //                                                  inc (this incarnation's id, set when meta is created)
 //   <prefix>{<tenant>:<conversation>}:msgs   LIST  one entry per message, oldest first, seqs ascending:
 //                                                  `<seq>:<tokens>:<cumTokens>:<json of the rest>`
-//   <prefix>{<tenant>:<conversation>}:turns  HASH  the last 64 turn keys → `<firstSeq>:<count>`
+//   <prefix>{<tenant>:<conversation>}:turns  HASH  recent turn keys → `<firstSeq>:<count>`: always the
+//                                                  last 64, up to 128 (cut back to 64 once it holds 128)
 // and one global key:
 //   <prefix>dirty                            ZSET  cache mode: conversations with messages above flushedSeq;
 //                                                  member = the hash tag's text, score = lease deadline (ms),
@@ -21,7 +22,10 @@
 // contain ':'), so keys read `contextd:{t.acme:chat-42}:msgs`.
 //
 // TTL: every key of a conversation gets the TTL on each append, load,
-// listMessages and summary. In cache mode a conversation with unflushed
+// listMessages and summary. The scripts set it on all three keys at once, so
+// meta's PTTL stands for them all, and a script skips the three PEXPIREs when
+// meta's shows a refresh within the last 1% of the TTL (a key the script just
+// created gets it regardless). In cache mode a conversation with unflushed
 // messages has no TTL instead, until markFlushed catches up: a MongoDB outage
 // longer than the TTL must not lose acknowledged turns.
 //
@@ -30,12 +34,13 @@
 // request after request. Within one incarnation (meta's `inc`, see
 // redis-scripts.ts) the entry at a seq never changes, so the store keeps, per
 // conversation, the decoded messages of its last window (seqs from..through)
-// and the summary, and tells LOAD what it has: LOAD then sends those entries as
-// bare seqs and the summary as a marker. The next window replaces the cached one,
-// and an append this store made extends it, so a conversation costs at most one
-// window; least recently used conversations go beyond localCacheMaxEntries.
-// Nothing needs invalidating: another process's appends, trims and summaries,
-// a delete and a recreation all show in inc and in the seqs LOAD sends.
+// and the summary, and tells LOAD what it has: LOAD then leaves out the entries
+// of that range, naming the part of the window they fill, and sends the summary
+// as a marker. The next window replaces the cached one, and an append this
+// store made extends it, so a conversation costs at most one window; least
+// recently used conversations go beyond localCacheMaxEntries. Nothing needs
+// invalidating: another process's appends, trims and summaries, a delete and a
+// recreation all show in inc and in the range LOAD names.
 
 import { randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
@@ -182,9 +187,11 @@ export class RedisStore implements ConversationStore {
 
   /**
    * `hit` when Redis holds the conversation, else `miss` with no messages. One
-   * round trip, O(window); only the entries this store has not decoded yet are
-   * sent and decoded. With the local cache on, messages are fresh objects over
-   * deep-frozen contents, shared with later loads (as the embedded store's).
+   * round trip; in Redis O(log n) plus the entries this store has not decoded
+   * yet, which alone are sent and decoded (O(window) when the newest messages
+   * have gaps, see redis-scripts.ts). With the local cache on, messages are
+   * fresh objects over deep-frozen contents, shared with later loads (as the
+   * embedded store's).
    */
   async load(key: ConversationKey, limits: LoadLimits): Promise<ConversationSnapshot> {
     this.#requireOpen();
@@ -219,7 +226,7 @@ export class RedisStore implements ConversationStore {
       this.#forget(tag);
       return { summary: undefined, messages: [], lastSeq: 0, cache: 'miss' };
     }
-    const [, lastSeqReply, inc, summarySlot, ...newestFirst] = reply;
+    const [, lastSeqReply, inc, summarySlot, heldFromReply, heldThroughReply, heldCountReply, ...entries] = reply;
     const lastSeq = Number(lastSeqReply);
 
     let summary: Summary | undefined;
@@ -233,22 +240,19 @@ export class RedisStore implements ConversationStore {
       summaryBytes = Buffer.byteLength(summarySlot);
     }
 
-    const count = newestFirst.length;
-    const messages = new Array<StoredMessage>(count);
-    let decoded = 0;
-    for (let index = 0; index < count; index++) {
-      const item = newestFirst[index];
-      let message: StoredMessage | undefined;
-      if (typeof item === 'number') {
-        message = known?.bySeq.get(item);
-        if (message === undefined) return undefined;
-      } else {
-        message = decodeEntry(item as string);
-        decoded++;
-      }
-      messages[count - 1 - index] = message;
+    // Oldest first: what Redis sent from before the held range, the held range, what it sent from after.
+    const fetched = (entries as string[]).map(decodeEntry);
+    this.#decodedEntries += fetched.length;
+    let messages = fetched;
+    const heldCount = Number(heldCountReply);
+    if (heldCount > 0) {
+      const heldThrough = Number(heldThroughReply);
+      const held = heldMessages(known, Number(heldFromReply), heldThrough, heldCount);
+      if (held === undefined) return undefined;
+      const newer = fetched.findIndex((message) => message.seq > heldThrough);
+      const split = newer < 0 ? fetched.length : newer;
+      messages = [...fetched.slice(0, split), ...held, ...fetched.slice(split)];
     }
-    this.#decodedEntries += decoded;
 
     if (this.#localCacheMaxEntries === 0 || typeof inc !== 'string') return { summary, messages, lastSeq, cache: 'hit' };
     this.#rememberWindow(tag, inc, lastSeq, messages, summary, summaryBytes);
@@ -654,6 +658,28 @@ function encodeEntry(stored: StoredMessage, cumTokens: number): string {
  */
 function entryTag(stored: StoredMessage): string {
   return `"digest":${JSON.stringify(stored.digest)},"createdAtMs":${JSON.stringify(stored.createdAtMs)}`;
+}
+
+/**
+ * The cached messages with seqs in [from, through], which LOAD says are
+ * `count` and are all the cached window has there; undefined when the cache
+ * does not hold exactly that many.
+ */
+function heldMessages(known: CachedWindow | undefined, from: number, through: number, count: number): StoredMessage[] | undefined {
+  if (known === undefined || from < known.from || through > known.through) return undefined;
+  const held: StoredMessage[] = [];
+  if (through - from + 1 === count) {
+    for (let seq = from; seq <= through; seq++) {
+      const message = known.bySeq.get(seq);
+      if (message === undefined) return undefined;
+      held.push(message);
+    }
+    return held;
+  }
+  // A list with gaps (seeded from MongoDB): the cached window has the same gaps.
+  // bySeq's insertion order is ascending seqs (a window oldest first, then appends after it).
+  for (const [seq, message] of known.bySeq) if (seq >= from && seq <= through) held.push(message);
+  return held.length === count ? held : undefined;
 }
 
 function decodeEntry(entry: string): StoredMessage {

@@ -7,6 +7,7 @@ import { Redis, Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { ConversationId, ConversationKey, NewMessage, StoredMessage, TenantId } from '../../src/domain.js';
 import { StoreUnavailableError } from '../../src/errors.js';
+import type { LoadLimits } from '../../src/store/conversation-store.js';
 import { ColdConversationError, RedisStore, type RedisStoreOptions } from '../../src/store/redis-store.js';
 import { RECENT_TURN_KEY_LIMIT } from '../../src/store/redis-scripts.js';
 import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '../support/redis-server.js';
@@ -44,6 +45,25 @@ function storeWith(options: Partial<RedisStoreOptions> = {}, on: Redis | Cluster
 }
 
 const seqsOf = (messages: readonly StoredMessage[]): number[] => messages.map((m) => m.seq);
+
+/**
+ * The seqs of the window as LOAD's walk defines it, read from the raw keys:
+ * newest first, after the summary, while fewer than maxMessages are taken and
+ * the tokens of those taken add up to at most maxTokens. undefined when not held.
+ */
+async function walkedWindow(on: Redis, base: string, limits: LoadLimits): Promise<number[] | undefined> {
+  if ((await on.exists(`${base}:meta`)) === 0) return undefined;
+  const coversSeq = Number((await on.hget(`${base}:meta`, 'coversSeq')) ?? 0);
+  const seqs: number[] = [];
+  let usedTokens = 0;
+  for (const entry of (await on.lrange(`${base}:msgs`, 0, -1)).reverse()) {
+    const [seq = 0, tokens = 0] = entry.split(':', 2).map(Number);
+    if (seqs.length >= limits.maxMessages || usedTokens > limits.maxTokens || seq <= coversSeq) break;
+    seqs.unshift(seq);
+    usedTokens += tokens;
+  }
+  return seqs;
+}
 
 describeWithRedis('RedisStore', () => {
   beforeAll(async () => {
@@ -100,6 +120,19 @@ describeWithRedis('RedisStore', () => {
       for (const name of keys) expect(await client.pttl(name)).toBeGreaterThan(50_000);
     });
 
+    test("a key an append creates gets the TTL although meta's was just refreshed", async () => {
+      const { store, prefix } = storeWith();
+      const keys = ['meta', 'msgs', 'turns'].map((suffix) => `${prefix}{tenant:c}:${suffix}`);
+      await store.append(key('c'), texts(2));
+      // turns is created now; then the summary empties the list (msgs goes) and an append creates it again.
+      await store.append(key('c'), texts(1), { turnKey: 'k' });
+      expect(await store.replaceSummary(key('c'), { text: 's', tokens: 1, coversSeq: 3, createdAtMs: 0 })).toBe(true);
+      expect(await client.exists(keys[1]!)).toBe(0);
+      await store.append(key('c'), texts(1));
+
+      for (const name of keys) expect(await client.pttl(name), name).toBeGreaterThan(HOUR_MS * 0.9);
+    });
+
     test('standalone: the cap keeps the newest messages; seqs and trimmed turn keys are not forgotten', async () => {
       const { store } = storeWith({ maxCachedMessages: 3 });
       await store.append(key('c'), texts(2, 'first'), { turnKey: 'first-turn' });
@@ -134,18 +167,32 @@ describeWithRedis('RedisStore', () => {
 
       expect(seqsOf(snapshot.messages)).toEqual([19_998, 19_999, 20_000]);
       expect(seqsOf(page)).toEqual([12_346, 12_347]);
-      // load: one LRANGE of 3; listMessages: head and tail by LINDEX, then one LRANGE of 2.
+      // load: one LRANGE of 3; listMessages: one LRANGE of 2.
       expect(stats).toMatch(/cmdstat_lrange:calls=2,/);
-      expect(stats).toMatch(/cmdstat_lindex:calls=2,/);
+      // load: the tail and the newest third (contiguous, and its cumTokens shows the budget is no bound);
+      // listMessages: head and tail.
+      expect(stats).toMatch(/cmdstat_lindex:calls=4,/);
     });
 
-    test(`remembers only the last ${RECENT_TURN_KEY_LIMIT} turn keys`, async () => {
+    test(`always remembers the last ${RECENT_TURN_KEY_LIMIT} turn keys, and never more than twice as many`, async () => {
       const { store, prefix } = storeWith();
-      for (let turn = 0; turn <= RECENT_TURN_KEY_LIMIT; turn++) await store.append(key('c'), texts(1), { turnKey: `turn-${turn}` });
+      const limit = RECENT_TURN_KEY_LIMIT;
+      const turns = `${prefix}{tenant:c}:turns`;
+      let mostHeld = 0;
+      // Turn t is seq t + 1 (a duplicate stores nothing).
+      for (let turn = 0; turn <= 2 * limit; turn++) {
+        await store.append(key('c'), texts(1), { turnKey: `turn-${turn}` });
+        mostHeld = Math.max(mostHeld, await client.hlen(turns));
+        const oldestKept = Math.max(0, turn - limit + 1);
+        expect(await store.append(key('c'), texts(1), { turnKey: `turn-${oldestKept}` }), `after turn ${turn}`).toEqual({ seqs: [oldestKept + 1], duplicate: true });
+      }
 
-      expect(await client.hlen(`${prefix}{tenant:c}:turns`)).toBe(RECENT_TURN_KEY_LIMIT);
-      expect(await store.append(key('c'), texts(1), { turnKey: 'turn-1' })).toEqual({ seqs: [2], duplicate: true });
-      expect(await store.append(key('c'), texts(1), { turnKey: 'turn-0' })).toEqual({ seqs: [RECENT_TURN_KEY_LIMIT + 2], duplicate: false });
+      expect(mostHeld).toBe(2 * limit);
+      expect(await client.hlen(turns)).toBe(limit);
+      for (let turn = limit + 1; turn <= 2 * limit; turn++) {
+        expect(await store.append(key('c'), texts(1), { turnKey: `turn-${turn}` })).toEqual({ seqs: [turn + 1], duplicate: true });
+      }
+      expect(await store.append(key('c'), texts(1), { turnKey: 'turn-0' })).toEqual({ seqs: [2 * limit + 2], duplicate: false });
     });
 
     test('a conversation whose meta expired starts again at seq 1, without leftovers', async () => {
@@ -516,6 +563,27 @@ describeWithRedis('RedisStore', () => {
       expect(mine.decodedEntries - before).toBe(5);
     });
 
+    test('a list with gaps (warmed from MongoDB) is windowed by its tokens, and served from the cache', async () => {
+      const { cached: mine, plain: other } = instances('cache');
+      // MongoDB lacks 3 and 6: the cumTokens of 4 and 7 count them (10 each), the walk does not.
+      const messages = [stored(1, 10, 10), stored(2, 10, 20), stored(4, 10, 40), stored(5, 10, 50), stored(7, 10, 80), stored(8, 0, 80)];
+      await other.warm(key('c'), { lastSeq: 8, lastCum: 80, summary: undefined, messages });
+      const limits = { maxMessages: 10, maxTokens: 20 };
+
+      const first = await mine.load(key('c'), limits);
+      const decoded = mine.decodedEntries;
+      const again = await mine.load(key('c'), limits);
+      await other.append(key('c'), texts(2, 'new', 0));
+      const afterAppend = await mine.load(key('c'), limits);
+
+      // 8, 7 and 5 add up to 20, 4 is the one that crosses; by cumTokens (80 - 50 > 20) 5 and 4 would be left out.
+      expect(seqsOf(first.messages)).toEqual([4, 5, 7, 8]);
+      expect(again).toStrictEqual(first);
+      expect(afterAppend).toStrictEqual(await other.load(key('c'), limits));
+      expect(seqsOf(afterAppend.messages)).toEqual([4, 5, 7, 8, 9, 10]);
+      expect(mine.decodedEntries - decoded).toBe(2);
+    });
+
     test('seqs reused after Redis lost writes (failover to a lagging replica) are not served from the cache', async () => {
       const { cached: mine, plain: other, prefix } = instances('standalone');
       await other.append(key('c'), texts(5, 'kept'));
@@ -553,9 +621,11 @@ describeWithRedis('RedisStore', () => {
     /**
      * Random appends, loads, summaries, deletes, expiries and (cache mode) warms
      * and flushes over three conversations by three instances; after each step,
-     * the two caching instances load what the uncached one loads. Some steps are
-     * concurrent bursts, whose results are not compared but whose traces in the
-     * caches must not show later.
+     * the two caching instances load what the uncached one loads, which is the
+     * window the walk finds in the raw list. Warms may leave gaps (as MongoDB
+     * can), so both LOAD's arithmetic and its walk are compared; many messages
+     * count zero tokens. Some steps are concurrent bursts, whose results are not
+     * compared but whose traces in the caches must not show later.
      */
     async function randomRun(mode: RedisStoreOptions['mode'], seed: number): Promise<void> {
       const { cached, tiny, plain, prefix } = instances(mode, { maxCachedMessages: 8 });
@@ -565,13 +635,14 @@ describeWithRedis('RedisStore', () => {
       const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
       const conversations = [key('a'), key('b'), key('c')];
       const randomLimits = () => ({ maxMessages: between(0, 12), maxTokens: random() < 0.3 ? Number.MAX_SAFE_INTEGER : between(0, 80) });
+      const randomTokens = () => (random() < 0.3 ? 0 : between(1, 20));
       const lastSeqOf = async (k: ConversationKey) => (await plain.load(k, UNLIMITED)).lastSeq;
       let turn = 0;
 
       const appendTurn = async (store: RedisStore, k: ConversationKey): Promise<void> => {
         const messages = Array.from({ length: between(1, 3) }, (_, index) => ({
           message: { role: 'user' as const, content: `turn ${turn} message ${index}` },
-          tokens: between(0, 20),
+          tokens: randomTokens(),
           digest: `digest-${turn}-${index}`,
         }));
         const options = random() < 0.3 ? { turnKey: `turn-key-${between(0, 4)}` } : undefined;
@@ -586,13 +657,15 @@ describeWithRedis('RedisStore', () => {
       };
 
       const warmRandomly = async (store: RedisStore, k: ConversationKey): Promise<void> => {
-        const lastSeq = between(0, 6);
+        const lastSeq = between(0, 12);
         let cum = 0;
-        const messages = Array.from({ length: lastSeq }, (_, index) => {
-          const tokens = between(0, 20);
+        const all = Array.from({ length: lastSeq }, (_, index) => {
+          const tokens = randomTokens();
           cum += tokens;
           return { ...stored(index + 1, tokens, cum), createdAtMs: seed + turn };
         });
+        // Half the time MongoDB lacks some messages: the list has gaps, and cumTokens counts the missing.
+        const messages = random() < 0.5 ? all : all.filter(() => random() < 0.7);
         const summary = lastSeq > 0 && random() < 0.3 ? { text: `summary ${turn}`, tokens: 4, coversSeq: between(1, lastSeq), createdAtMs: turn } : undefined;
         turn++;
         await store.warm(k, { lastSeq, lastCum: cum, summary, messages });
@@ -601,6 +674,8 @@ describeWithRedis('RedisStore', () => {
       const expectSameLoads = async (k: ConversationKey, step: string): Promise<void> => {
         const limits = randomLimits();
         const expected = await plain.load(k, limits);
+        const walked = await walkedWindow(clients[0]!, `${prefix}{${k.tenant}:${k.conversation}}`, limits);
+        expect(expected.cache === 'hit' ? seqsOf(expected.messages) : undefined, `seed ${seed}, ${step}, walk, ${JSON.stringify(limits)}`).toEqual(walked);
         for (const [name, store] of [['cached', cached], ['tiny', tiny]] as const) {
           expect(await store.load(k, limits), `seed ${seed}, ${step}, ${name}, ${JSON.stringify(limits)}`).toStrictEqual(expected);
         }
@@ -641,6 +716,151 @@ describeWithRedis('RedisStore', () => {
       }
       for (const k of conversations) await expectSameLoads(k, 'end');
     }
+  });
+
+  describe('RedisStore LOAD cost (a Redis of its own, watched with MONITOR)', () => {
+    let dedicated: RedisServer;
+    let storeClient: Redis;
+    let observer: Redis;
+
+    beforeAll(async () => {
+      dedicated = await startRedis();
+      storeClient = new Redis(dedicated.url, { maxRetriesPerRequest: 1 });
+      observer = new Redis(dedicated.url, { maxRetriesPerRequest: 1 });
+      await Promise.all([storeClient.ping(), observer.ping()]);
+    });
+
+    afterAll(async () => {
+      await storeClient?.quit();
+      await observer?.quit();
+      await dedicated?.stop();
+    });
+
+    /** Every command Redis ran while `run` ran, those of scripts included, as MONITOR shows them. */
+    async function commandsDuring(run: () => Promise<unknown>): Promise<string[][]> {
+      const monitor = await observer.monitor();
+      const seen: string[][] = [];
+      const marker = `done-${randomUUID()}`;
+      let isRecording = true;
+      const isDone = new Promise<void>((resolve) => {
+        monitor.on('monitor', (_time: string, args: string[]) => {
+          if (!isRecording) return;
+          if (args[0]?.toLowerCase() === 'echo' && args[1] === marker) {
+            isRecording = false;
+            resolve();
+          } else {
+            seen.push(args);
+          }
+        });
+      });
+      try {
+        await run();
+        await observer.echo(marker);
+        await isDone;
+      } finally {
+        monitor.disconnect();
+      }
+      return seen;
+    }
+
+    const named = (commands: string[][], name: string): string[][] => commands.filter((args) => args[0]?.toLowerCase() === name);
+
+    /** How many entries the LRANGEs returned, on a list of `length`. */
+    function entriesRead(commands: string[][], length: number): number {
+      return named(commands, 'lrange').reduce((sum, [, , start = '0', stop = '0']) => {
+        const from = Number(start) < 0 ? length + Number(start) : Number(start);
+        const to = Math.min(Number(stop) < 0 ? length + Number(stop) : Number(stop), length - 1);
+        return sum + Math.max(0, to - from + 1);
+      }, 0);
+    }
+
+    function storesOn(prefix: string) {
+      const shared = { ttlMs: HOUR_MS, maxCachedMessages: 100_000, mode: 'standalone' as const, keyPrefix: prefix };
+      return { mine: new RedisStore({ ...shared, client: storeClient }), other: new RedisStore({ ...shared, client: observer, localCacheMaxEntries: 0 }) };
+    }
+
+    async function appendRandomly(store: RedisStore, count: number, seed: number): Promise<void> {
+      const random = seededRandom(seed);
+      for (let done = 0; done < count; done += 100) {
+        await store.append(
+          key('long'),
+          Array.from({ length: Math.min(100, count - done) }, (_, index) => ({
+            message: { role: 'user' as const, content: `message ${done + index}` },
+            tokens: random() < 0.2 ? 0 : 1 + Math.floor(random() * 30),
+            digest: `digest-${done + index}`,
+          })),
+        );
+      }
+    }
+
+    test('a load reads O(log n) entries of a long conversation and fetches only the window entries this store lacks', async () => {
+      const prefix = `test:${randomUUID()}:`;
+      const { mine, other } = storesOn(prefix);
+      const base = `${prefix}{tenant:long}`;
+      await appendRandomly(other, 2_000, 5);
+      const byCount = { maxMessages: 100, maxTokens: Number.MAX_SAFE_INTEGER };
+      // 2·log2(n) + 4: the tail, a few checks, and binary searches.
+      const maxProbes = (length: number): number => 2 * Math.log2(length) + 4;
+      let loaded = await mine.load(key('long'), byCount);
+
+      // Everything in the window held already: nothing is read but a few entries.
+      const repeated = await commandsDuring(async () => (loaded = await mine.load(key('long'), byCount)));
+      expect(named(repeated, 'lindex').length).toBeLessThanOrEqual(maxProbes(2_000));
+      expect(entriesRead(repeated, 2_000)).toBe(0);
+
+      // The window slid over what another instance appended: only that is read.
+      await other.append(key('long'), texts(3, 'theirs', 4));
+      const slid = await commandsDuring(async () => (loaded = await mine.load(key('long'), byCount)));
+      expect(loaded).toStrictEqual(await other.load(key('long'), byCount));
+      expect(named(slid, 'lindex').length).toBeLessThanOrEqual(maxProbes(2_003));
+      expect(entriesRead(slid, 2_003)).toBe(3);
+
+      // Bound by the budget alone, the window reaches further back: a binary search over the
+      // whole list finds its start, and only the entries older than the held ones are read.
+      const byBudget = { maxMessages: 10_000, maxTokens: 2_000 };
+      const before = mine.decodedEntries;
+      const widened = await commandsDuring(async () => (loaded = await mine.load(key('long'), byBudget)));
+      expect(seqsOf(loaded.messages)).toEqual(await walkedWindow(observer, base, byBudget));
+      expect(loaded.messages.length).toBeGreaterThan(100);
+      expect(named(widened, 'lindex').length).toBeLessThanOrEqual(maxProbes(2_003));
+      expect(entriesRead(widened, 2_003)).toBe(loaded.messages.length - 100);
+      expect(mine.decodedEntries - before).toBe(loaded.messages.length - 100);
+    });
+
+    test("a hot conversation's load checks meta's TTL once instead of refreshing three keys", async () => {
+      const prefix = `test:${randomUUID()}:`;
+      const { mine } = storesOn(prefix);
+      await mine.append(key('c'), texts(2), { turnKey: 'k' });
+
+      const hot = await commandsDuring(() => mine.load(key('c'), UNLIMITED));
+      const names = ['meta', 'msgs', 'turns'].map((suffix) => `${prefix}{tenant:c}:${suffix}`);
+      for (const name of names) await observer.pexpire(name, HOUR_MS - 60_000);
+      const later = await commandsDuring(() => mine.load(key('c'), UNLIMITED));
+
+      expect(named(hot, 'pttl')).toHaveLength(1);
+      expect(named(hot, 'pexpire')).toEqual([]);
+      expect(named(later, 'pexpire').map((args) => args[1])).toEqual(names);
+      for (const name of names) expect(await observer.pttl(name)).toBeGreaterThan(HOUR_MS - 60_000);
+    });
+
+    test('random limits on a long conversation with a summary and runs of zero-token messages load the walked window', async () => {
+      const prefix = `test:${randomUUID()}:`;
+      const { mine, other } = storesOn(prefix);
+      const base = `${prefix}{tenant:long}`;
+      await appendRandomly(other, 300, 9);
+      await other.append(key('long'), texts(40, 'free', 0));
+      await other.replaceSummary(key('long'), { text: 'the first 50', tokens: 5, coversSeq: 50, createdAtMs: 1 });
+      await appendRandomly(other, 60, 10);
+      const random = seededRandom(13);
+
+      for (let round = 0; round < 200; round++) {
+        const limits = { maxMessages: Math.floor(random() * 400), maxTokens: random() < 0.1 ? Number.MAX_SAFE_INTEGER : Math.floor(random() * 6_000) };
+        if (random() < 0.2) await other.append(key('long'), texts(1 + Math.floor(random() * 3), `round-${round}`, Math.floor(random() * 3)));
+        const loaded = await mine.load(key('long'), limits);
+        expect(seqsOf(loaded.messages), JSON.stringify(limits)).toEqual(await walkedWindow(observer, base, limits));
+        expect(loaded).toStrictEqual(await other.load(key('long'), limits));
+      }
+    });
   });
 });
 
