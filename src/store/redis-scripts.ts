@@ -116,7 +116,8 @@ end
 `;
 
 /**
- * ARGV: mode, ttlMs, cap, hasTurnKey ('0'|'1'), turnKey, newInc, then per message: tokens, json.
+ * ARGV: mode, ttlMs, cap, hasTurnKey ('0'|'1'), turnKey, newInc, nowMs, dirtyMember, then per message: tokens, json.
+ * With KEYS[4] (the dirty set, standalone Redis only) a stored turn also marks the conversation dirty (ZADD NX nowMs).
  * Returns {'cold'} | {'duplicate', firstSeq, count} | {'ok', firstSeq, count, inc, cumTokens of the last message}.
  */
 const APPEND = `${HELPERS}
@@ -144,15 +145,15 @@ if not inc then
   inc = ARGV[6]
   redis.call('HSET', meta, 'inc', inc)
 end
-local count = (#ARGV - 6) / 2
+local count = (#ARGV - 8) / 2
 local firstSeq = tonumber(state[1] or '0') + 1
 local lastSeq = firstSeq + count - 1
 local cum = tonumber(state[2] or '0')
 local entries = {}
 for i = 0, count - 1 do
-  local tokens = ARGV[7 + 2 * i]
+  local tokens = ARGV[9 + 2 * i]
   cum = cum + tonumber(tokens)
-  entries[i + 1] = fmt(firstSeq + i) .. ':' .. tokens .. ':' .. fmt(cum) .. ':' .. ARGV[8 + 2 * i]
+  entries[i + 1] = fmt(firstSeq + i) .. ':' .. tokens .. ':' .. fmt(cum) .. ':' .. ARGV[10 + 2 * i]
 end
 -- One RPUSH per turn (in slices: unpack's arguments live on Lua's C stack).
 local len
@@ -178,6 +179,8 @@ if hasTurnKey then
 end
 applyCap(mode, cap, flushedSeq, len)
 touch(mode, ttlMs, lastSeq, flushedSeq, hasNewKey)
+-- Standalone Redis: the dirty mark in the same script (NX keeps a flusher's lease).
+if KEYS[4] and mode == 'c' then redis.call('ZADD', KEYS[4], 'NX', ARGV[7], ARGV[8]) end
 return {'ok', firstSeq, count, inc, cum}
 `;
 
@@ -381,20 +384,30 @@ return reply
 `;
 
 /**
- * ARGV: ttlMs, cap, seq. Returns -1 when not held, 1 when every message is now
- * flushed (the TTL is back), 0 when newer messages still wait.
+ * ARGV: ttlMs, cap, seq, dirtyMember. Returns -1 when not held, 1 when every message is now
+ * flushed (the TTL is back), 0 when newer messages still wait. With KEYS[4]
+ * (the dirty set, standalone Redis only) the script also updates the dirty
+ * set: removed at -1 and 1, due now at 0.
  */
 const MARK_FLUSHED = `${HELPERS}
 local ttlMs, cap, seq = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-if redis.call('EXISTS', meta) == 0 then return -1 end
+if redis.call('EXISTS', meta) == 0 then
+  if KEYS[4] then redis.call('ZREM', KEYS[4], ARGV[4]) end
+  return -1
+end
 local state = redis.call('HMGET', meta, 'lastSeq', 'flushedSeq')
 local lastSeq, flushedSeq = tonumber(state[1] or '0'), tonumber(state[2] or '0')
 -- Never past lastSeq: a seq above it belongs to no message Redis has.
 local target = math.min(math.max(flushedSeq, math.floor(seq)), lastSeq)
 if target > flushedSeq then redis.call('HSET', meta, 'flushedSeq', fmt(target)) end
 applyCap('c', cap, target)
-if target < lastSeq then return 0 end
+if target < lastSeq then
+  -- Standalone Redis: still dirty, due now, in the same script.
+  if KEYS[4] then redis.call('ZADD', KEYS[4], 0, ARGV[4]) end
+  return 0
+end
 if redis.call('PTTL', meta) < 0 then touch('c', ttlMs, lastSeq, target) end
+if KEYS[4] then redis.call('ZREM', KEYS[4], ARGV[4]) end
 return 1
 `;
 
@@ -408,6 +421,9 @@ return due
 /** Command names given to ioredis's defineCommand (EVALSHA, falling back to EVAL on NOSCRIPT). */
 export const REDIS_SCRIPTS = {
   contextdAppend: { lua: APPEND, numberOfKeys: 3 },
+  // The same scripts with the dirty set as KEYS[4], on standalone Redis (on a Cluster it lives in another slot).
+  contextdAppendMarking: { lua: APPEND, numberOfKeys: 4 },
+  contextdMarkFlushedMarking: { lua: MARK_FLUSHED, numberOfKeys: 4 },
   contextdLoad: { lua: LOAD, numberOfKeys: 3 },
   contextdList: { lua: LIST, numberOfKeys: 3 },
   contextdReplaceSummary: { lua: REPLACE_SUMMARY, numberOfKeys: 3 },

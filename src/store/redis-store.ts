@@ -14,7 +14,9 @@
 // and one global key:
 //   <prefix>dirty                            ZSET  cache mode: conversations with messages above flushedSeq;
 //                                                  member = the hash tag's text, score = lease deadline (ms),
-//                                                  due when score <= now
+//                                                  due when score <= now; on standalone Redis the append
+//                                                  and markFlushed scripts update it themselves, on a
+//                                                  Cluster (another slot) a second command does
 // Redis holds a conversation exactly when its meta key exists. In the tag,
 // '%', '{' and '}' are percent-escaped in both ids and ':' in the tenant, so
 // the first ':' separates the two, no pair of ids can spell another's keys,
@@ -138,6 +140,8 @@ export class RedisStore implements ConversationStore {
   readonly #modeArg: 's' | 'c';
   readonly #prefix: string;
   readonly #dirtyKey: string;
+  /** Cache mode on standalone Redis: the scripts keep the dirty set themselves (on a Cluster it lives in another slot). */
+  readonly #marksInScripts: boolean;
   readonly #onDirtyMarkFailed: RedisStoreOptions['onDirtyMarkFailed'];
   readonly #localCacheMaxEntries: number;
   /** Map order is recency of use: the first entry is the least recently used. Keyed by the hash tag's text. */
@@ -169,6 +173,7 @@ export class RedisStore implements ConversationStore {
     this.#modeArg = options.mode === 'cache' ? 'c' : 's';
     this.#prefix = prefix;
     this.#dirtyKey = `${prefix}dirty`;
+    this.#marksInScripts = options.mode === 'cache' && !isCluster(options.client);
     this.#onDirtyMarkFailed = options.onDirtyMarkFailed;
     this.#localCacheMaxEntries = localCacheMaxEntries;
     // Defining a command again (another store on the same client) replaces it with the same script.
@@ -255,13 +260,14 @@ export class RedisStore implements ConversationStore {
     }
 
     if (this.#localCacheMaxEntries === 0 || typeof inc !== 'string') return { summary, messages, lastSeq, cache: 'hit' };
-    this.#rememberWindow(tag, inc, lastSeq, messages, summary, summaryBytes);
-    return {
-      summary: summary === undefined ? undefined : { ...summary },
-      messages: messages.map((message) => ({ ...message })),
-      lastSeq,
-      cache: 'hit',
-    };
+    const isSlide = known !== undefined && known.inc === inc && this.#windows.get(tag) === known && heldCount > 0 && Number(heldThroughReply) === known.through;
+    if (isSlide && fetched.every((message) => message.seq > known.through)) {
+      this.#slideWindow(tag, known, Number(heldFromReply), fetched, summary, summaryBytes);
+    } else {
+      this.#rememberWindow(tag, inc, lastSeq, messages, summary, summaryBytes);
+    }
+    // The messages are the cached, deep-frozen ones: shared, as the embedded store's are.
+    return { summary: summary === undefined ? undefined : { ...summary }, messages, lastSeq, cache: 'hit' };
   }
 
   /**
@@ -296,21 +302,26 @@ export class RedisStore implements ConversationStore {
       perMessage.push(String(incoming.tokens), JSON.stringify(body));
     });
 
-    const [outcome, firstSeq, count, inc, lastCum] = (await this.#scripts.contextdAppend(
+    const member = dirtyMember(key);
+    const script = this.#marksInScripts ? 'contextdAppendMarking' : 'contextdAppend';
+    const [outcome, firstSeq, count, inc, lastCum] = (await this.#scripts[script](
       ...this.#keys(key),
+      ...(this.#marksInScripts ? [this.#dirtyKey] : []),
       this.#modeArg,
       this.#ttlMs,
       this.#cap,
       turnKey === undefined ? '0' : '1',
       turnKey ?? '',
       this.#newInc(),
+      Date.now(),
+      member,
       ...perMessage,
     )) as [string, number, number, string?, number?];
     if (outcome === 'cold') throw new ColdConversationError(key);
     const seqs = Array.from({ length: count }, (_, index) => firstSeq + index);
     if (outcome === 'duplicate') return { seqs, duplicate: true };
-    if (inc !== undefined && lastCum !== undefined) this.#extendWindow(dirtyMember(key), inc, firstSeq, lastCum, perMessage);
-    if (this.#mode === 'cache') await this.#markDirty(key);
+    if (inc !== undefined && lastCum !== undefined) this.#extendWindow(member, inc, firstSeq, lastCum, perMessage);
+    if (this.#mode === 'cache' && !this.#marksInScripts) await this.#markDirty(key);
     return { seqs, duplicate: false };
   }
 
@@ -435,7 +446,12 @@ export class RedisStore implements ConversationStore {
     this.#requireCache('markFlushed');
     const keys = this.#keys(key);
     const member = dirtyMember(key);
-    const outcome = await this.#scripts.contextdMarkFlushed(...keys, this.#ttlMs, this.#cap, Number.isFinite(seq) ? seq : 0);
+    const target = Number.isFinite(seq) ? seq : 0;
+    if (this.#marksInScripts) {
+      await this.#scripts.contextdMarkFlushedMarking(...keys, this.#dirtyKey, this.#ttlMs, this.#cap, target, member);
+      return;
+    }
+    const outcome = await this.#scripts.contextdMarkFlushed(...keys, this.#ttlMs, this.#cap, target, member);
     if (outcome === 0) {
       await this.#client.zadd(this.#dirtyKey, 0, member);
       return;
@@ -530,6 +546,32 @@ export class RedisStore implements ConversationStore {
       summary: summary === undefined ? undefined : deepFreeze(summary),
       summaryBytes,
     });
+  }
+
+  /**
+   * The common load: Redis sent only entries newer than the cached window and
+   * the window now starts at `from`. The cached window moves in place (older
+   * entries out, the new ones in) instead of being rebuilt.
+   */
+  #slideWindow(tag: string, window: CachedWindow, from: number, newer: readonly StoredMessage[], summary: Summary | undefined, summaryBytes: number): void {
+    let removed = 0;
+    // bySeq's insertion order is ascending seqs.
+    for (const seq of window.bySeq.keys()) {
+      if (seq >= from) break;
+      window.bySeq.delete(seq);
+      removed++;
+    }
+    for (const message of newer) window.bySeq.set(message.seq, deepFreeze(message));
+    const newest = newer.at(-1);
+    window.from = from;
+    if (newest !== undefined) {
+      window.through = newest.seq;
+      window.throughTag = entryTag(newest);
+    }
+    window.summary = summary === undefined ? undefined : deepFreeze(summary);
+    window.summaryBytes = summaryBytes;
+    this.#windowEntries += newer.length - removed;
+    this.#cacheWindow(tag, window);
   }
 
   /**
