@@ -22,6 +22,14 @@ interface PendingTurn {
   storedSeqs?: readonly number[];
 }
 
+/** A turn announced before it is known: a follow-up's load waits for it (fill or cancel). */
+export interface TurnReservation {
+  /** Queues the turn (as offer does) and releases waiting loads; false when the queue is full. */
+  fill(messages: readonly NewMessage[], options: AppendOptions, nowMs: number): boolean;
+  /** Releases waiting loads with no turn; a no-op after fill. */
+  cancel(): void;
+}
+
 /**
  * Writes turns after the reply, off the request path. Turns of one conversation
  * are appended in the order they were offered; different conversations proceed
@@ -31,6 +39,8 @@ interface PendingTurn {
 export class PersistQueue {
   readonly #options: PersistQueueOptions;
   readonly #byConversation = new Map<string, PendingTurn[]>();
+  /** Conversation → reservations not yet filled or cancelled. */
+  readonly #reserved = new Map<string, Set<Promise<void>>>();
   #pendingTurns = 0;
   #idle: Array<() => void> = [];
 
@@ -84,9 +94,47 @@ export class PersistQueue {
     return { ...snapshot, messages, lastSeq };
   }
 
-  /** Take this before loading a conversation, and pass it to `overlay` after. */
-  pendingFor(key: ConversationKey): readonly PendingTurn[] {
-    return [...(this.#byConversation.get(conversationKeyString(key)) ?? [])];
+  /**
+   * Announces a turn whose reply has just ended but whose messages are still
+   * being put together (reply parsed, tokens counted). Taken in the same tick
+   * as the reply's last byte, so a follow-up that the client sends after that
+   * byte finds it and waits for it: it sees the turn however fast it comes.
+   */
+  reserve(key: ConversationKey): TurnReservation {
+    const id = conversationKeyString(key);
+    let release!: () => void;
+    const settled = new Promise<void>((resolve) => (release = resolve));
+    const waiting = this.#reserved.get(id) ?? new Set<Promise<void>>();
+    waiting.add(settled);
+    this.#reserved.set(id, waiting);
+    let isSettled = false;
+    const settle = (): void => {
+      if (isSettled) return;
+      isSettled = true;
+      waiting.delete(settled);
+      if (waiting.size === 0 && this.#reserved.get(id) === waiting) this.#reserved.delete(id);
+      release();
+    };
+    return {
+      fill: (messages, options, nowMs) => {
+        if (isSettled) return false;
+        const queued = this.offer(key, messages, options, nowMs);
+        settle();
+        return queued;
+      },
+      cancel: settle,
+    };
+  }
+
+  /**
+   * Take this before loading a conversation, and pass it to `overlay` after.
+   * Waits for the conversation's reserved turns first (see reserve).
+   */
+  async pendingFor(key: ConversationKey): Promise<readonly PendingTurn[]> {
+    const id = conversationKeyString(key);
+    const waiting = this.#reserved.get(id);
+    if (waiting !== undefined) await Promise.all([...waiting]);
+    return [...(this.#byConversation.get(id) ?? [])];
   }
 
   /** Resolves once every queued turn has been stored or given up. */

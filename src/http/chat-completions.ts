@@ -9,7 +9,7 @@ import { digestMessage } from '../context/message-digest.js';
 import { splitRequest } from '../context/split-request.js';
 import type { ChatMessage, ConversationKey, ConversationSnapshot, NewMessage } from '../domain.js';
 import { ContextLengthExceededError, StoreUnavailableError } from '../errors.js';
-import type { PersistQueue } from '../background/persist-queue.js';
+import type { PersistQueue, TurnReservation } from '../background/persist-queue.js';
 import type { Summarizer } from '../background/summarizer.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { RouteMatcher } from '../routing/match-route.js';
@@ -56,12 +56,29 @@ export async function handleChatWithMemory(
 ): Promise<void> {
   const startedAt = performance.now();
   const key = conversationKey(resolveTenant(req.headers, deps.config.conversation.tenant), conversation);
+  // The store is asked while the body arrives and is parsed, when the headers
+  // alone settle what to ask (every route this request can get loads alike).
+  const early = routeBeforeBody(deps.routes, req);
+  const earlyLoad = early === undefined ? undefined : loadConversation(deps, key, early, log);
+  // Awaited below unless the request fails first; then its outcome is of no interest.
+  earlyLoad?.catch(() => undefined);
   const body = parseChatRequest(await readBody(req, deps.config.server.maxBodyBytes));
   const route = deps.routes.match({ path: '/v1/chat/completions', model: body.model, headers: req.headers });
   log.route = route.name;
   const counter = tokenCounterFor(encodingForModel(body.model ?? '', route.budget.encoding));
+  const loading = earlyLoad !== undefined && early !== undefined && loadsAlike(early, route) ? earlyLoad : loadConversation(deps, key, route, log);
+  loading.catch(() => undefined);
 
-  const snapshot = await loadConversation(deps, key, route, log);
+  // While the store answers: count the request's trailing user and tool
+  // messages, which are the new turn unless the split finds them stored.
+  const turnTokens = new Map<number, number>();
+  for (let i = body.messages.length - 1; i >= 0; i--) {
+    const message = body.messages[i]!;
+    if (message.role !== 'user' && message.role !== 'tool') break;
+    turnTokens.set(i, await countMessageYielding(counter, message));
+  }
+
+  const snapshot = await loading;
   if (snapshot === undefined) {
     // Both stores down and the route says pass through: the request goes as the client sent it.
     await forward(req, res, deps, body.raw, { 'x-contextd-cache': 'none', 'x-contextd-memory': 'unavailable' }, log, startedAt);
@@ -91,7 +108,7 @@ export async function handleChatWithMemory(
   const turn: NewMessage[] = [];
   for (let i = split.turnStart; i < body.messages.length; i++) {
     const message = body.messages[i]!;
-    turn.push({ message, tokens: await countMessageYielding(counter, message), digest: digestAt(i) });
+    turn.push({ message, tokens: turnTokens.get(i) ?? (await countMessageYielding(counter, message)), digest: digestAt(i) });
   }
 
   const prompt = assemblePrompt({
@@ -116,52 +133,62 @@ export async function handleChatWithMemory(
   };
   if (prompt.isOverflow) headers['x-contextd-overflow'] = 'forwarded';
 
-  const tee = await forward(req, res, deps, { ...body.raw, messages: prompt.messages }, headers, log, startedAt, true);
-  if (tee === undefined) {
-    // An upstream error answer, or a client that left: nothing to remember.
-    log.stored = 'not_stored';
-    log.notStoredReason = log.clientAborted ? 'client disconnected' : `upstream status ${log.upstreamStatus}`;
-    deps.metrics.turnsStored.inc({ outcome: 'not_stored' });
-    return;
-  }
-
-  // What follows is bookkeeping: let the last bytes reach the socket first
-  // (measured: without this yield, a turn that starts a summary job was 1.4x slower).
-  await yieldToEventLoop();
-  const reply = await tee.finish();
-  if (reply.kind === 'not_stored') {
-    log.stored = 'not_stored';
-    log.notStoredReason = reply.reason;
-    deps.metrics.turnsStored.inc({ outcome: 'not_stored' });
-    return;
-  }
-  if (split.isRetry) {
-    log.stored = 'retry';
-    deps.metrics.turnsStored.inc({ outcome: 'retry_skipped' });
-    return;
-  }
-  const replyMessage: NewMessage = {
-    message: reply.message,
-    tokens: await replyTokens(counter, reply.message, reply.completionTokens),
-    digest: digestMessage(reply.message),
-  };
-  // Every turn carries a key: the client's Idempotency-Key, else one of ours, so
-  // a write retried after a timeout (that in fact succeeded) is stored once.
-  const turnKey = firstHeader(req.headers, 'idempotency-key') ?? `auto:${randomUUID()}`;
-  const queued = deps.persist.offer(key, [...turn, replyMessage], { turnKey }, deps.now());
-  log.stored = queued ? 'queued' : 'dropped';
-  deps.metrics.turnsStored.inc({ outcome: queued ? 'queued' : 'dropped' });
-
-  // History left out of this window, not yet in a summary: fold it (the job
-  // checks trigger_tokens against the store, so this offer costs nothing here).
-  if (route.summary.enabled && prompt.droppedMessages > 0) {
-    deps.summarizer.offer({
-      key,
-      route,
-      foldBeforeSeq: split.history[prompt.droppedMessages]?.seq ?? snapshot.lastSeq + 1,
-      credentialHeaders: credentialHeaders(req),
-      counter,
+  // The turn is announced the moment the client has the whole reply, so that
+  // a follow-up, however fast, waits for it rather than missing it.
+  const announced: { reservation?: TurnReservation } = {};
+  try {
+    const tee = await forward(req, res, deps, { ...body.raw, messages: prompt.messages }, headers, log, startedAt, true, () => {
+      announced.reservation = deps.persist.reserve(key);
     });
+    if (tee === undefined) {
+      // An upstream error answer, or a client that left: nothing to remember.
+      log.stored = 'not_stored';
+      log.notStoredReason = log.clientAborted ? 'client disconnected' : `upstream status ${log.upstreamStatus}`;
+      deps.metrics.turnsStored.inc({ outcome: 'not_stored' });
+      return;
+    }
+
+    // What follows is bookkeeping: let the last bytes reach the socket first
+    // (measured: without this yield, a turn that starts a summary job was 1.4x slower).
+    await yieldToEventLoop();
+    const reply = await tee.finish();
+    if (reply.kind === 'not_stored') {
+      log.stored = 'not_stored';
+      log.notStoredReason = reply.reason;
+      deps.metrics.turnsStored.inc({ outcome: 'not_stored' });
+      return;
+    }
+    if (split.isRetry) {
+      log.stored = 'retry';
+      deps.metrics.turnsStored.inc({ outcome: 'retry_skipped' });
+      return;
+    }
+    const replyMessage: NewMessage = {
+      message: reply.message,
+      tokens: await replyTokens(counter, reply.message, reply.completionTokens),
+      digest: digestMessage(reply.message),
+    };
+    // Every turn carries a key: the client's Idempotency-Key, else one of ours, so
+    // a write retried after a timeout (that in fact succeeded) is stored once.
+    const turnKey = firstHeader(req.headers, 'idempotency-key') ?? `auto:${randomUUID()}`;
+    const messages = [...turn, replyMessage];
+    const queued = announced.reservation === undefined ? deps.persist.offer(key, messages, { turnKey }, deps.now()) : announced.reservation.fill(messages, { turnKey }, deps.now());
+    log.stored = queued ? 'queued' : 'dropped';
+    deps.metrics.turnsStored.inc({ outcome: queued ? 'queued' : 'dropped' });
+
+    // History left out of this window, not yet in a summary: fold it (the job
+    // checks trigger_tokens against the store, so this offer costs nothing here).
+    if (route.summary.enabled && prompt.droppedMessages > 0) {
+      deps.summarizer.offer({
+        key,
+        route,
+        foldBeforeSeq: split.history[prompt.droppedMessages]?.seq ?? snapshot.lastSeq + 1,
+        credentialHeaders: credentialHeaders(req),
+        counter,
+      });
+    }
+  } finally {
+    announced.reservation?.cancel();
   }
 }
 
@@ -175,13 +202,24 @@ function credentialHeaders(req: IncomingMessage): Record<string, string> {
   return headers;
 }
 
+/** The route to load with before the body is read: the one every route this request can get loads alike with, if any. */
+function routeBeforeBody(routes: RouteMatcher, req: IncomingMessage): Route | undefined {
+  const [first, ...others] = routes.candidates({ path: '/v1/chat/completions', headers: req.headers });
+  return first !== undefined && others.every((route) => loadsAlike(first, route)) ? first : undefined;
+}
+
+/** Whether two routes ask the store the same and treat its failure the same. */
+function loadsAlike(a: Route, b: Route): boolean {
+  return a.budget.maxContextTokens === b.budget.maxContextTokens && a.onStoreDown === b.onStoreDown;
+}
+
 async function loadConversation(
   deps: ChatCompletionsDeps,
   key: ConversationKey,
   route: Route,
   log: RequestLog,
 ): Promise<ConversationSnapshot | undefined> {
-  const pending = deps.persist.pendingFor(key);
+  const pending = await deps.persist.pendingFor(key);
   const budgetTokens = route.budget.maxContextTokens;
   try {
     // Every message costs at least 4 tokens (3 of overhead and its role), so no more can ever fit.
@@ -230,6 +268,7 @@ async function forward(
   log: RequestLog,
   startedAt: number,
   tee = false,
+  onClientHasAll?: () => void,
 ): Promise<ReplyTee | undefined> {
   const abort = new AbortController();
   res.once('close', () => {
@@ -255,7 +294,7 @@ async function forward(
   const isSuccess = upstream.status >= 200 && upstream.status < 300;
   const replyTee = tee && isSuccess ? teeReply(upstream.headers) : undefined;
   try {
-    await relayResponse(res, upstream, contextdHeaders, replyTee === undefined ? undefined : (chunk) => replyTee.push(chunk));
+    await relayResponse(res, upstream, contextdHeaders, replyTee === undefined ? undefined : (chunk) => replyTee.push(chunk), replyTee === undefined ? undefined : onClientHasAll);
   } catch (error) {
     throw abort.signal.aborted ? error : deps.upstream.classify(error, 'reply');
   }

@@ -13,6 +13,12 @@ export interface RouteRequest {
 
 export interface RouteMatcher {
   match(request: RouteRequest): Route;
+  /**
+   * The routes a request with this path and these headers can get, whatever
+   * its model, in match order (the body, which names the model, may not have
+   * arrived yet). `match` picks one of them.
+   */
+  candidates(request: Omit<RouteRequest, 'model'>): Route[];
 }
 
 type Condition = (request: RouteRequest) => boolean;
@@ -21,7 +27,13 @@ export function compileRoutes(routes: readonly Route[]): RouteMatcher {
   const fallback = routes.find((route) => route.name === 'default');
   if (fallback === undefined) throw new Error('compileRoutes: the routes must include the catch-all route "default"');
 
-  const compiled = routes.map((route) => ({ route, conditions: compileConditions(route) }));
+  const compiled = routes.map((route) => ({
+    route,
+    conditions: compileConditions(route),
+    dependsOnModel: route.match.model !== undefined,
+    // Whatever the model: the route's other conditions.
+    withoutModel: compileConditions({ ...route, match: { ...route.match, model: undefined } }),
+  }));
   return {
     match(request) {
       for (const { route, conditions } of compiled) {
@@ -29,8 +41,21 @@ export function compileRoutes(routes: readonly Route[]): RouteMatcher {
       }
       return fallback;
     },
+    candidates(request) {
+      const found: Route[] = [];
+      const anyModel = { ...request, model: undefined };
+      for (const { route, withoutModel, dependsOnModel } of compiled) {
+        if (!withoutModel.every((condition) => condition(anyModel))) continue;
+        found.push(route);
+        // A route without a model condition is taken whenever it is reached.
+        if (!dependsOnModel) return found;
+      }
+      found.push(fallback);
+      return found;
+    },
   };
 }
+
 
 function compileConditions({ match }: Route): Condition[] {
   const conditions: Condition[] = [];

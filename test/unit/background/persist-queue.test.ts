@@ -31,12 +31,41 @@ function queueOn(store: ConversationStore, dropped: string[] = [], maxPendingTur
 }
 
 describe('PersistQueue', () => {
+  test('a load started while a turn is reserved waits for it and sees it; a cancelled reservation releases it with nothing', async () => {
+    const store = new MemoryStore({ ttlMs: 60_000, maxConversations: 10, maxBytes: 1 << 20, maxMessagesPerConversation: 100 });
+    const queue = queueOn(store);
+    const reservation = queue.reserve(key);
+    let pendingSettled = false;
+    const pending = queue.pendingFor(key).then((turns) => {
+      pendingSettled = true;
+      return turns;
+    });
+    // Other conversations do not wait.
+    expect(await queue.pendingFor({ ...key, conversation: 'other' as ConversationId })).toEqual([]);
+    await Promise.resolve();
+    expect(pendingSettled).toBe(false);
+
+    expect(reservation.fill([msg('q'), msg('a', 'assistant')], { turnKey: 'k' }, 1_000)).toBe(true);
+    const overlaid = queue.overlay(key, await store.load(key, LIMITS), await pending);
+    expect(overlaid.messages.map((m) => m.message.content)).toEqual(['q', 'a']);
+    // Filling twice, or cancelling after, changes nothing.
+    expect(reservation.fill([msg('again')], {}, 1_001)).toBe(false);
+    reservation.cancel();
+    await queue.drain();
+    expect((await store.load(key, LIMITS)).messages.map((m) => m.message.content)).toEqual(['q', 'a']);
+
+    const cancelled = queue.reserve(key);
+    const waiting = queue.pendingFor(key);
+    cancelled.cancel();
+    expect(await waiting).toEqual([]);
+  });
+
   test('a follow-up sees the previous turn while its write is still pending, and not twice once it lands', async () => {
     const store = new GatedStore({ ttlMs: 60_000, maxConversations: 10, maxBytes: 1 << 20, maxMessagesPerConversation: 100 });
     const queue = queueOn(store);
     queue.offer(key, [msg('q1'), msg('a1', 'assistant')], {}, 1000);
 
-    const pending = queue.pendingFor(key);
+    const pending = await queue.pendingFor(key);
     const early = queue.overlay(key, await store.load(key, LIMITS), pending);
     expect(early.messages.map((m) => [m.seq, m.message.content])).toEqual([[1, 'q1'], [2, 'a1']]);
 
@@ -53,7 +82,7 @@ describe('PersistQueue', () => {
     const queue = queueOn(store);
     queue.offer(key, [msg('q1'), msg('a1', 'assistant')], { turnKey: 'k1' }, 1);
     queue.offer(key, [msg('q2'), msg('a2', 'assistant')], {}, 2);
-    const overlaid = queue.overlay(key, await store.load(key, LIMITS), queue.pendingFor(key));
+    const overlaid = queue.overlay(key, await store.load(key, LIMITS), await queue.pendingFor(key));
     expect(overlaid.messages.map((m) => m.turnKey)).toEqual(['k1', undefined, undefined, undefined]);
     for (let i = 0; i < 2; i++) {
       await waitFor(() => store.gates.length === 1, { message: `append ${i + 1} started` });
