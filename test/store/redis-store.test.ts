@@ -3,12 +3,12 @@
 // two-tier store and its flusher, TTLs, and the key layout.
 
 import { randomUUID } from 'node:crypto';
-import { Redis, Cluster } from 'ioredis';
+import { Redis, Cluster, type Command } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { ConversationId, ConversationKey, NewMessage, StoredMessage, TenantId } from '../../src/domain.js';
 import { StoreUnavailableError } from '../../src/errors.js';
 import type { LoadLimits } from '../../src/store/conversation-store.js';
-import { ColdConversationError, RedisStore, type RedisStoreOptions } from '../../src/store/redis-store.js';
+import { ColdConversationError, FAST_LOAD_TAIL_ENTRIES, RedisStore, type RedisStoreOptions } from '../../src/store/redis-store.js';
 import { RECENT_TURN_KEY_LIMIT } from '../../src/store/redis-scripts.js';
 import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '../support/redis-server.js';
 import { seededRandom } from '../support/seeded-random.js';
@@ -436,6 +436,41 @@ describeWithRedis('RedisStore', () => {
       for (const suffix of ['meta', 'msgs', 'turns']) expect(await client.pttl(`${prefix}{tenant:c}:${suffix}`)).toBeGreaterThan(50_000);
     });
 
+    test('loads, fast or not, never give an unflushed conversation a TTL; flushed, a load due for a refresh gives it back', async () => {
+      const clock = { nowMs: 0 };
+      const { store, prefix } = cacheStore({ ttlMs: 60_000, now: () => clock.nowMs });
+      const otherInstance = cacheStore({ keyPrefix: prefix }).store;
+      const names = ['meta', 'msgs', 'turns'].map((suffix) => `${prefix}{tenant:c}:${suffix}`);
+      const ttlsMs = () => Promise.all(names.map((name) => client.pttl(name)));
+      await store.warm(key('c'), fresh);
+      await store.append(key('c'), texts(2), { turnKey: 'k' });
+
+      // ttl/100 is 600 ms: every other load is due for a refresh and runs LOAD, which keeps the TTL off.
+      for (let round = 0; round < 4; round++) {
+        await store.load(key('c'), UNLIMITED);
+        expect(await ttlsMs(), `round ${round}`).toEqual([-1, -1, -1]);
+        clock.nowMs += 400;
+      }
+      expect(store.fastLoads).toBe(2);
+
+      // Flushed: the TTL is back. A due load refreshes it, a fast one 400 ms later leaves it.
+      await store.markFlushed(key('c'), 2);
+      for (const name of names) await client.pexpire(name, 30_000);
+      await store.load(key('c'), UNLIMITED);
+      for (const ttlMs of await ttlsMs()) expect(ttlMs).toBeGreaterThan(50_000);
+      for (const name of names) await client.pexpire(name, 30_000);
+      clock.nowMs += 400;
+      await store.load(key('c'), UNLIMITED);
+      expect(store.fastLoads).toBe(3);
+      for (const ttlMs of await ttlsMs()) expect(ttlMs).toBeLessThanOrEqual(30_000);
+
+      // Another instance's turn takes the TTL away again; this store's fast load sees that turn and gives none.
+      await otherInstance.append(key('c'), texts(1, 'theirs'));
+      await store.load(key('c'), UNLIMITED);
+      expect(store.fastLoads).toBe(4);
+      expect(await ttlsMs()).toEqual([-1, -1, -1]);
+    });
+
     test('delete removes the conversation from the dirty set; an append after it is cold', async () => {
       const { store } = cacheStore();
       await store.warm(key('c'), fresh);
@@ -613,8 +648,17 @@ describeWithRedis('RedisStore', () => {
     });
 
     for (const mode of ['standalone', 'cache'] as const) {
-      test(`${mode}: every load through a local cache equals the same load without one, under random interleavings`, async () => {
-        for (let run = 0; run < 40; run++) await randomRun(mode, 7_000 + run);
+      test(`${mode}: every load through a local cache equals the same load without one, under random interleavings, most of them fast`, async () => {
+        let compared = 0;
+        let fast = 0;
+        for (let run = 0; run < 40; run++) {
+          const counts = await randomRun(mode, 7_000 + run);
+          compared += counts.compared;
+          fast += counts.fast;
+        }
+        // The rest find no window cached (a miss, a delete, an empty window) or need
+        // LOAD: a summary, a new incarnation, 4+ new entries, a window wider than the cached one.
+        expect(fast / compared).toBeGreaterThan(0.5);
       });
     }
 
@@ -625,9 +669,12 @@ describeWithRedis('RedisStore', () => {
      * window the walk finds in the raw list. Warms may leave gaps (as MongoDB
      * can), so both LOAD's arithmetic and its walk are compared; many messages
      * count zero tokens. Some steps are concurrent bursts, whose results are not
-     * compared but whose traces in the caches must not show later.
+     * compared but whose traces in the caches must not show later. Most loads
+     * use their conversation's usual limits, and most appends are followed by a
+     * load, as requests are. Returns how many of the caching instance's compared
+     * loads took the fast path.
      */
-    async function randomRun(mode: RedisStoreOptions['mode'], seed: number): Promise<void> {
+    async function randomRun(mode: RedisStoreOptions['mode'], seed: number): Promise<{ compared: number; fast: number }> {
       const { cached, tiny, plain, prefix } = instances(mode, { maxCachedMessages: 8 });
       const writers = [cached, tiny, plain];
       const random = seededRandom(seed);
@@ -635,8 +682,12 @@ describeWithRedis('RedisStore', () => {
       const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
       const conversations = [key('a'), key('b'), key('c')];
       const randomLimits = () => ({ maxMessages: between(0, 12), maxTokens: random() < 0.3 ? Number.MAX_SAFE_INTEGER : between(0, 80) });
+      // Most loads use their conversation's own limits, as contextd's use its route's budget.
+      const usualLimits = new Map(conversations.map((k) => [k.conversation, randomLimits()]));
+      const limitsFor = (k: ConversationKey) => (random() < 0.8 ? usualLimits.get(k.conversation)! : randomLimits());
       const randomTokens = () => (random() < 0.3 ? 0 : between(1, 20));
       const lastSeqOf = async (k: ConversationKey) => (await plain.load(k, UNLIMITED)).lastSeq;
+      const counts = { compared: 0, fast: 0 };
       let turn = 0;
 
       const appendTurn = async (store: RedisStore, k: ConversationKey): Promise<void> => {
@@ -672,13 +723,16 @@ describeWithRedis('RedisStore', () => {
       };
 
       const expectSameLoads = async (k: ConversationKey, step: string): Promise<void> => {
-        const limits = randomLimits();
+        const limits = limitsFor(k);
         const expected = await plain.load(k, limits);
         const walked = await walkedWindow(clients[0]!, `${prefix}{${k.tenant}:${k.conversation}}`, limits);
         expect(expected.cache === 'hit' ? seqsOf(expected.messages) : undefined, `seed ${seed}, ${step}, walk, ${JSON.stringify(limits)}`).toEqual(walked);
+        const fastBefore = cached.fastLoads;
         for (const [name, store] of [['cached', cached], ['tiny', tiny]] as const) {
           expect(await store.load(k, limits), `seed ${seed}, ${step}, ${name}, ${JSON.stringify(limits)}`).toStrictEqual(expected);
         }
+        counts.compared++;
+        counts.fast += cached.fastLoads - fastBefore;
       };
 
       for (let step = 0; step < 60; step++) {
@@ -686,6 +740,8 @@ describeWithRedis('RedisStore', () => {
         const roll = random();
         if (roll < 0.3) {
           await appendTurn(pick(writers), k);
+          // Mostly the conversation's next request follows: a load with its usual limits.
+          if (random() < 0.6) await expectSameLoads(k, `step ${step}, the next request`);
         } else if (roll < 0.6) {
           await expectSameLoads(k, `step ${step}`);
         } else if (roll < 0.7) {
@@ -706,15 +762,16 @@ describeWithRedis('RedisStore', () => {
           const other = pick(conversations);
           await Promise.all([
             appendTurn(pick(writers), k),
-            cached.load(k, randomLimits()),
-            tiny.load(other, randomLimits()),
+            cached.load(k, limitsFor(k)),
+            tiny.load(other, limitsFor(other)),
             appendTurn(pick(writers), other),
-            cached.load(other, randomLimits()),
-            tiny.load(k, randomLimits()),
+            cached.load(other, limitsFor(other)),
+            tiny.load(k, limitsFor(k)),
           ]);
         }
       }
       for (const k of conversations) await expectSameLoads(k, 'end');
+      return counts;
     }
   });
 
@@ -774,9 +831,70 @@ describeWithRedis('RedisStore', () => {
       }, 0);
     }
 
+    /**
+     * How many round trips `run` made the client wait for: a command sent while
+     * none of the earlier ones is unanswered starts one. The client's commands
+     * still go to Redis as they are; this only watches them leave.
+     */
+    async function roundTripsOf(run: () => Promise<unknown>): Promise<number> {
+      const send = storeClient.sendCommand;
+      let unanswered = 0;
+      let roundTrips = 0;
+      storeClient.sendCommand = function (this: Redis, command: Command, ...rest: unknown[]) {
+        if (unanswered === 0) roundTrips++;
+        unanswered++;
+        const answered = (): void => void unanswered--;
+        command.promise.then(answered, answered);
+        return (send as (...args: unknown[]) => unknown).call(this, command, ...rest);
+      } as typeof send;
+      try {
+        await run();
+      } finally {
+        storeClient.sendCommand = send;
+      }
+      return roundTrips;
+    }
+
+    /**
+     * Runs `load` with all but the first of the commands it sends at once held
+     * back until `write` (on another connection) is done: the write lands
+     * between the fast load's first read and the others, as it could when
+     * Redis reads a pipeline in two parts.
+     */
+    async function withWriteBetweenReads(write: () => Promise<unknown>, load: () => Promise<unknown>): Promise<void> {
+      const send = storeClient.sendCommand;
+      const heldBack: [Command, unknown[]][] = [];
+      let first: Command | undefined;
+      storeClient.sendCommand = function (this: Redis, command: Command, ...rest: unknown[]) {
+        if (first !== undefined) {
+          heldBack.push([command, rest]);
+          return command.promise;
+        }
+        first = command;
+        return (send as (...args: unknown[]) => unknown).call(this, command, ...rest);
+      } as typeof send;
+      let loading: Promise<unknown>;
+      try {
+        // The load sends its reads before its first await.
+        loading = load();
+      } finally {
+        storeClient.sendCommand = send;
+      }
+      await first?.promise;
+      await write();
+      for (const [command, rest] of heldBack) (send as (...args: unknown[]) => unknown).call(storeClient, command, ...rest);
+      await loading;
+    }
+
+    /** `mine` caches windows and reads the clock the test moves; `other` caches nothing. */
     function storesOn(prefix: string) {
       const shared = { ttlMs: HOUR_MS, maxCachedMessages: 100_000, mode: 'standalone' as const, keyPrefix: prefix };
-      return { mine: new RedisStore({ ...shared, client: storeClient }), other: new RedisStore({ ...shared, client: observer, localCacheMaxEntries: 0 }) };
+      const clock = { nowMs: 0 };
+      return {
+        mine: new RedisStore({ ...shared, client: storeClient, now: () => clock.nowMs }),
+        other: new RedisStore({ ...shared, client: observer, localCacheMaxEntries: 0 }),
+        clock,
+      };
     }
 
     async function appendRandomly(store: RedisStore, count: number, seed: number): Promise<void> {
@@ -795,22 +913,28 @@ describeWithRedis('RedisStore', () => {
 
     test('a load reads O(log n) entries of a long conversation and fetches only the window entries this store lacks', async () => {
       const prefix = `test:${randomUUID()}:`;
-      const { mine, other } = storesOn(prefix);
+      const { mine, other, clock } = storesOn(prefix);
       const base = `${prefix}{tenant:long}`;
       await appendRandomly(other, 2_000, 5);
       const byCount = { maxMessages: 100, maxTokens: Number.MAX_SAFE_INTEGER };
       // 2·log2(n) + 4: the tail, a few checks, and binary searches.
       const maxProbes = (length: number): number => 2 * Math.log2(length) + 4;
-      let loaded = await mine.load(key('long'), byCount);
+      // The TTL is due for a refresh at every load, so each runs LOAD rather than the fast reads.
+      const loadByScript = async (limits: LoadLimits) => {
+        clock.nowMs += HOUR_MS;
+        return mine.load(key('long'), limits);
+      };
+      let loaded = await loadByScript(byCount);
 
       // Everything in the window held already: nothing is read but a few entries.
-      const repeated = await commandsDuring(async () => (loaded = await mine.load(key('long'), byCount)));
+      const repeated = await commandsDuring(async () => (loaded = await loadByScript(byCount)));
+      expect(named(repeated, 'evalsha')).toHaveLength(1);
       expect(named(repeated, 'lindex').length).toBeLessThanOrEqual(maxProbes(2_000));
       expect(entriesRead(repeated, 2_000)).toBe(0);
 
       // The window slid over what another instance appended: only that is read.
       await other.append(key('long'), texts(3, 'theirs', 4));
-      const slid = await commandsDuring(async () => (loaded = await mine.load(key('long'), byCount)));
+      const slid = await commandsDuring(async () => (loaded = await loadByScript(byCount)));
       expect(loaded).toStrictEqual(await other.load(key('long'), byCount));
       expect(named(slid, 'lindex').length).toBeLessThanOrEqual(maxProbes(2_003));
       expect(entriesRead(slid, 2_003)).toBe(3);
@@ -819,7 +943,7 @@ describeWithRedis('RedisStore', () => {
       // whole list finds its start, and only the entries older than the held ones are read.
       const byBudget = { maxMessages: 10_000, maxTokens: 2_000 };
       const before = mine.decodedEntries;
-      const widened = await commandsDuring(async () => (loaded = await mine.load(key('long'), byBudget)));
+      const widened = await commandsDuring(async () => (loaded = await loadByScript(byBudget)));
       expect(seqsOf(loaded.messages)).toEqual(await walkedWindow(observer, base, byBudget));
       expect(loaded.messages.length).toBeGreaterThan(100);
       expect(named(widened, 'lindex').length).toBeLessThanOrEqual(maxProbes(2_003));
@@ -827,20 +951,97 @@ describeWithRedis('RedisStore', () => {
       expect(mine.decodedEntries - before).toBe(loaded.messages.length - 100);
     });
 
-    test("a hot conversation's load checks meta's TTL once instead of refreshing three keys", async () => {
+    test("a hot conversation's load checks meta's TTL once instead of refreshing three keys; fast loads leave it for 1% of the TTL", async () => {
       const prefix = `test:${randomUUID()}:`;
-      const { mine } = storesOn(prefix);
+      const { mine, clock } = storesOn(prefix);
       await mine.append(key('c'), texts(2), { turnKey: 'k' });
-
-      const hot = await commandsDuring(() => mine.load(key('c'), UNLIMITED));
       const names = ['meta', 'msgs', 'turns'].map((suffix) => `${prefix}{tenant:c}:${suffix}`);
-      for (const name of names) await observer.pexpire(name, HOUR_MS - 60_000);
+      // Time passes for Redis and for the store alike: the TTLs shrink, the clock moves.
+      const pass = async (ms: number): Promise<void> => {
+        for (const name of names) await observer.pexpire(name, (await observer.pttl(name)) - ms);
+        clock.nowMs += ms;
+      };
+
+      // No window cached yet: LOAD, which finds the TTL the append gave.
+      const hot = await commandsDuring(() => mine.load(key('c'), UNLIMITED));
+      await pass(30_000);
+      // Within ttl/100 (36 s) of that: the fast reads, which leave the TTL alone.
+      const fast = await commandsDuring(() => mine.load(key('c'), UNLIMITED));
+      const ttlsAfterFast = await Promise.all(names.map((name) => observer.pttl(name)));
+      await pass(30_000);
       const later = await commandsDuring(() => mine.load(key('c'), UNLIMITED));
 
       expect(named(hot, 'pttl')).toHaveLength(1);
       expect(named(hot, 'pexpire')).toEqual([]);
+      expect(named(fast, 'evalsha')).toEqual([]);
+      expect(named(fast, 'pexpire')).toEqual([]);
+      for (const ttlMs of ttlsAfterFast) expect(ttlMs).toBeLessThanOrEqual(HOUR_MS - 30_000);
+      expect(named(later, 'evalsha')).toHaveLength(1);
       expect(named(later, 'pexpire').map((args) => args[1])).toEqual(names);
       for (const name of names) expect(await observer.pttl(name)).toBeGreaterThan(HOUR_MS - 60_000);
+    });
+
+    test(`a hot load is one round trip of plain reads; a turn another instance stored is decoded alone; ${FAST_LOAD_TAIL_ENTRIES} new entries need LOAD`, async () => {
+      const prefix = `test:${randomUUID()}:`;
+      const { mine, other } = storesOn(prefix);
+      await other.append(key('c'), texts(6, 'old', 3));
+      const limits = { maxMessages: 100, maxTokens: 1_000 };
+      await mine.load(key('c'), limits);
+      let loaded: Awaited<ReturnType<RedisStore['load']>> | undefined;
+      let roundTrips = 0;
+      const watchLoad = () => commandsDuring(async () => (roundTrips = await roundTripsOf(async () => (loaded = await mine.load(key('c'), limits)))));
+
+      const hot = await watchLoad();
+      expect(hot.map(([name]) => name?.toLowerCase())).toEqual(['lrange', 'llen', 'hmget', 'hstrlen']);
+      expect(roundTrips).toBe(1);
+      expect(mine.fastLoads).toBe(1);
+      expect(loaded).toStrictEqual(await other.load(key('c'), limits));
+
+      // Another instance stores a turn: still the fast reads, and only its two entries are decoded.
+      await other.append(key('c'), texts(2, 'theirs', 3));
+      let decodedBefore = mine.decodedEntries;
+      const slid = await watchLoad();
+      expect(named(slid, 'evalsha')).toEqual([]);
+      expect(roundTrips).toBe(1);
+      expect(mine.fastLoads).toBe(2);
+      expect(mine.decodedEntries - decodedBefore).toBe(2);
+      expect(loaded).toStrictEqual(await other.load(key('c'), limits));
+      expect(seqsOf(loaded!.messages)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+
+      // Too many new entries for the tail read to reach the cached window's end: LOAD, in a second round trip.
+      await other.append(key('c'), texts(FAST_LOAD_TAIL_ENTRIES, 'many', 3));
+      decodedBefore = mine.decodedEntries;
+      const behind = await watchLoad();
+      expect(named(behind, 'evalsha')).toHaveLength(1);
+      expect(roundTrips).toBe(2);
+      expect(mine.fastLoads).toBe(2);
+      expect(mine.decodedEntries - decodedBefore).toBe(FAST_LOAD_TAIL_ENTRIES);
+      expect(loaded).toStrictEqual(await other.load(key('c'), limits));
+
+      // And fast again after it, now that the window is caught up.
+      const again = await watchLoad();
+      expect(named(again, 'evalsha')).toEqual([]);
+      expect(mine.fastLoads).toBe(3);
+      expect(loaded).toStrictEqual(await other.load(key('c'), limits));
+    });
+
+    test('a turn stored between the fast reads is not mixed into the window: LOAD answers instead', async () => {
+      const prefix = `test:${randomUUID()}:`;
+      const { mine, other } = storesOn(prefix);
+      await other.append(key('c'), texts(6, 'old'));
+      const limits = { maxMessages: 3, maxTokens: 1_000 };
+      await mine.load(key('c'), limits);
+      let loaded: Awaited<ReturnType<RedisStore['load']>> | undefined;
+
+      await withWriteBetweenReads(
+        () => other.append(key('c'), texts(2, 'between')),
+        async () => (loaded = await mine.load(key('c'), limits)),
+      );
+
+      // The tail read showed seq 6 as the newest, meta's lastSeq read after it says 8.
+      expect(mine.fastLoads).toBe(0);
+      expect(loaded).toStrictEqual(await other.load(key('c'), limits));
+      expect(seqsOf(loaded!.messages)).toEqual([6, 7, 8]);
     });
 
     test('random limits on a long conversation with a summary and runs of zero-token messages load the walked window', async () => {
@@ -913,6 +1114,23 @@ describeWithRedisCluster('RedisStore on a 3-master Redis Cluster', () => {
     }
     expect(await store.sweepDirty()).toBe(0);
     expect(await store.claimDirty(100, 10_000, Date.now() + 20_000)).toEqual([]);
+  });
+
+  test("a hot load takes the fast reads (a MULTI on the conversation's slot) and loads what LOAD does", async () => {
+    const { store, prefix } = storeWith({}, clusterClient);
+    const uncached = storeWith({ keyPrefix: prefix, localCacheMaxEntries: 0 }, clusterClient).store;
+    const keys = Array.from({ length: 9 }, (_, index) => key(`conversation-${index}`));
+    for (const k of keys) {
+      await store.append(k, texts(3));
+      await store.load(k, UNLIMITED);
+      await uncached.append(k, texts(2, 'theirs'));
+    }
+    const masters = clusterClient.nodes('master');
+    const keysPerMaster = await Promise.all(masters.map((node) => node.keys(`${prefix}{*}:meta`)));
+    expect(keysPerMaster.every((metaKeys) => metaKeys.length > 0)).toBe(true);
+
+    for (const k of keys) expect(await store.load(k, UNLIMITED)).toStrictEqual(await uncached.load(k, UNLIMITED));
+    expect(store.fastLoads).toBe(keys.length);
   });
 
   function fresh() {
