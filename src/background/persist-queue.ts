@@ -137,8 +137,10 @@ export class PersistQueue {
     return [...(this.#byConversation.get(id) ?? [])];
   }
 
-  /** Resolves once every queued turn has been stored or given up. */
+  /** Resolves once every reserved turn has been queued or cancelled, and every queued turn stored or given up. */
   async drain(): Promise<void> {
+    // Turns announced but not yet queued come first: they are on their way.
+    while (this.#reserved.size > 0) await Promise.all([...this.#reserved.values()].flatMap((waiting) => [...waiting]));
     if (this.#pendingTurns === 0) return;
     await new Promise<void>((resolve) => this.#idle.push(resolve));
   }

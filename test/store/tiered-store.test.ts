@@ -5,16 +5,45 @@ import { Redis } from 'ioredis';
 import { MongoClient } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, onTestFinished, test } from 'vitest';
 import type { ConversationId, NewMessage, TenantId } from '../../src/domain.js';
-import { OutboxFlusher } from '../../src/background/outbox-flusher.js';
+import { OutboxFlusher, type OutboxFlusherOptions } from '../../src/background/outbox-flusher.js';
 import { MongoStore } from '../../src/store/mongo-store.js';
 import { RedisStore } from '../../src/store/redis-store.js';
 import { StoreHealth } from '../../src/store/store-health.js';
-import { TieredStore } from '../../src/store/tiered-store.js';
+import { TieredStore, type TieredStoreOptions } from '../../src/store/tiered-store.js';
 import { startMongo, type MongoServer } from '../support/mongo-server.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { describeWithService, serviceAvailability } from '../support/services.js';
 import { waitFor } from '../support/wait-for.js';
 import { runStoreContract } from './store-contract.js';
+
+/** A TieredStore with the tests' deadlines; `options` names the tiers and anything else that differs. */
+function tieredStore(options: Pick<TieredStoreOptions, 'redis' | 'mongo' | 'health'> & Partial<TieredStoreOptions>): TieredStore {
+  return new TieredStore({
+    redisTimeoutMs: 2_000,
+    mongoTimeoutMs: 5_000,
+    maxCachedMessages: 200,
+    onFlushNeeded: () => undefined,
+    onBackgroundError: () => undefined,
+    ...options,
+  });
+}
+
+/** An OutboxFlusher with the tests' timings (no flush delay). */
+function testFlusher(options: Pick<OutboxFlusherOptions, 'redis' | 'mongo' | 'health'> & Partial<OutboxFlusherOptions>): OutboxFlusher {
+  return new OutboxFlusher({
+    redisTimeoutMs: 2_000,
+    mongoTimeoutMs: 5_000,
+    idleDelayMs: 50,
+    flushDelayMs: 0,
+    leaseMs: 5_000,
+    batchSize: 16,
+    sweepIntervalMs: 60_000,
+    onFlushed: () => undefined,
+    onConflict: () => undefined,
+    onError: () => undefined,
+    ...options,
+  });
+}
 
 function message(content: string): NewMessage {
   return { message: { role: 'user', content }, tokens: 5, digest: `${content}-digest` };
@@ -50,33 +79,15 @@ describeWithService(!available.redis.isAvailable ? available.redis : available.m
         ? undefined
         : new RedisStore({ client: redis, ttlMs: 3_600_000, maxCachedMessages: 200, mode: mode === 'two-tier' ? 'cache' : 'standalone', keyPrefix: `tiered:${randomUUID()}:` });
     let flusher: OutboxFlusher | undefined;
-    const store = new TieredStore({
+    const store = tieredStore({
       redis: redisStore,
       mongo,
       health,
-      redisTimeoutMs: 2_000,
-      mongoTimeoutMs: 5_000,
-      maxCachedMessages: 200,
       onFlushNeeded: () => flusher?.notify(),
       flushesSettled: async () => flusher?.idle(),
-      onBackgroundError: () => undefined,
     });
     if (redisStore !== undefined && mongo !== undefined) {
-      flusher = new OutboxFlusher({
-        redis: redisStore,
-        mongo,
-        health,
-        redisTimeoutMs: 2_000,
-        mongoTimeoutMs: 5_000,
-        idleDelayMs: 50,
-        flushDelayMs: 0,
-        leaseMs: 5_000,
-        batchSize: 16,
-        sweepIntervalMs: 60_000,
-        onFlushed: () => undefined,
-        onConflict: () => undefined,
-        onError: () => undefined,
-      });
+      flusher = testFlusher({ redis: redisStore, mongo, health });
       flusher.start();
     }
     return {
@@ -107,16 +118,8 @@ describeWithService(!available.redis.isAvailable ? available.redis : available.m
       await mongo.ensureIndexes();
       const prefix = `flush:${randomUUID()}:`;
       const redisStore = new RedisStore({ client: redis, ttlMs: 3_600_000, maxCachedMessages: 200, mode: 'cache', keyPrefix: prefix });
-      const store = new TieredStore({
-        redis: redisStore,
-        mongo,
-        health,
-        redisTimeoutMs: 2_000,
-        mongoTimeoutMs: 5_000,
-        maxCachedMessages: 200,
-        onFlushNeeded: () => undefined,
-        onBackgroundError: () => undefined,
-      });
+      // No flusher yet: nothing is flushed while the turns are written.
+      const store = tieredStore({ redis: redisStore, mongo, health });
       const keys = Array.from({ length: 20 }, (_, index) => ({ tenant: 'tenant' as TenantId, conversation: `c-${index}` as ConversationId }));
       // Written while no flusher runs: all 20 are due when it starts.
       for (const [index, k] of keys.entries()) {
@@ -125,21 +128,7 @@ describeWithService(!available.redis.isAvailable ? available.redis : available.m
       inserts.length = 0;
 
       const flushed: string[] = [];
-      const flusher = new OutboxFlusher({
-        redis: redisStore,
-        mongo,
-        health,
-        redisTimeoutMs: 2_000,
-        mongoTimeoutMs: 5_000,
-        idleDelayMs: 50,
-        flushDelayMs: 0,
-        leaseMs: 5_000,
-        batchSize: 64,
-        sweepIntervalMs: 60_000,
-        onFlushed: (k) => flushed.push(k.conversation),
-        onConflict: () => undefined,
-        onError: () => undefined,
-      });
+      const flusher = testFlusher({ redis: redisStore, mongo, health, batchSize: 64, onFlushed: (k) => flushed.push(k.conversation) });
       flusher.start();
       onTestFinished(async () => {
         await flusher.stop(2_000);

@@ -60,6 +60,19 @@ describe('PersistQueue', () => {
     expect(await waiting).toEqual([]);
   });
 
+  test('drain (shutdown) waits for a reserved turn to be queued, then for it to be stored', async () => {
+    const store = new MemoryStore({ ttlMs: 60_000, maxConversations: 10, maxBytes: 1 << 20, maxMessagesPerConversation: 100 });
+    const queue = queueOn(store);
+    const reservation = queue.reserve(key);
+    let drained = false;
+    const draining = queue.drain().then(() => (drained = true));
+    await Promise.resolve();
+    expect(drained).toBe(false);
+    reservation.fill([msg('late question'), msg('late answer', 'assistant')], {}, 1_000);
+    await draining;
+    expect((await store.load(key, LIMITS)).messages.map((m) => m.message.content)).toEqual(['late question', 'late answer']);
+  });
+
   test('a follow-up sees the previous turn while its write is still pending, and not twice once it lands', async () => {
     const store = new GatedStore({ ttlMs: 60_000, maxConversations: 10, maxBytes: 1 << 20, maxMessagesPerConversation: 100 });
     const queue = queueOn(store);
