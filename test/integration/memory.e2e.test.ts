@@ -79,6 +79,29 @@ describe('a client that sends only the new message', () => {
     for (const row of stored) expect(row.tokens).toBeGreaterThanOrEqual(counter.countMessage(row.message as ChatMessage));
   });
 
+  test.each([false, true])('a follow-up sent the moment a long reply ends sees it, although storing it takes a while (stream: %s)', async (stream) => {
+    const conversation = newConversation();
+    const client = clientFor(contextd, conversation);
+    // 180,000 characters: counting the reply takes a dozen turns of the event loop after its last byte.
+    const longReply = `${'lorem '.repeat(30_000)}end of reply`;
+    upstream.enqueue({ kind: 'text', content: longReply, chunkCount: 4 });
+    // The roomy route's budget holds the long reply in the follow-up's window.
+    const roomy = { headers: { 'x-route': 'roomy' } };
+    const first = client.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'say something long' }], stream }, roomy);
+    if (stream) {
+      let text = '';
+      for await (const chunk of (await first) as AsyncIterable<OpenAI.ChatCompletionChunk>) text += chunk.choices[0]?.delta.content ?? '';
+      expect(text).toBe(longReply);
+    } else {
+      expect(((await first) as OpenAI.ChatCompletion).choices[0]?.message.content).toBe(longReply);
+    }
+    const before = upstream.chatRequests().length;
+    await client.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'and now?' }] }, roomy);
+
+    const followUp = sentBody(upstream, before);
+    expect(followUp.messages.map((m) => m.content)).toEqual(['say something long', longReply, 'and now?']);
+  });
+
   test('a follow-up sent the moment a reply ends sees that turn', async () => {
     const conversation = newConversation();
     const client = clientFor(contextd, conversation);
