@@ -238,15 +238,16 @@ export class TieredStore implements ConversationStore, SummaryLock {
   async #warm(key: ConversationKey, cold?: ConversationSnapshot): Promise<void> {
     const { redis, mongo } = this.#o;
     if (redis === undefined || mongo === undefined) return;
-    const newest = cold?.messages.at(-1);
-    if (cold !== undefined && (cold.lastSeq === 0 || (newest?.seq === cold.lastSeq && newest.cumTokens !== undefined))) {
-      const lastCum = newest?.cumTokens ?? 0;
-      await this.#redis('warm', () => redis.warm(key, { lastSeq: cold.lastSeq, lastCum, summary: cold.summary, messages: cold.messages }));
-      return;
-    }
-    const state = await this.#mongo('conversationState', () => mongo.conversationState(key));
-    const recent = await this.#mongo('load', () => mongo.load(key, { maxMessages: this.#o.maxCachedMessages, maxTokens: Number.MAX_SAFE_INTEGER }));
-    await this.#redis('warm', () => redis.warm(key, { ...state, messages: recent.messages }));
+    // One MongoDB query (none when a cold read already made it): the summary,
+    // lastSeq and the newest messages, the newest carrying the running total.
+    const snapshot = cold ?? (await this.#mongo('load', () => mongo.load(key, { maxMessages: this.#o.maxCachedMessages, maxTokens: Number.MAX_SAFE_INTEGER })));
+    const newest = snapshot.messages.at(-1);
+    // Unless the newest turn is still being inserted (lastSeq is then past the newest message): then ask for the head.
+    const isSettled = snapshot.lastSeq === 0 || (newest?.seq === snapshot.lastSeq && newest.cumTokens !== undefined);
+    const state = isSettled
+      ? { lastSeq: snapshot.lastSeq, lastCum: newest?.cumTokens ?? 0, summary: snapshot.summary }
+      : await this.#mongo('conversationState', () => mongo.conversationState(key));
+    await this.#redis('warm', () => redis.warm(key, { ...state, messages: snapshot.messages }));
   }
 
   #usable(tier: TierName): boolean {
