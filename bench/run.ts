@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import { coldReads, type ColdReadResult } from './cold-reads.js';
 import { sideBySide, type ConversationPlan, type SideBySideResult, type SideBySideSettings, type StoreUnderTest, type TargetVerdict } from './side-by-side.js';
 import { quantiles } from './report.js';
-import { MAX_CACHED_MESSAGES, mongoCommandCounts, redisCommandCounts, startBackingStores, storedMessages, type BackingStores, type StorePair } from './stores.js';
+import { MAX_CACHED_MESSAGES, contextdStoreCounts, redisCommandCounts, startBackingStores, storedMessages, type BackingStores, type StorePair } from './stores.js';
 import { BUDGET_TOKENS, MODEL, Workload } from './workload.js';
 
 const USAGE = `npm run bench -- [options]
@@ -216,7 +216,7 @@ async function onRedisMongo(workload: Workload, stores: BackingStores): Promise<
       commandCounts: async (contextd) => {
         const counts = new Map<string, number>();
         for (const [name, count] of await redisCommandCounts(stores.redis)) counts.set(`redis ${name}`, count);
-        for (const [name, count] of await mongoCommandCounts(contextd)) counts.set(`mongodb ${name}`, count);
+        for (const [name, count] of await contextdStoreCounts(contextd)) counts.set(name, count);
         return counts;
       },
     },

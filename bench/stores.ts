@@ -78,13 +78,19 @@ export interface StorePair {
 /** Cumulative counters, by command, since the server started. */
 export type CommandCounts = Map<string, number>;
 
-/** MongoDB commands contextd ran (its command monitoring), from its /metrics. */
-export async function mongoCommandCounts(contextd: Child): Promise<CommandCounts> {
+/**
+ * From contextd's /metrics: the MongoDB commands it ran (its command monitoring),
+ * as `mongodb <command>`, and its Redis loads by how they were answered, as
+ * `contextd redis load <tracked|fast|script>`.
+ */
+export async function contextdStoreCounts(contextd: Child): Promise<CommandCounts> {
   const res = await request(`${contextd.url}/metrics`);
   const counts: CommandCounts = new Map();
   for (const line of (await res.body.text()).split('\n')) {
-    const match = /^contextd_mongodb_commands_total\{command="([^"]+)"\} (\S+)/.exec(line);
-    if (match !== null) counts.set(match[1]!, Number(match[2]));
+    const mongo = /^contextd_mongodb_commands_total\{command="([^"]+)"\} (\S+)/.exec(line);
+    if (mongo !== null) counts.set(`mongodb ${mongo[1]!}`, Number(mongo[2]));
+    const load = /^contextd_redis_loads_total\{path="([^"]+)"\} (\S+)/.exec(line);
+    if (load !== null) counts.set(`contextd redis load ${load[1]!}`, Number(load[2]));
   }
   return counts;
 }

@@ -21,6 +21,7 @@ import type { ConversationStore, SummaryLock } from './store/conversation-store.
 import { MemoryStore } from './store/memory-store.js';
 import { MongoStore } from './store/mongo-store.js';
 import { RedisStore } from './store/redis-store.js';
+import { RedisTracking } from './store/redis-tracking.js';
 import { StoreHealth, callTier, type TierName } from './store/store-health.js';
 import { TieredStore } from './store/tiered-store.js';
 import { encodingForModel } from './tokens/encoding-for-model.js';
@@ -188,7 +189,7 @@ interface OpenedStores {
 function redisClient(
   options: NonNullable<Config['storage']['redis']>,
   onError: (error: Error) => void,
-  { autoPipelining = false }: { autoPipelining?: boolean } = {},
+  { autoPipelining = false, isSubscriber = false }: { autoPipelining?: boolean; isSubscriber?: boolean } = {},
 ): Redis | Cluster {
   // Fail fast while disconnected (no offline queue): the tiered store falls back
   // to MongoDB at once instead of waiting; ioredis reconnects in the background.
@@ -222,7 +223,8 @@ function redisClient(
     cluster.on('error', onError);
     return cluster;
   }
-  const client = new Redis(options.url, { ...common, retryStrategy: (times) => Math.min(100 * times, 2_000) });
+  // A subscriber (tracking's) subscribes again itself, after asking for its new CLIENT ID.
+  const client = new Redis(options.url, { ...common, autoResubscribe: !isSubscriber, retryStrategy: (times) => Math.min(100 * times, 2_000) });
   client.on('error', onError);
   return client;
 }
@@ -259,14 +261,27 @@ async function openStores(config: Config, logger: Logger, metrics: Metrics): Pro
   let flushConnection: Redis | Cluster | undefined;
   let flushRedisStore: RedisStore | undefined;
   let redisStore: RedisStore | undefined;
+  // CLIENT TRACKING's invalidation messages arrive on a connection of their own.
+  let trackingConnection: Redis | undefined;
+  let tracking: RedisTracking | undefined;
   if (redisConfig !== undefined) {
     redisConnection = redisClient(redisConfig, (error) => logger.debug({ err: error }, 'redis connection error'));
+    if (redisConfig.tracking && !redisConfig.isCluster && redisConfig.localCacheMessages > 0) {
+      trackingConnection = redisClient(redisConfig, (error) => logger.debug({ err: error }, 'redis (tracking) connection error'), { isSubscriber: true }) as Redis;
+      tracking = new RedisTracking({
+        client: redisConnection as Redis,
+        subscriber: trackingConnection,
+        onError: (error) => logger.warn({ err: error }, 'could not turn on Redis CLIENT TRACKING: every load asks Redis until it reconnects'),
+      });
+    }
     redisStore = new RedisStore({
       client: redisConnection,
       ttlMs: redisConfig.ttlMs,
       maxCachedMessages: redisConfig.maxCachedMessages,
       mode: mongoConfig === undefined ? 'standalone' : 'cache',
       localCacheMaxEntries: redisConfig.localCacheMessages,
+      ...(tracking !== undefined ? { tracking } : {}),
+      onLoad: (path) => metrics.redisLoads.inc({ path }),
       onDirtyMarkFailed: (key, error) => logger.warn({ err: error, conversation: key.conversation }, 'could not mark a conversation for flushing; the sweep will find it'),
     });
   }
@@ -342,6 +357,8 @@ async function openStores(config: Config, logger: Logger, metrics: Metrics): Pro
   if (redisStore !== undefined && mongoStore !== undefined) {
     flusher = new OutboxFlusher({
       redis: flushRedisStore ?? redisStore,
+      // With tracking, flushedSeq advances on the tracked connection, so a flush does not untrack what this process holds.
+      ...(tracking !== undefined && redisStore !== undefined ? { marker: redisStore } : {}),
       mongo: mongoStore,
       health,
       redisTimeoutMs: redisConfig!.timeoutMs,
@@ -377,7 +394,8 @@ async function openStores(config: Config, logger: Logger, metrics: Metrics): Pro
     flusher,
     probe: () => store.ping().catch(() => undefined),
     closeClients: async () => {
-      await Promise.allSettled([redisConnection?.quit(), flushConnection?.quit(), mongoClient?.close()]);
+      tracking?.close();
+      await Promise.allSettled([redisConnection?.quit(), flushConnection?.quit(), trackingConnection?.quit(), mongoClient?.close()]);
     },
     describe,
   };

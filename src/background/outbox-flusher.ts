@@ -15,6 +15,13 @@ import { callTier, type StoreHealth } from '../store/store-health.js';
 
 export interface OutboxFlusherOptions {
   redis: FlushSource;
+  /**
+   * Where flushedSeq is advanced, when not on `redis`: the store that serves
+   * loads, so that a conversation it holds stays tracked (its own writes bring
+   * it no invalidation, see redis-tracking.ts) while the reads of a round go on
+   * the flusher's own connection.
+   */
+  marker?: Pick<FlushSource, 'markFlushed'>;
   mongo: FlushTarget;
   health: StoreHealth;
   redisTimeoutMs: number;
@@ -164,7 +171,7 @@ export class OutboxFlusher {
   /** Advances the claim's flushedSeq and hands over a summary MongoDB may lack. */
   async #markFlushed(claim: { key: ConversationKey; flushedSeq: number; messages: readonly StoredMessage[]; summary: Summary | undefined }): Promise<void> {
     const nowFlushedSeq = claim.messages.at(-1)?.seq ?? claim.flushedSeq;
-    await this.#redis('markFlushed', () => this.#o.redis.markFlushed(claim.key, nowFlushedSeq));
+    await this.#redis('markFlushed', () => (this.#o.marker ?? this.#o.redis).markFlushed(claim.key, nowFlushedSeq));
     // A summary written while MongoDB lacked the messages it covers was refused
     // there: hand it over now that they are in, once per coverage per instance
     // (and only with messages flushed, so a claim racing an erasure writes nothing).
@@ -180,7 +187,7 @@ export class OutboxFlusher {
 
   /** Gives a claim back unchanged (flushedSeq as read, or 0: as it is), due again at once. */
   async #handBack(key: ConversationKey, flushedSeq: number): Promise<void> {
-    await this.#redis('markFlushed', () => this.#o.redis.markFlushed(key, flushedSeq)).catch(() => undefined);
+    await this.#redis('markFlushed', () => (this.#o.marker ?? this.#o.redis).markFlushed(key, flushedSeq)).catch(() => undefined);
   }
 
   #redis<T>(operation: string, call: () => Promise<T>): Promise<T> {

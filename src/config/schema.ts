@@ -248,7 +248,13 @@ const storageSchema = z.strictObject({
       local_cache_messages: nonNegativeInteger
         .prefault(20_000)
         .describe(
-          "Decoded messages this process keeps from recent Redis reads (least recently used conversations go first), so a load fetches only messages it has not seen; 0 turns it off. Redis stays the source of truth: every load still asks it what the window is.",
+          "Decoded messages this process keeps from recent Redis reads (least recently used conversations go first), so a load fetches only messages it has not seen; 0 turns it off (and tracking with it).",
+        ),
+      tracking: z
+        .boolean()
+        .prefault(true)
+        .describe(
+          "Standalone Redis: CLIENT TRACKING on a second connection tells this process when another client changes a conversation it holds, so a load of a window nobody else has written since is answered from memory with no Redis round trip. Off, or refused by Redis (older than 6, an ACL without CLIENT, a proxy), every load asks Redis. Not used on a Cluster.",
         ),
     })
     .transform((redis) =>
@@ -261,6 +267,7 @@ const storageSchema = z.strictObject({
             maxCachedMessages: redis.max_cached_messages,
             timeoutMs: redis.timeout,
             localCacheMessages: redis.local_cache_messages,
+            tracking: redis.tracking,
           },
     )
     .prefault({}),

@@ -100,6 +100,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly redisLoads = new Counter({
+    name: 'contextd_redis_loads_total',
+    help: 'Loads from Redis by how they were answered: tracked (from memory, no round trip), fast (plain reads, one round trip) or script (the LOAD script).',
+    labelNames: ['path'] as const,
+    registers: [this.registry],
+  });
+
   readonly mongoCommands = new Counter({
     name: 'contextd_mongodb_commands_total',
     help: 'MongoDB commands that succeeded, by command name (find, getMore, insert, update, …).',

@@ -100,9 +100,7 @@ local function applyCap(mode, cap, flushedSeq, len)
   if excess > 0 then redis.call('LTRIM', msgs, excess, -1) end
 end
 
--- Called last, after the script's writes, on a conversation whose meta exists.
--- hasNewKey: this script created msgs or turns, which has no TTL yet.
-local function touch(mode, ttlMs, lastSeq, flushedSeq, hasNewKey)
+local function setTtl(mode, ttlMs, lastSeq, flushedSeq, hasNewKey)
   local metaTtlMs = redis.call('PTTL', meta)
   if mode == 'c' and lastSeq > flushedSeq then
     -- A key created since the last PERSIST has no TTL either.
@@ -113,12 +111,24 @@ local function touch(mode, ttlMs, lastSeq, flushedSeq, hasNewKey)
   if not hasNewKey and metaTtlMs > tonumber(ttlMs) * 0.99 then return end
   for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ttlMs) end
 end
+
+-- Called last, after the script's writes, on a conversation whose meta exists.
+-- hasNewKey: this script created msgs or turns, which has no TTL yet.
+-- Ends with a read of meta and msgs: a write stops Redis tracking a key for
+-- every client (CLIENT TRACKING, see redis-tracking.ts), the writer's own
+-- connection included, and a read makes it track the key again, so the
+-- caller goes on hearing of other clients' writes after its own.
+local function touch(mode, ttlMs, lastSeq, flushedSeq, hasNewKey)
+  setTtl(mode, ttlMs, lastSeq, flushedSeq, hasNewKey)
+  redis.call('EXISTS', meta, msgs)
+end
 `;
 
 /**
  * ARGV: mode, ttlMs, cap, hasTurnKey ('0'|'1'), turnKey, newInc, nowMs, dirtyMember, then per message: tokens, json.
  * With KEYS[4] (the dirty set, standalone Redis only) a stored turn also marks the conversation dirty (ZADD NX nowMs).
- * Returns {'cold'} | {'duplicate', firstSeq, count} | {'ok', firstSeq, count, inc, cumTokens of the last message}.
+ * Returns {'cold'} | {'duplicate', firstSeq, count} | {'ok', firstSeq, count, inc, cumTokens of the last message,
+ * the list's length after the append and its cap}.
  */
 const APPEND = `${HELPERS}
 local mode, ttlMs, cap = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -181,7 +191,7 @@ applyCap(mode, cap, flushedSeq, len)
 touch(mode, ttlMs, lastSeq, flushedSeq, hasNewKey)
 -- Standalone Redis: the dirty mark in the same script (NX keeps a flusher's lease).
 if KEYS[4] and mode == 'c' then redis.call('ZADD', KEYS[4], 'NX', ARGV[7], ARGV[8]) end
-return {'ok', firstSeq, count, inc, cum}
+return {'ok', firstSeq, count, inc, cum, redis.call('LLEN', msgs)}
 `;
 
 /**
@@ -190,7 +200,7 @@ return {'ok', firstSeq, count, inc, cum}
  * text of its entry at knownThrough), knownCoversSeq ('' for no summary), knownSummaryBytes.
  * Returns {0} when the conversation is not held, else
  * {1, lastSeq, inc, summaryJson | nil (none) | 0 (the client's is current), heldFrom, heldThrough, heldCount,
- * entries oldest first...}: the window is the entries with seq < heldFrom, then the heldCount entries the
+ * the list's length, entries oldest first...}: the window is the entries with seq < heldFrom, then the heldCount entries the
  * client holds with seqs in [heldFrom, heldThrough] (all of its seqs there, when heldCount > 0), then the
  * entries with seq > heldThrough.
  *
@@ -214,7 +224,7 @@ end
 local sameInc = knownInc ~= '' and knownInc == inc
 local summary = state[3] or false
 if summary and sameInc and tonumber(ARGV[10]) == coversSeq and tonumber(ARGV[11]) == #summary then summary = 0 end
-local reply = {1, lastSeq, inc, summary, 1, 0, 0}
+local reply = {1, lastSeq, inc, summary, 1, 0, 0, 0}
 local canTrust = sameInc and knownTag ~= ''
 
 local function isKnownAt(entry)
@@ -312,6 +322,7 @@ local function windowByWalk(len)
 end
 
 local len = redis.call('LLEN', msgs)
+reply[8] = len
 if len > 0 and maxMessages > 0 then
   -- Only the part of the list the window can reach needs to be contiguous: the newest maxMessages.
   local oldest = math.max(0, len - maxMessages)
@@ -384,16 +395,17 @@ return reply
 `;
 
 /**
- * ARGV: ttlMs, cap, seq, dirtyMember. Returns -1 when not held, 1 when every message is now
- * flushed (the TTL is back), 0 when newer messages still wait. With KEYS[4]
- * (the dirty set, standalone Redis only) the script also updates the dirty
- * set: removed at -1 and 1, due now at 0.
+ * ARGV: ttlMs, cap, seq, dirtyMember. Returns {-1} when not held, else {1, length} when every
+ * message is now flushed (the TTL is back), {0, length} when newer messages still wait; length
+ * is the list's after the cap's trim. With KEYS[4] (the dirty set, standalone Redis only) the
+ * script also updates the dirty set: removed at -1 and 1, due now at 0. Ends with a read of
+ * meta and msgs, as touch does, so that a caller tracking them goes on tracking them.
  */
 const MARK_FLUSHED = `${HELPERS}
 local ttlMs, cap, seq = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 if redis.call('EXISTS', meta) == 0 then
   if KEYS[4] then redis.call('ZREM', KEYS[4], ARGV[4]) end
-  return -1
+  return {-1}
 end
 local state = redis.call('HMGET', meta, 'lastSeq', 'flushedSeq')
 local lastSeq, flushedSeq = tonumber(state[1] or '0'), tonumber(state[2] or '0')
@@ -401,14 +413,17 @@ local lastSeq, flushedSeq = tonumber(state[1] or '0'), tonumber(state[2] or '0')
 local target = math.min(math.max(flushedSeq, math.floor(seq)), lastSeq)
 if target > flushedSeq then redis.call('HSET', meta, 'flushedSeq', fmt(target)) end
 applyCap('c', cap, target)
+local outcome = 1
 if target < lastSeq then
+  outcome = 0
   -- Standalone Redis: still dirty, due now, in the same script.
   if KEYS[4] then redis.call('ZADD', KEYS[4], 0, ARGV[4]) end
-  return 0
+else
+  if redis.call('PTTL', meta) < 0 then setTtl('c', ttlMs, lastSeq, target) end
+  if KEYS[4] then redis.call('ZREM', KEYS[4], ARGV[4]) end
 end
-if redis.call('PTTL', meta) < 0 then touch('c', ttlMs, lastSeq, target) end
-if KEYS[4] then redis.call('ZREM', KEYS[4], ARGV[4]) end
-return 1
+redis.call('EXISTS', meta)
+return {outcome, redis.call('LLEN', msgs)}
 `;
 
 /** KEYS: dirty. ARGV: limit, nowMs, leaseUntilMs. Returns the claimed members. */

@@ -78,6 +78,29 @@
 // most of what the fast load saves.) On a Cluster a redirected command can run
 // after the ones sent behind it, so there the four reads go in a MULTI.
 //
+// Tracked loads. With CLIENT TRACKING on the store's connection (the
+// `tracking` option, standalone Redis; see redis-tracking.ts), Redis tells the
+// store when another client changes, expires or deletes a conversation's meta
+// or msgs after the store has read them. A window a fast load settled while
+// tracking was on, with no invalidation of the conversation arriving while its
+// reads were out, is then *tracked*: the next load walks it from memory with
+// no round trip at all, exactly as the fast load would walk it with nothing
+// new at the tail (the list's length is kept with it for that). The store's
+// own appends and markFlushed keep it tracked: both scripts return the new list
+// length and end by reading both keys again (a write, one's own included, stops
+// Redis tracking a key for every client). A LOAD (which says the length too)
+// tracks the window it leaves when no invalidation at all arrived while it was
+// out. Anything else the store writes itself (a summary, a warm) untracks it,
+// as does an invalidation, a reconnection of either connection (a new epoch),
+// and a TTL refresh falling due; the next load is a fast load again, which
+// tracks it anew. The flusher reads on a connection of its own but advances
+// flushedSeq through this store (main.ts), so a flush untracks nothing. What
+// tracking gives up: a write by another instance is seen once its
+// invalidation message has arrived, not when Redis ran it, so a load that
+// lands within that flight time (microseconds on a LAN) answers with the state
+// just before it, as a load sent a moment earlier would have. The same rule
+// (ttl/100 since the last touch) holds for tracked loads as for fast loads.
+//
 // A fast load refreshes no TTL. It runs only while this store sent a script
 // that ends with touch (LOAD, APPEND) to the conversation less than ttl/100
 // ago: meta then still has at least 98% of the TTL (touch leaves over 99%), or,
@@ -104,6 +127,7 @@ import { StoreUnavailableError } from '../errors.js';
 import type { ConversationStore, LoadLimits, LockLease } from './conversation-store.js';
 import { deepFreeze } from './freeze.js';
 import { REDIS_SCRIPTS, type RedisScriptName } from './redis-scripts.js';
+import type { RedisTracking } from './redis-tracking.js';
 
 export interface RedisStoreOptions {
   /** An ioredis client (Redis or Cluster) created by main.ts; the store never creates connections itself. */
@@ -134,7 +158,16 @@ export interface RedisStoreOptions {
   localCacheMaxEntries?: number;
   /** Monotonic clock (ms) that tells when a load must refresh the TTL; performance.now by default, injectable for tests. */
   now?: () => number;
+  /**
+   * CLIENT TRACKING on `client` (standalone Redis only; see redis-tracking.ts):
+   * loads of a window Redis has not invalidated are answered from memory.
+   */
+  tracking?: RedisTracking;
+  /** Each load, by how it was answered: from a tracked window, by the fast reads, or by the LOAD script. */
+  onLoad?: (path: RedisLoadPath) => void;
 }
+
+export type RedisLoadPath = 'tracked' | 'fast' | 'script';
 
 const DEFAULT_LOCAL_CACHE_MAX_ENTRIES = 20_000;
 
@@ -181,6 +214,12 @@ interface CachedWindow {
   summaryBytes: number;
   /** When (the store's clock) it last sent a script that touched the conversation's TTL: fast loads run within ttl/100 of it. */
   touchedAtMs: number;
+  /** The list's length when the window was last validated or extended by this store's append; -1 when unknown. */
+  listLength: number;
+  /** The tracking epoch in which a fast load validated the window (tracked while it is the current one); -1 for none. */
+  validEpoch: number;
+  /** The store's invalidation clock when Redis last invalidated the conversation (0 for never). */
+  invalidatedAt: number;
 }
 
 /** The fast load's four reads, in the order Redis runs them. */
@@ -212,6 +251,13 @@ export class RedisStore implements ConversationStore {
   #incCount = 0;
   #decodedEntries = 0;
   #fastLoads = 0;
+  #trackedLoads = 0;
+  readonly #tracking: RedisTracking | undefined;
+  #stopInvalidations: (() => void) | undefined;
+  readonly #onLoad: (path: RedisLoadPath) => void;
+  /** Counts invalidations that reached a cached window: a fast load validates only if none came while it was out. */
+  #invalidationClock = 0;
+  #isCorked = false;
   #isClosed = false;
 
   constructor(options: RedisStoreOptions) {
@@ -239,6 +285,12 @@ export class RedisStore implements ConversationStore {
     this.#localCacheMaxEntries = localCacheMaxEntries;
     this.#now = options.now ?? (() => performance.now());
     this.#touchFreshMs = options.ttlMs / 100;
+    this.#onLoad = options.onLoad ?? (() => undefined);
+    if (options.tracking !== undefined) {
+      if (options.tracking.client !== options.client) throw new RangeError('RedisStore: tracking must be on the store\'s own client');
+      this.#tracking = options.tracking;
+      this.#stopInvalidations = options.tracking.onInvalidate((keys) => this.#invalidate(keys));
+    }
     // Defining a command again (another store on the same client) replaces it with the same script.
     for (const [name, definition] of Object.entries(REDIS_SCRIPTS)) this.#client.defineCommand(name, definition);
     this.#scripts = this.#client as unknown as ScriptCommands;
@@ -258,6 +310,11 @@ export class RedisStore implements ConversationStore {
     return this.#fastLoads;
   }
 
+  /** Loads answered from a tracked window, without asking Redis (see the top of this file). */
+  get trackedLoads(): number {
+    return this.#trackedLoads;
+  }
+
   /**
    * `hit` when Redis holds the conversation, else `miss` with no messages. One
    * round trip; in Redis O(log n) plus the entries this store has not decoded
@@ -273,12 +330,22 @@ export class RedisStore implements ConversationStore {
     const tag = dirtyMember(key);
     const cached = this.#windows.get(tag);
     if (cached !== undefined && cached.throughTag !== '' && this.#now() - cached.touchedAtMs < this.#touchFreshMs) {
+      if (this.#isTracked(cached)) {
+        const tracked = this.#walkWindow(tag, cached, [], cached.listLength, cached.summary?.coversSeq ?? 0, cached.through, limits);
+        if (tracked !== undefined) {
+          this.#trackedLoads++;
+          this.#onLoad('tracked');
+          return tracked;
+        }
+      }
       const fast = await this.#loadFast(tag, cached, limits);
       if (fast !== undefined) {
         this.#fastLoads++;
+        this.#onLoad('fast');
         return fast;
       }
     }
+    this.#onLoad('script');
     const snapshot = await this.#loadKnowing(tag, limits, this.#windows.get(tag));
     if (snapshot !== undefined) return snapshot;
     // Redis named a seq or summary the cached window lacks, which the invariants
@@ -296,6 +363,8 @@ export class RedisStore implements ConversationStore {
   async #loadFast(tag: string, known: CachedWindow, limits: LoadLimits): Promise<ConversationSnapshot | undefined> {
     // What the window holds now: a call of this store that changes it while the reads are out sends the load to LOAD.
     const { inc, from, through, throughTag, summary, summaryBytes } = known;
+    const epochAtSend = this.#tracking?.activeEpoch;
+    const clockAtSend = this.#invalidationClock;
     const [tail, listLength, [lastSeqText = null, incText = null, coversSeqText = null], summaryBytesNow] = await this.#readTail(tag);
     if (lastSeqText === null) {
       this.#forget(tag);
@@ -314,8 +383,36 @@ export class RedisStore implements ConversationStore {
     while (throughAt >= 0 && seqOf(tail[throughAt]!) > through) throughAt--;
     const throughEntry = tail[throughAt];
     if (throughEntry === undefined || seqOf(throughEntry) !== through || !throughEntry.includes(throughTag)) return undefined;
+    const snapshot = this.#walkWindow(tag, known, tail.slice(throughAt + 1), listLength, coversSeq, lastSeq, limits);
+    if (snapshot === undefined) return undefined;
+
+    // Tracked from now on if tracking was on throughout and no invalidation of this conversation came while the reads were out.
+    const window = this.#windows.get(tag);
+    const isTracked = epochAtSend !== undefined && this.#tracking?.activeEpoch === epochAtSend && known.invalidatedAt <= clockAtSend;
+    if (window !== undefined && window.through === lastSeq) {
+      window.listLength = listLength;
+      window.validEpoch = isTracked ? epochAtSend : -1;
+    }
+    return snapshot;
+  }
+
+  /**
+   * LOAD's walk over the cached window `known` and `freshEntries`, the list's
+   * entries after `through` (through lastSeq; none for a tracked window), with
+   * the list `listLength` long. Moves the cached window to the result;
+   * undefined when the list may hold older entries the window needs.
+   */
+  #walkWindow(
+    tag: string,
+    known: CachedWindow,
+    freshEntries: readonly string[],
+    listLength: number,
+    coversSeq: number,
+    lastSeq: number,
+    limits: LoadLimits,
+  ): ConversationSnapshot | undefined {
+    const { inc, through, summary, summaryBytes } = known;
     // Only the seq and tokens of the new entries until the window is settled; the JSON of those it takes after.
-    const freshEntries = tail.slice(throughAt + 1);
     const freshFigures = freshEntries.map(figuresOf);
     // bySeq's insertion order is ascending seqs, `through` last. The list still holds the newest `inList` of them.
     const held = [...known.bySeq.values()];
@@ -391,6 +488,8 @@ export class RedisStore implements ConversationStore {
   /** One LOAD offering `known`; undefined when the reply refers to something `known` does not hold. */
   async #loadKnowing(tag: string, limits: LoadLimits, known: CachedWindow | undefined): Promise<ConversationSnapshot | undefined> {
     const sentAtMs = this.#now();
+    const epochAtSend = this.#tracking?.activeEpoch;
+    const clockAtSend = this.#invalidationClock;
     const reply = (await this.#scripts.contextdLoad(
       ...this.#keysOf(tag),
       this.#modeArg,
@@ -409,7 +508,7 @@ export class RedisStore implements ConversationStore {
       this.#forget(tag);
       return { summary: undefined, messages: [], lastSeq: 0, cache: 'miss' };
     }
-    const [, lastSeqReply, inc, summarySlot, heldFromReply, heldThroughReply, heldCountReply, ...entries] = reply;
+    const [, lastSeqReply, inc, summarySlot, heldFromReply, heldThroughReply, heldCountReply, listLength, ...entries] = reply;
     const lastSeq = Number(lastSeqReply);
 
     let summary: Summary | undefined;
@@ -443,6 +542,14 @@ export class RedisStore implements ConversationStore {
       this.#slideWindow(tag, known, Number(heldFromReply), fetched, summary, summaryBytes, sentAtMs);
     } else {
       this.#rememberWindow(tag, inc, lastSeq, messages, summary, summaryBytes, sentAtMs);
+    }
+    // Tracked from now on if tracking was on throughout and no invalidation at all
+    // came while LOAD was out (with no window cached, none would have been noted).
+    const window = this.#windows.get(tag);
+    if (window !== undefined) {
+      const isTracked = epochAtSend !== undefined && this.#tracking?.activeEpoch === epochAtSend && this.#invalidationClock === clockAtSend;
+      window.listLength = Number(listLength);
+      window.validEpoch = isTracked && window.through === lastSeq ? epochAtSend : -1;
     }
     // The messages are the cached, deep-frozen ones: shared, as the embedded store's are.
     return { summary: summary === undefined ? undefined : { ...summary }, messages, lastSeq, cache: 'hit' };
@@ -483,7 +590,7 @@ export class RedisStore implements ConversationStore {
     const member = dirtyMember(key);
     const script = this.#marksInScripts ? 'contextdAppendMarking' : 'contextdAppend';
     const sentAtMs = this.#now();
-    const [outcome, firstSeq, count, inc, lastCum] = (await this.#scripts[script](
+    const [outcome, firstSeq, count, inc, lastCum, listLength] = (await this.#scripts[script](
       ...this.#keys(key),
       ...(this.#marksInScripts ? [this.#dirtyKey] : []),
       this.#modeArg,
@@ -495,14 +602,16 @@ export class RedisStore implements ConversationStore {
       Date.now(),
       member,
       ...perMessage,
-    )) as [string, number, number, string?, number?];
+    )) as [string, number, number, string?, number?, number?];
     if (outcome === 'cold') throw new ColdConversationError(key);
     // Either way APPEND ended with touch, as LOAD does: fast loads may go on.
     const window = this.#windows.get(member);
     if (window !== undefined) window.touchedAtMs = Math.max(window.touchedAtMs, sentAtMs);
     const seqs = Array.from({ length: count }, (_, index) => firstSeq + index);
     if (outcome === 'duplicate') return { seqs, duplicate: true };
-    if (inc !== undefined && lastCum !== undefined) this.#extendWindow(member, inc, firstSeq, lastCum, perMessage);
+    if (inc !== undefined && lastCum !== undefined && !this.#extendWindow(member, inc, firstSeq, lastCum, perMessage, Number(listLength ?? -1))) {
+      this.#untrack(member);
+    }
     if (this.#mode === 'cache' && !this.#marksInScripts) await this.#markDirty(key);
     return { seqs, duplicate: false };
   }
@@ -522,6 +631,8 @@ export class RedisStore implements ConversationStore {
       summary.coversSeq,
       JSON.stringify(summary),
     );
+    // This store's own writes bring no invalidation (NOLOOP); the next load looks again.
+    this.#untrack(dirtyMember(key));
     return stored === 1;
   }
 
@@ -541,6 +652,7 @@ export class RedisStore implements ConversationStore {
   /** Later calls reject with StoreUnavailableError. The client is main.ts's to quit. */
   async close(): Promise<void> {
     this.#isClosed = true;
+    this.#stopInvalidations?.();
   }
 
   /**
@@ -577,6 +689,7 @@ export class RedisStore implements ConversationStore {
       this.#newInc(),
       ...entries,
     );
+    this.#untrack(dirtyMember(key));
   }
 
   /**
@@ -629,11 +742,20 @@ export class RedisStore implements ConversationStore {
     const keys = this.#keys(key);
     const member = dirtyMember(key);
     const target = Number.isFinite(seq) ? seq : 0;
-    if (this.#marksInScripts) {
-      await this.#scripts.contextdMarkFlushedMarking(...keys, this.#dirtyKey, this.#ttlMs, this.#cap, target, member);
-      return;
+    this.#corkForTick();
+    const [outcome, listLength] = (
+      this.#marksInScripts
+        ? await this.#scripts.contextdMarkFlushedMarking(...keys, this.#dirtyKey, this.#ttlMs, this.#cap, target, member)
+        : await this.#scripts.contextdMarkFlushed(...keys, this.#ttlMs, this.#cap, target, member)
+    ) as [number, number?];
+    // Only the list's length matters to the cached window (the cap's trim drops
+    // from the head); this store's own writes bring no invalidation (NOLOOP).
+    const window = this.#windows.get(member);
+    if (window !== undefined) {
+      if (listLength === undefined) this.#forget(member);
+      else window.listLength = Number(listLength);
     }
-    const outcome = await this.#scripts.contextdMarkFlushed(...keys, this.#ttlMs, this.#cap, target, member);
+    if (this.#marksInScripts) return;
     if (outcome === 0) {
       await this.#client.zadd(this.#dirtyKey, 0, member);
       return;
@@ -736,6 +858,9 @@ export class RedisStore implements ConversationStore {
       summary: summary === undefined ? undefined : deepFreeze(summary),
       summaryBytes,
       touchedAtMs,
+      listLength: -1,
+      validEpoch: -1,
+      invalidatedAt: 0,
     });
   }
 
@@ -781,9 +906,9 @@ export class RedisStore implements ConversationStore {
    * are decoded from the very JSON sent to Redis, so they equal what a load
    * would decode. In place: a load still in flight looks up only seqs it offered.
    */
-  #extendWindow(tag: string, inc: string, firstSeq: number, lastCum: number, perMessage: readonly string[]): void {
+  #extendWindow(tag: string, inc: string, firstSeq: number, lastCum: number, perMessage: readonly string[], listLength: number): boolean {
     const window = this.#windows.get(tag);
-    if (window === undefined || window.inc !== inc || window.through + 1 !== firstSeq) return;
+    if (window === undefined || window.inc !== inc || window.through + 1 !== firstSeq) return false;
     const count = perMessage.length / 2;
     let cumTokens = lastCum;
     for (let index = 0; index < count; index++) cumTokens -= Number(perMessage[2 * index]);
@@ -795,11 +920,13 @@ export class RedisStore implements ConversationStore {
       window.bySeq.set(newest.seq, newest);
     }
     this.#decodedEntries += count;
-    if (newest === undefined) return;
+    if (newest === undefined) return false;
     window.through = newest.seq;
     window.throughTag = entryTag(newest);
+    window.listLength = listLength;
     this.#windowEntries += count;
     this.#cacheWindow(tag, window);
+    return listLength >= 0;
   }
 
   /** Stores `window` as the most recently used; then drops least recently used ones beyond the bound. */
@@ -817,6 +944,52 @@ export class RedisStore implements ConversationStore {
       if (this.#windowEntries <= this.#localCacheMaxEntries) break;
       this.#windows.delete(oldestTag);
       this.#windowEntries -= oldest.bySeq.size;
+    }
+  }
+
+  /**
+   * Calls made in this tick leave in one write (a flush round marks all its
+   * conversations at once): each write is a syscall, dearer here than the commands.
+   */
+  #corkForTick(): void {
+    if (this.#isCorked || isCluster(this.#client)) return;
+    const socket: Pick<Socket, 'cork' | 'uncork'> | undefined = this.#client.stream;
+    if (socket === undefined) return;
+    this.#isCorked = true;
+    socket.cork();
+    process.nextTick(() => {
+      this.#isCorked = false;
+      socket.uncork();
+    });
+  }
+
+  /** Whether a load may walk `window` without asking Redis: validated in the current tracking epoch, not invalidated since. */
+  #isTracked(window: CachedWindow): boolean {
+    return window.validEpoch >= 0 && window.validEpoch === this.#tracking?.activeEpoch && window.listLength >= 0;
+  }
+
+  #untrack(tag: string): void {
+    const window = this.#windows.get(tag);
+    if (window !== undefined) window.validEpoch = -1;
+  }
+
+  /** Redis says these keys changed (null: all of them). Only a conversation's meta and msgs matter to its window. */
+  #invalidate(keys: readonly string[] | null): void {
+    const clock = ++this.#invalidationClock;
+    if (keys === null) {
+      for (const window of this.#windows.values()) {
+        window.validEpoch = -1;
+        window.invalidatedAt = clock;
+      }
+      return;
+    }
+    for (const key of keys) {
+      const isWindowKey = key.endsWith('}:meta') || key.endsWith('}:msgs');
+      if (!isWindowKey || !key.startsWith(`${this.#prefix}{`)) continue;
+      const window = this.#windows.get(key.slice(this.#prefix.length + 1, -'}:meta'.length));
+      if (window === undefined) continue;
+      window.validEpoch = -1;
+      window.invalidatedAt = clock;
     }
   }
 

@@ -198,6 +198,30 @@ describeWithService(both, 'contextd on Redis + MongoDB', () => {
     await Promise.all([a.stop(), b.stop()]);
   });
 
+  test("two contextd processes taking turns: each request carries every stored turn, the other process's included, though some loads ask Redis nothing", async () => {
+    // Redis alone (no flusher, whose writes would untrack windows at times of its choosing).
+    const redisAlone = (): Promise<ContextdProcess> =>
+      startContextd({ config: contextdConfig(upstream, { storage: { redis: { url: redisServer.url, ttl: '1h', timeout: '500ms' } } }) });
+    const [a, b] = await Promise.all([redisAlone(), redisAlone()]);
+    const conversation = newConversation();
+    // a's first turn after b's is loaded from Redis (b's write untracked a's window), the next ones from a's tracked window.
+    const order = [a, a, a, b, a, a, a, b, a];
+    for (const [index, contextd] of order.entries()) {
+      upstream.reset();
+      await clientFor(contextd, conversation).chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: `turn ${index}` }] });
+      const sent = (upstream.chatRequests()[0]!.json as { messages: { content: string }[] }).messages.map((m) => m.content);
+      for (let earlier = 0; earlier < index; earlier++) expect(sent, `turn ${index} carries turn ${earlier}`).toContain(`turn ${earlier}`);
+      // The turn is stored after the reply: the next request, on either process, comes once Redis has it
+      // (read with LLEN: a store's LIST would refresh the TTL, a write that untracks the window).
+      await waitFor(async () => (await redis.llen(`contextd:{${tenant}:${conversation}}:msgs`)) === 2 * (index + 1), { message: `turn ${index} in Redis` });
+    }
+    // Turns 2, 5 and 6 (turn 1 loads the window with the LOAD script, turns 4 and 8 with the fast reads).
+    expect(await metric(a, 'contextd_redis_loads_total{path="tracked"}')).toBe(3);
+    const standaloneView = new RedisStore({ client: redis, ttlMs: 3_600_000, maxCachedMessages: 200, mode: 'standalone' });
+    expectGapFreeOnce(await standaloneView.listMessages(keyOf(conversation), { afterSeq: 0, limit: 100 }), order.length);
+    await Promise.all([a.stop(), b.stop()]);
+  });
+
   test('Redis killed mid-conversation: no client error, served from MongoDB; back again later', async () => {
     const contextd = await start();
     const conversation = newConversation();

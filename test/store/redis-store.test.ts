@@ -10,6 +10,7 @@ import { StoreUnavailableError } from '../../src/errors.js';
 import type { LoadLimits } from '../../src/store/conversation-store.js';
 import { ColdConversationError, FAST_LOAD_TAIL_ENTRIES, RedisStore, type RedisStoreOptions } from '../../src/store/redis-store.js';
 import { RECENT_TURN_KEY_LIMIT } from '../../src/store/redis-scripts.js';
+import { RedisTracking } from '../../src/store/redis-tracking.js';
 import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '../support/redis-server.js';
 import { seededRandom } from '../support/seeded-random.js';
 import { describeWithRedis, describeWithRedisCluster } from '../support/services.js';
@@ -494,25 +495,31 @@ describeWithRedis('RedisStore', () => {
   });
 
   describe('RedisStore local window cache', () => {
-    // Separate connections, as separate contextd processes would have.
+    // Separate connections, as separate contextd processes would have; the
+    // fourth tracks its reads (CLIENT TRACKING), its messages arriving on the fifth.
     const clients: Redis[] = [];
+    let tracking: RedisTracking;
 
     beforeAll(async () => {
-      for (let index = 0; index < 3; index++) clients.push(new Redis(server.url, { maxRetriesPerRequest: 1 }));
+      for (let index = 0; index < 5; index++) clients.push(new Redis(server.url, { maxRetriesPerRequest: 1, autoResubscribe: false }));
       await Promise.all(clients.map((each) => each.ping()));
+      tracking = new RedisTracking({ client: clients[3]!, subscriber: clients[4]! });
+      expect(await tracking.whenActive(5_000)).toBe(true);
     });
 
     afterAll(async () => {
+      tracking?.close();
       await Promise.all(clients.map((each) => each.quit()));
     });
 
-    /** Stores on one prefix over the three connections: local cache on (default), on but tiny (5), and off. */
+    /** Stores on one prefix over the connections: local cache on (default), on but tiny (5), off, and on with tracking. */
     function instances(mode: RedisStoreOptions['mode'], options: Partial<RedisStoreOptions> = {}) {
       const shared = { ttlMs: HOUR_MS, maxCachedMessages: 1_000, mode, keyPrefix: `test:${randomUUID()}:`, ...options };
       return {
         cached: new RedisStore({ ...shared, client: clients[0]! }),
         tiny: new RedisStore({ ...shared, client: clients[1]!, localCacheMaxEntries: 5 }),
         plain: new RedisStore({ ...shared, client: clients[2]!, localCacheMaxEntries: 0 }),
+        tracked: new RedisStore({ ...shared, client: clients[3]!, tracking }),
         prefix: shared.keyPrefix,
       };
     }
@@ -648,17 +655,21 @@ describeWithRedis('RedisStore', () => {
     });
 
     for (const mode of ['standalone', 'cache'] as const) {
-      test(`${mode}: every load through a local cache equals the same load without one, under random interleavings, most of them fast`, async () => {
+      test(`${mode}: every load through a local cache, tracked or not, equals the same load without one, under random interleavings, most of them fast`, async () => {
         let compared = 0;
         let fast = 0;
+        let tracked = 0;
         for (let run = 0; run < 40; run++) {
           const counts = await randomRun(mode, 7_000 + run);
           compared += counts.compared;
           fast += counts.fast;
+          tracked += counts.tracked;
         }
         // The rest find no window cached (a miss, a delete, an empty window) or need
         // LOAD: a summary, a new incarnation, 4+ new entries, a window wider than the cached one.
         expect(fast / compared).toBeGreaterThan(0.5);
+        // Tracked: nobody but the tracking store wrote since its last fast load (a third of the writes are its own).
+        expect(tracked / compared).toBeGreaterThan(0.1);
       });
     }
 
@@ -674,9 +685,9 @@ describeWithRedis('RedisStore', () => {
      * load, as requests are. Returns how many of the caching instance's compared
      * loads took the fast path.
      */
-    async function randomRun(mode: RedisStoreOptions['mode'], seed: number): Promise<{ compared: number; fast: number }> {
-      const { cached, tiny, plain, prefix } = instances(mode, { maxCachedMessages: 8 });
-      const writers = [cached, tiny, plain];
+    async function randomRun(mode: RedisStoreOptions['mode'], seed: number): Promise<{ compared: number; fast: number; tracked: number }> {
+      const { cached, tiny, plain, tracked, prefix } = instances(mode, { maxCachedMessages: 8 });
+      const writers = [cached, tiny, plain, tracked];
       const random = seededRandom(seed);
       const between = (low: number, high: number): number => low + Math.floor(random() * (high - low + 1));
       const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
@@ -687,7 +698,7 @@ describeWithRedis('RedisStore', () => {
       const limitsFor = (k: ConversationKey) => (random() < 0.8 ? usualLimits.get(k.conversation)! : randomLimits());
       const randomTokens = () => (random() < 0.3 ? 0 : between(1, 20));
       const lastSeqOf = async (k: ConversationKey) => (await plain.load(k, UNLIMITED)).lastSeq;
-      const counts = { compared: 0, fast: 0 };
+      const counts = { compared: 0, fast: 0, tracked: 0 };
       let turn = 0;
 
       const appendTurn = async (store: RedisStore, k: ConversationKey): Promise<void> => {
@@ -728,11 +739,15 @@ describeWithRedis('RedisStore', () => {
         const walked = await walkedWindow(clients[0]!, `${prefix}{${k.tenant}:${k.conversation}}`, limits);
         expect(expected.cache === 'hit' ? seqsOf(expected.messages) : undefined, `seed ${seed}, ${step}, walk, ${JSON.stringify(limits)}`).toEqual(walked);
         const fastBefore = cached.fastLoads;
-        for (const [name, store] of [['cached', cached], ['tiny', tiny]] as const) {
+        const trackedBefore = tracked.trackedLoads;
+        // The tracking store sees another's write once its invalidation has arrived.
+        await tracking.settled();
+        for (const [name, store] of [['cached', cached], ['tiny', tiny], ['tracked', tracked]] as const) {
           expect(await store.load(k, limits), `seed ${seed}, ${step}, ${name}, ${JSON.stringify(limits)}`).toStrictEqual(expected);
         }
         counts.compared++;
         counts.fast += cached.fastLoads - fastBefore;
+        counts.tracked += tracked.trackedLoads - trackedBefore;
       };
 
       for (let step = 0; step < 60; step++) {
@@ -764,9 +779,11 @@ describeWithRedis('RedisStore', () => {
             appendTurn(pick(writers), k),
             cached.load(k, limitsFor(k)),
             tiny.load(other, limitsFor(other)),
+            tracked.load(k, limitsFor(k)),
             appendTurn(pick(writers), other),
             cached.load(other, limitsFor(other)),
             tiny.load(k, limitsFor(k)),
+            tracked.load(other, limitsFor(other)),
           ]);
         }
       }

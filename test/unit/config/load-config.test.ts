@@ -81,7 +81,7 @@ conversation: { header: X-Thread-Id, tenant: "header:X-Tenant-Id", retry_window:
 admin: { token: s3cret-admin-token }
 storage:
   memory: { ttl: 7d, max_conversations: 50, max_bytes: 1gb, max_messages_per_conversation: 20 }
-  redis: { url: "rediss://cache:6380/1", ttl: 1h, max_cached_messages: 50, local_cache_messages: 0 }
+  redis: { url: "rediss://cache:6380/1", ttl: 1h, max_cached_messages: 50, local_cache_messages: 0, tracking: false }
   mongodb: { url: "mongodb+srv://db.example.net", database: memory, flush_delay: 250ms }
 defaults:
   budget: { max_context_tokens: 4000, summary_max_tokens: 500, on_overflow: reject, encoding: cl100k_base }
@@ -107,7 +107,7 @@ routes:
     expect(config.admin).toEqual({ token: 's3cret-admin-token' });
     expect(config.storage).toEqual({
       memory: { ttlMs: 7 * 86_400_000, maxConversations: 50, maxBytes: 1024 ** 3, maxMessagesPerConversation: 20 },
-      redis: { url: 'rediss://cache:6380/1', isCluster: false, ttlMs: 3_600_000, maxCachedMessages: 50, timeoutMs: 500, localCacheMessages: 0 },
+      redis: { url: 'rediss://cache:6380/1', isCluster: false, ttlMs: 3_600_000, maxCachedMessages: 50, timeoutMs: 500, localCacheMessages: 0, tracking: false },
       mongodb: { url: 'mongodb+srv://db.example.net', database: 'memory', timeoutMs: 3000, flushDelayMs: 250 },
     });
     expect(config.routes.map((route) => route.name)).toEqual(['support-bot', 'tiny', 'default']);
