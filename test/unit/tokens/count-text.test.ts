@@ -11,6 +11,7 @@ import {
   isRegexWhitespace,
   MAX_EXACT_RUN_CHARS,
   MAX_PIECE_BYTES,
+  PIECE_CACHE_ENTRIES,
   utf8ByteLength,
 } from '../../../src/tokens/count-text.js';
 import { ENCODINGS, type EncodingName } from '../../../src/tokens/encoding-for-model.js';
@@ -129,6 +130,21 @@ describe('countText is exact for ordinary text', () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('the piece cache', () => {
+  test.each(ENCODINGS)('%s: counts are the same from the cache, and after more distinct pieces than it holds', (encoding) => {
+    const early = 'Honestly, the quarterly budget quietly doubles the retry logic (request 7) — 日本語 naïve 😀';
+    expect(countText(encoding, early)).toBe(plainCount(encoding, early));
+    expect(countText(encoding, early)).toBe(plainCount(encoding, early));
+    // Enough distinct pieces to push every earlier one out, each counted right on the way.
+    const flood = Array.from({ length: PIECE_CACHE_ENTRIES + 500 }, (_, i) => ` w${i.toString(36)}x`).join('');
+    expect(countText(encoding, flood)).toBe(plainCount(encoding, flood));
+    expect(countText(encoding, early)).toBe(plainCount(encoding, early));
+    // A long piece is never cached, and still counted exactly.
+    const longPiece = `${'Supercalifragilistic'.repeat(4)} ${'9'.repeat(40)}`;
+    expect(countText(encoding, longPiece)).toBe(plainCount(encoding, longPiece));
   });
 });
 
