@@ -69,11 +69,21 @@ export function assemblePrompt(input: AssemblyInput): AssembledPrompt {
 
   // Recent turns matter most: spend what is left newest first, one whole unit
   // at a time (an assistant tool_calls message and its results never part).
+  // A unit is a single message, or an assistant tool_calls message with the tool results after it;
+  // tool results whose assistant message is not in the loaded history are never sendable.
   let first = history.length;
-  for (const unit of unitsNewestFirst(history)) {
-    if (unit.isOrphan || used + unit.tokens > budgetTokens) break;
-    used += unit.tokens;
-    first = unit.start;
+  while (first > 0) {
+    let start = first - 1;
+    let tokens = history[start]!.tokens;
+    while (start > 0 && history[start]!.message.role === 'tool') {
+      start--;
+      tokens += history[start]!.tokens;
+    }
+    const head = history[start]!.message;
+    const isOrphan = head.role === 'tool' || (first - start > 1 && !hasToolCalls(head));
+    if (isOrphan || used + tokens > budgetTokens) break;
+    used += tokens;
+    first = start;
   }
 
   const window = history.slice(first);
@@ -92,30 +102,6 @@ export function assemblePrompt(input: AssemblyInput): AssembledPrompt {
     droppedMessages: first,
     droppedTokens: sumTokens(history.slice(0, first)),
   };
-}
-
-interface HistoryUnit {
-  start: number;
-  tokens: number;
-  /** Tool results whose assistant message is not in the loaded history: never sendable. */
-  isOrphan: boolean;
-}
-
-/** Units newest first: a single message, or an assistant tool_calls message with the tool results after it. */
-export function* unitsNewestFirst(history: readonly CountedMessage[]): Generator<HistoryUnit> {
-  let end = history.length;
-  while (end > 0) {
-    let start = end - 1;
-    let tokens = history[start]!.tokens;
-    while (start > 0 && history[start]!.message.role === 'tool') {
-      start--;
-      tokens += history[start]!.tokens;
-    }
-    const head = history[start]!.message;
-    const isOrphan = head.role === 'tool' || (end - start > 1 && !hasToolCalls(head));
-    yield { start, tokens, isOrphan };
-    end = start;
-  }
 }
 
 function hasToolCalls(message: ChatMessage): boolean {

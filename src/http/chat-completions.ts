@@ -19,6 +19,7 @@ import { encodingForModel } from '../tokens/encoding-for-model.js';
 import { tokenCounterFor, type TokenCounter } from '../tokens/count-tokens.js';
 import type { TokenCountCache } from '../tokens/token-count-cache.js';
 import { countMessageYielding } from '../tokens/count-message-yielding.js';
+import { upstreamBody } from '../upstream/upstream-body.js';
 import { decodableAcceptEncoding } from '../streaming/decode-body.js';
 import { endToEndHeaders, type UpstreamClient } from '../upstream/upstream-client.js';
 import { relayResponse } from '../upstream/relay-response.js';
@@ -81,7 +82,7 @@ export async function handleChatWithMemory(
   const snapshot = await loading;
   if (snapshot === undefined) {
     // Both stores down and the route says pass through: the request goes as the client sent it.
-    await forward(req, res, deps, body.raw, { 'x-contextd-cache': 'none', 'x-contextd-memory': 'unavailable' }, log, startedAt);
+    await forward(req, res, deps, JSON.stringify(body.raw), { 'x-contextd-cache': 'none', 'x-contextd-memory': 'unavailable' }, log, startedAt);
     return;
   }
 
@@ -137,7 +138,7 @@ export async function handleChatWithMemory(
   // a follow-up, however fast, waits for it rather than missing it.
   const announced: { reservation?: TurnReservation } = {};
   try {
-    const tee = await forward(req, res, deps, { ...body.raw, messages: prompt.messages }, headers, log, startedAt, true, () => {
+    const tee = await forward(req, res, deps, upstreamBody(body.raw, prompt.messages), headers, log, startedAt, true, () => {
       announced.reservation = deps.persist.reserve(key);
     });
     if (tee === undefined) {
@@ -263,7 +264,8 @@ async function forward(
   req: IncomingMessage,
   res: ServerResponse,
   deps: ChatCompletionsDeps,
-  body: Record<string, unknown>,
+  /** The request body as sent upstream, serialised. */
+  body: string,
   contextdHeaders: Record<string, string>,
   log: RequestLog,
   startedAt: number,
@@ -286,7 +288,7 @@ async function forward(
   const sentAt = performance.now();
   log.addedMs = round(sentAt - startedAt);
   deps.metrics.addedLatency.observe({ kind: 'memory' }, (sentAt - startedAt) / 1000);
-  const upstream = await deps.upstream.send({ method: 'POST', pathAndQuery: '/chat/completions' + queryOf(req), headers, body: JSON.stringify(body), signal: abort.signal });
+  const upstream = await deps.upstream.send({ method: 'POST', pathAndQuery: '/chat/completions' + queryOf(req), headers, body, signal: abort.signal });
   log.upstreamMs = round(performance.now() - sentAt);
   log.upstreamStatus = upstream.status;
   deps.metrics.upstreamLatency.observe({ kind: 'memory' }, (performance.now() - sentAt) / 1000);
