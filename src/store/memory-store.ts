@@ -61,7 +61,8 @@ interface MessageEntry {
   bytes: number;
 }
 
-const handOut = (entry: MessageEntry): StoredMessage => ({ ...entry.stored });
+// Deep-frozen: handed out as they are, shared by every load (as the Redis store's decoded window is).
+const handOut = (entry: MessageEntry): StoredMessage => entry.stored;
 
 interface TurnRecord {
   firstSeq: number;
