@@ -216,7 +216,7 @@ interface CachedWindow {
   touchedAtMs: number;
   /** The list's length when the window was last validated or extended by this store's append; -1 when unknown. */
   listLength: number;
-  /** The tracking epoch in which a fast load validated the window (tracked while it is the current one); -1 for none. */
+  /** The tracking epoch in which a read (fast load or LOAD) validated the window (tracked while it is the current one); -1 for none. */
   validEpoch: number;
   /** The store's invalidation clock when Redis last invalidated the conversation (0 for never). */
   invalidatedAt: number;
@@ -226,6 +226,9 @@ interface CachedWindow {
 type TailReads = [tail: string[], length: number, meta: (string | null)[], summaryBytes: number];
 
 const SWEEP_SCAN_COUNT = 500;
+
+/** The keys a window is read from, as they end: an invalidation of either untracks the window. */
+const WINDOW_KEY_SUFFIXES = ['}:meta', '}:msgs'] as const;
 
 export class RedisStore implements ConversationStore {
   readonly #client: Redis | Cluster;
@@ -984,9 +987,9 @@ export class RedisStore implements ConversationStore {
       return;
     }
     for (const key of keys) {
-      const isWindowKey = key.endsWith('}:meta') || key.endsWith('}:msgs');
-      if (!isWindowKey || !key.startsWith(`${this.#prefix}{`)) continue;
-      const window = this.#windows.get(key.slice(this.#prefix.length + 1, -'}:meta'.length));
+      const suffix = WINDOW_KEY_SUFFIXES.find((each) => key.endsWith(each));
+      if (suffix === undefined || !key.startsWith(`${this.#prefix}{`)) continue;
+      const window = this.#windows.get(key.slice(this.#prefix.length + 1, -suffix.length));
       if (window === undefined) continue;
       window.validEpoch = -1;
       window.invalidatedAt = clock;

@@ -106,7 +106,7 @@ export class RedisTracking {
     for (const waiter of [...this.#waiters]) waiter(false);
   }
 
-  /** Resolves true once tracking is on (start-up, tests), false if it is not within timeoutMs. */
+  /** Resolves true once tracking is on (for tests and tools), false if it is not within timeoutMs. */
   async whenActive(timeoutMs: number): Promise<boolean> {
     if (this.activeEpoch !== undefined) return true;
     return new Promise<boolean>((resolve) => {
