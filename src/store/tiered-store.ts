@@ -51,7 +51,10 @@ export class TieredStore implements ConversationStore, SummaryLock {
   async load(key: ConversationKey, limits: LoadLimits): Promise<ConversationSnapshot> {
     const { redis, mongo } = this.#o;
     let partial: ConversationSnapshot | undefined;
-    if (redis !== undefined && this.#usable('redis')) {
+    // A conversation written to MongoDB while Redis was down is read from MongoDB
+    // until its Redis copy, which lacks those turns, has been dropped.
+    const isStaleInRedis = this.#staleInRedis.size > 0 && this.#staleInRedis.has(conversationKeyString(key));
+    if (redis !== undefined && !isStaleInRedis && this.#usable('redis')) {
       try {
         const hot = await this.#redis('load', () => redis.load(key, limits));
         if (mongo === undefined) return hot;

@@ -105,6 +105,39 @@ describeWithService(!available.redis.isAvailable ? available.redis : available.m
     runStoreContract('TieredStore (MongoDB only)', stack('mongodb-only'));
   });
 
+  describe('Redis back after an outage', () => {
+    test("a turn written to MongoDB while Redis was down is in the next load, before Redis's stale copy is dropped", async () => {
+      const health = new StoreHealth({ tiers: ['redis', 'mongodb'], probeIntervalMs: 60_000 });
+      const mongo = new MongoStore({ db: mongoClient.db(`${mongoServer.database}_${randomUUID().slice(0, 8)}`) });
+      await mongo.ensureIndexes();
+      const redisStore = new RedisStore({ client: redis, ttlMs: 3_600_000, maxCachedMessages: 200, mode: 'cache', keyPrefix: `outage:${randomUUID()}:` });
+      const flushed: string[] = [];
+      const flusher = testFlusher({ redis: redisStore, mongo, health, onFlushed: (k) => flushed.push(k.conversation) });
+      const store = tieredStore({ redis: redisStore, mongo, health, onFlushNeeded: () => flusher.notify() });
+      flusher.start();
+      onTestFinished(async () => {
+        await flusher.stop(2_000);
+        await store.close();
+      });
+      const k = { tenant: 'tenant' as TenantId, conversation: 'outage' as ConversationId };
+      await store.append(k, [message('before'), message('before answer')]);
+      await waitFor(() => flushed.length > 0, { message: 'first turn flushed' });
+      expect((await store.load(k, { maxMessages: 100, maxTokens: 10_000 })).cache).toBe('hit');
+
+      // Redis down (a timeout, say): the turn goes to MongoDB alone.
+      health.failed('redis', new Error('timed out'));
+      await store.append(k, [message('during'), message('during answer')]);
+      // Redis answers again; its copy still lacks that turn until dropStaleCopies runs.
+      health.succeeded('redis');
+      const loaded = await store.load(k, { maxMessages: 100, maxTokens: 10_000 });
+      expect(loaded.messages.map((m) => m.message.content)).toEqual(['before', 'before answer', 'during', 'during answer']);
+
+      expect(await store.dropStaleCopies()).toBe(1);
+      const after = await store.load(k, { maxMessages: 100, maxTokens: 10_000 });
+      expect(after.messages.map((m) => m.message.content)).toEqual(['before', 'before answer', 'during', 'during answer']);
+    });
+  });
+
   describe('the flusher', () => {
     test('one round carries the turns of every due conversation to MongoDB in one insert', async () => {
       const monitored = new MongoClient(mongoServer.url, { serverSelectionTimeoutMS: 5_000, monitorCommands: true });
