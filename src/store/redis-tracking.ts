@@ -57,13 +57,14 @@ export class RedisTracking {
     this.#onError = options.onError ?? (() => undefined);
     const client = this.#client;
     const subscriber = this.#subscriber;
-    client.on('ready', () => void this.#enable());
-    client.on('close', () => this.#lose());
-    subscriber.on('ready', () => void this.#subscribe());
-    subscriber.on('close', () => {
+    const loseSubscriber = (): void => {
       this.#subscriberId = undefined;
       this.#lose();
-    });
+    };
+    client.on('ready', () => void this.#enable());
+    subscriber.on('ready', () => void this.#subscribe());
+    whenLost(client, () => this.#lose());
+    whenLost(subscriber, loseSubscriber);
     subscriber.on('messageBuffer', (channel: Buffer | string, payload: unknown) => this.#deliver(channel, payload));
     if (subscriber.status === 'ready') void this.#subscribe();
   }
@@ -161,4 +162,22 @@ export class RedisTracking {
     const keys = Array.isArray(payload) ? payload.map((key) => String(key)) : null;
     for (const listener of this.#listeners) listener(keys);
   }
+}
+
+/**
+ * Calls `lost` as soon as the connection's socket ends or fails, not only at
+ * ioredis's 'close': that comes when the socket's handle has closed, at the
+ * end of the event-loop turn that read the EOF, so a request read in the same
+ * turn would still trust windows whose invalidations can no longer arrive.
+ * A socket's 'end' and 'error' run right after the read that saw them.
+ */
+function whenLost(connection: Redis, lost: () => void): void {
+  const watch = (): void => {
+    const socket = connection.stream;
+    socket.once('end', lost);
+    socket.once('error', lost);
+  };
+  connection.on('close', lost);
+  connection.on('connect', watch);
+  if (connection.status === 'connect' || connection.status === 'ready') watch();
 }
