@@ -13,8 +13,9 @@
 // leaves out the store's own writes, which it accounts for itself.
 //
 // Epochs. Tracking lives and dies with the two connections: a reconnection
-// of either loses what Redis remembered (or where it would say so), so every
-// close starts a new epoch with tracking off, and tracking is on again only
+// of either loses what Redis remembered (or where it would say so), so the
+// end of either socket (its EOF or error, see whenLost) starts a new epoch
+// with tracking off, and tracking is on again only
 // once both are back and CLIENT TRACKING has answered. RedisStore trusts a
 // window only within the epoch that validated it. Reads the store sends after
 // it has seen CLIENT TRACKING's answer run after it (one connection runs its
