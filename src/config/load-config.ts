@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
+import { deepFreeze } from '../freeze.js';
 import { interpolateDocument, isPlainObject, type ConfigPath } from './interpolate.js';
 import { configFileSchema, resolveConfig, type Config } from './schema.js';
 
@@ -283,12 +284,4 @@ function dropNulls(value: unknown): unknown {
 
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value === '' ? undefined : value;
-}
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const item of Object.values(value)) deepFreeze(item);
-  }
-  return value;
 }

@@ -21,7 +21,7 @@ import type {
 } from '../domain.js';
 import { StoreUnavailableError } from '../errors.js';
 import type { ConversationStore, LoadLimits } from './conversation-store.js';
-import { deepFreeze } from './freeze.js';
+import { deepFreeze } from '../freeze.js';
 
 export interface MemoryStoreOptions {
   /** A conversation not loaded, appended to or summarized for this long is gone. */

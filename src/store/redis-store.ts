@@ -125,7 +125,7 @@ import type {
 } from '../domain.js';
 import { StoreUnavailableError } from '../errors.js';
 import type { ConversationStore, LoadLimits, LockLease } from './conversation-store.js';
-import { deepFreeze } from './freeze.js';
+import { deepFreeze } from '../freeze.js';
 import { REDIS_SCRIPTS, type RedisScriptName } from './redis-scripts.js';
 import type { RedisTracking } from './redis-tracking.js';
 

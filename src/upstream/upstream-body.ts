@@ -9,7 +9,7 @@
 
 import { randomBytes } from 'node:crypto';
 import type { ChatMessage } from '../domain.js';
-import { isDeeplyFrozen } from '../store/freeze.js';
+import { isDeeplyFrozen } from '../freeze.js';
 
 /** Stands in for the messages while the rest of the body is serialised; random per process, so no client text holds it. */
 const PLACEHOLDER = `contextd-messages-${randomBytes(12).toString('hex')}`;

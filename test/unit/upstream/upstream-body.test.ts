@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import type { ChatMessage } from '../../../src/domain.js';
-import { deepFreeze } from '../../../src/store/freeze.js';
+import { deepFreeze } from '../../../src/freeze.js';
 import { upstreamBody } from '../../../src/upstream/upstream-body.js';
 
 // JSON values as a parsed request body holds them (no undefined, no functions).

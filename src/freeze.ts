@@ -1,6 +1,7 @@
-// Stores that keep decoded messages in process memory hand the same objects to
-// every caller; freezing them is what keeps one caller's change from reaching
-// the next (a copy per load would cost what keeping them saves).
+// Objects shared by every caller are frozen: the resolved config, and the
+// messages stores keep decoded in process memory, which they hand to every
+// caller; freezing them is what keeps one caller's change from reaching the
+// next (a copy per load would cost what keeping them saves).
 
 /** Objects deepFreeze froze with everything reachable from them: their JSON never changes. */
 const deeplyFrozen = new WeakSet<object>();
