@@ -467,20 +467,13 @@ export class RedisStore implements ConversationStore {
     if (!isCluster(client)) {
       // Corked, the four commands leave in one write: each write is a syscall,
       // which costs more CPU here than the four commands cost Redis.
-      const socket: Pick<Socket, 'cork' | 'uncork'> | undefined = client.stream;
-      socket?.cork();
-      let reads: Promise<TailReads>;
-      try {
-        reads = Promise.all([
-          client.lrange(msgs, -FAST_LOAD_TAIL_ENTRIES, -1),
-          client.llen(msgs),
-          client.hmget(meta, 'lastSeq', 'inc', 'coversSeq'),
-          client.hstrlen(meta, 'summary'),
-        ]);
-      } finally {
-        socket?.uncork();
-      }
-      return reads;
+      this.#corkForTick();
+      return Promise.all([
+        client.lrange(msgs, -FAST_LOAD_TAIL_ENTRIES, -1),
+        client.llen(msgs),
+        client.hmget(meta, 'lastSeq', 'inc', 'coversSeq'),
+        client.hstrlen(meta, 'summary'),
+      ]);
     }
     const results = await client.multi().lrange(msgs, -FAST_LOAD_TAIL_ENTRIES, -1).llen(msgs).hmget(meta, 'lastSeq', 'inc', 'coversSeq').hstrlen(meta, 'summary').exec();
     if (results === null) throw new Error('RedisStore.load: the MULTI was discarded');
@@ -951,8 +944,9 @@ export class RedisStore implements ConversationStore {
   }
 
   /**
-   * Calls made in this tick leave in one write (a flush round marks all its
-   * conversations at once): each write is a syscall, dearer here than the commands.
+   * Calls made in this tick leave in one write (the fast load's four reads; a
+   * flush round's marks of all its conversations): each write is a syscall,
+   * dearer here than the commands.
    */
   #corkForTick(): void {
     if (this.#isCorked || isCluster(this.#client)) return;
