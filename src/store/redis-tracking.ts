@@ -49,7 +49,6 @@ export class RedisTracking {
   #isActive = false;
   #subscriberId: number | undefined;
   #isClosed = false;
-  #invalidations = 0;
   readonly #waiters = new Set<(isActive: boolean) => void>();
 
   constructor(options: RedisTrackingOptions) {
@@ -78,11 +77,6 @@ export class RedisTracking {
   /** The current epoch while the client's reads are tracked; undefined while they are not. */
   get activeEpoch(): number | undefined {
     return this.#isActive ? this.#epoch : undefined;
-  }
-
-  /** Invalidation messages received (each names one or more keys, or all). */
-  get invalidations(): number {
-    return this.#invalidations;
   }
 
   /**
@@ -159,7 +153,6 @@ export class RedisTracking {
 
   #deliver(channel: Buffer | string, payload: unknown): void {
     if (String(channel) !== INVALIDATION_CHANNEL) return;
-    this.#invalidations++;
     const keys = Array.isArray(payload) ? payload.map((key) => String(key)) : null;
     for (const listener of this.#listeners) listener(keys);
   }
