@@ -13,6 +13,10 @@ status=0
 # Redis and a MongoDB (or FerretDB) for the store suites. With CI set a service it
 # cannot install fails the run; the suites still run, and those needing it fail too.
 bash scripts/install-services.sh || status=1
+# The real clients of the compatibility suite: a Python virtualenv (.venv-clients)
+# and the AI SDK's own node_modules (it needs a newer Node, which it brings).
+bash scripts/install-python-clients.sh || status=1
+bash scripts/install-node-clients.sh || status=1
 npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?
 
 node -e '

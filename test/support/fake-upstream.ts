@@ -50,6 +50,11 @@ export interface Delivery {
    */
   holdAfterChunks?: number;
   /**
+   * Streams only: after the last chunk (`data: [DONE]` included) keep the response
+   * open until `release()`, as an upstream whose end of stream lags its last event.
+   */
+  holdEnd?: boolean;
+  /**
    * Close the connection after this many chunks: no final chunk, no `[DONE]`.
    * A non-streaming reply is cut after half of its body (its content-length promised more).
    */
@@ -453,6 +458,7 @@ class FakeUpstreamServer implements FakeUpstream {
         else await nextTurn(undefined, { signal });
         await writeChunk(compressor ?? res, chunk, compressor, signal);
       }
+      if (delivery.holdEnd === true) await this.hold(signal);
       if (compressor === undefined) res.end();
       else compressor.end();
     } finally {
@@ -507,8 +513,9 @@ class FakeUpstreamServer implements FakeUpstream {
   }
 }
 
+/** `/v1/chat/completions`, and Azure's `/…/deployments/{name}/chat/completions` and `/openai/v1/chat/completions`. */
 function isChatRequest(record: RecordedRequest): boolean {
-  return record.method === 'POST' && record.path === '/v1/chat/completions';
+  return record.method === 'POST' && record.path.endsWith('/chat/completions');
 }
 
 function pathOf(url: string): string {

@@ -1,0 +1,91 @@
+import type { ChatMessage } from '../domain.js';
+
+// OpenAI's rules for tool messages in a prompt, which it enforces with a 400:
+// - every `tool` message answers a tool_call of the assistant message before it
+//   (only other tool messages may stand between them);
+// - every tool_call id is answered before the next non-tool message;
+// - no tool_call id appears twice (neither as a call nor as an answer).
+// contextd checks the prompts it sends and the states it stores against them.
+
+export type ToolSequenceRule = 'orphan_tool_result' | 'unanswered_tool_call' | 'duplicate_tool_call_id';
+
+export interface ToolSequenceProblem {
+  rule: ToolSequenceRule;
+  /** Index of the offending message in the list checked. */
+  index: number;
+  /** The tool_call id concerned, when there is one. */
+  id: string | undefined;
+}
+
+export interface ToolSequenceOptions {
+  /**
+   * Tool results at the very start may answer calls made before the list
+   * (a client's new turn answering a stored call): they are not orphans.
+   */
+  allowLeadingResults?: boolean;
+  /**
+   * The last assistant tool_calls message may still wait for (some of) its
+   * results: true of a stored conversation, never of a prompt.
+   */
+  allowOpenTail?: boolean;
+}
+
+export function hasToolCalls(message: ChatMessage): boolean {
+  return message.role === 'assistant' && Array.isArray(message.tool_calls) && message.tool_calls.length > 0;
+}
+
+/** The tool_call ids an assistant message makes, in order. */
+export function toolCallIds(message: ChatMessage): string[] {
+  if (!hasToolCalls(message)) return [];
+  return message.tool_calls!.map((call) => (typeof call?.id === 'string' ? call.id : ''));
+}
+
+/** The first way `messages` breaks OpenAI's tool-message rules, or undefined when it keeps them all. */
+export function findToolSequenceProblem(messages: readonly ChatMessage[], options: ToolSequenceOptions = {}): ToolSequenceProblem | undefined {
+  const seenIds = new Set<string>();
+  /** Calls of the current assistant message not yet answered; undefined outside a tool exchange. */
+  let open: Set<string> | undefined;
+  let openAt = -1;
+  let isLeading = options.allowLeadingResults === true;
+
+  for (let index = 0; index < messages.length; index++) {
+    const message = messages[index]!;
+    if (message.role === 'tool') {
+      const id = typeof message.tool_call_id === 'string' ? message.tool_call_id : undefined;
+      if (isLeading) {
+        if (id === undefined || seenIds.has(id)) return { rule: id === undefined ? 'orphan_tool_result' : 'duplicate_tool_call_id', index, id };
+        seenIds.add(id);
+        continue;
+      }
+      if (open === undefined || id === undefined || !open.has(id)) {
+        const isRepeat = id !== undefined && seenIds.has(id) && open !== undefined;
+        return { rule: isRepeat ? 'duplicate_tool_call_id' : 'orphan_tool_result', index, id };
+      }
+      open.delete(id);
+      continue;
+    }
+    isLeading = false;
+    if (open !== undefined && open.size > 0) return { rule: 'unanswered_tool_call', index: openAt, id: [...open][0] };
+    open = undefined;
+    if (!hasToolCalls(message)) continue;
+    open = new Set();
+    openAt = index;
+    for (const id of toolCallIds(message)) {
+      if (id === '' || seenIds.has(id) || open.has(id)) return { rule: 'duplicate_tool_call_id', index, id };
+      open.add(id);
+      seenIds.add(id);
+    }
+  }
+  if (open !== undefined && open.size > 0 && options.allowOpenTail !== true) return { rule: 'unanswered_tool_call', index: openAt, id: [...open][0] };
+  return undefined;
+}
+
+/** A one-line account of a problem, for logs and error messages. */
+export function describeToolSequenceProblem(problem: ToolSequenceProblem): string {
+  const what = {
+    orphan_tool_result: 'a tool message answers no tool_call of the assistant message before it',
+    unanswered_tool_call: 'a tool_call is not answered before the next non-tool message',
+    duplicate_tool_call_id: 'a tool_call id appears twice',
+  }[problem.rule];
+  return `${what} (message ${problem.index}${problem.id === undefined ? '' : `, id ${problem.id}`})`;
+}
