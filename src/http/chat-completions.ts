@@ -23,6 +23,7 @@ import { upstreamBody } from '../upstream/upstream-body.js';
 import { decodableAcceptEncoding } from '../streaming/decode-body.js';
 import { endToEndHeaders, type UpstreamClient } from '../upstream/upstream-client.js';
 import { relayResponse } from '../upstream/relay-response.js';
+import { watchClientDeparture } from '../upstream/client-departure.js';
 import { conversationKey, firstHeader, resolveTenant } from './conversation-identity.js';
 import { parseChatRequest } from './parse-chat-request.js';
 import { readBody } from './read-body.js';
@@ -138,9 +139,20 @@ export async function handleChatWithMemory(
   // a follow-up, however fast, waits for it rather than missing it.
   const announced: { reservation?: TurnReservation } = {};
   try {
-    const tee = await forward(req, res, deps, upstreamBody(body.raw, prompt.messages), headers, log, startedAt, true, () => {
-      announced.reservation = deps.persist.reserve(key);
-    });
+    const tee = await forward(
+      req,
+      res,
+      deps,
+      upstreamBody(body.raw, prompt.messages),
+      headers,
+      log,
+      startedAt,
+      true,
+      () => {
+        announced.reservation = deps.persist.reserve(key);
+      },
+      isUsageRequested(body.raw),
+    );
     if (tee === undefined) {
       // An upstream error answer, or a client that left: nothing to remember.
       log.stored = 'not_stored';
@@ -271,13 +283,11 @@ async function forward(
   startedAt: number,
   tee = false,
   onClientHasAll?: () => void,
+  /** The request set stream_options.include_usage: a stream ends with its usage chunk. */
+  usageRequested = false,
 ): Promise<ReplyTee | undefined> {
-  const abort = new AbortController();
-  res.once('close', () => {
-    if (!res.writableFinished) {
-      log.clientAborted = true;
-      abort.abort();
-    }
+  const departure = watchClientDeparture(res, () => {
+    log.clientAborted = true;
   });
   const headers = endToEndHeaders(req.headers, new Set([...NOT_FORWARDED, deps.config.conversation.header]));
   headers['content-type'] = 'application/json';
@@ -288,19 +298,27 @@ async function forward(
   const sentAt = performance.now();
   log.addedMs = round(sentAt - startedAt);
   deps.metrics.addedLatency.observe({ kind: 'memory' }, (sentAt - startedAt) / 1000);
-  const upstream = await deps.upstream.send({ method: 'POST', pathAndQuery: '/chat/completions' + queryOf(req), headers, body, signal: abort.signal });
+  const upstream = await deps.upstream.send({ method: 'POST', pathAndQuery: '/chat/completions' + queryOf(req), headers, body, signal: departure.signal });
   log.upstreamMs = round(performance.now() - sentAt);
   log.upstreamStatus = upstream.status;
   deps.metrics.upstreamLatency.observe({ kind: 'memory' }, (performance.now() - sentAt) / 1000);
 
   const isSuccess = upstream.status >= 200 && upstream.status < 300;
-  const replyTee = tee && isSuccess ? teeReply(upstream.headers) : undefined;
+  const replyTee = tee && isSuccess ? teeReply(upstream.headers, { usageRequested }) : undefined;
+  let relayed: { clientHasAll: boolean };
   try {
-    await relayResponse(res, upstream, contextdHeaders, replyTee === undefined ? undefined : (chunk) => replyTee.push(chunk), replyTee === undefined ? undefined : onClientHasAll);
+    relayed = await relayResponse(res, upstream, contextdHeaders, {
+      onChunk: replyTee === undefined ? undefined : (chunk) => replyTee.push(chunk),
+      isReplyComplete: replyTee === undefined ? undefined : () => replyTee.isComplete(),
+      onClientHasAll: () => {
+        departure.markClientHasAll();
+        if (replyTee !== undefined) onClientHasAll?.();
+      },
+    });
   } catch (error) {
-    throw abort.signal.aborted ? error : deps.upstream.classify(error, 'reply');
+    throw departure.signal.aborted ? error : deps.upstream.classify(error, 'reply');
   }
-  if (abort.signal.aborted || res.destroyed) {
+  if (!relayed.clientHasAll) {
     replyTee?.discard();
     return undefined;
   }
@@ -317,6 +335,11 @@ async function replyTokens(counter: TokenCounter, message: ChatMessage, completi
   return completionTokens === undefined ? counted : Math.max(counted, completionTokens + counter.countMessage({ role: 'assistant', content: '' }));
 }
 
+
+function isUsageRequested(raw: Record<string, unknown>): boolean {
+  const options = raw.stream_options;
+  return typeof options === 'object' && options !== null && (options as { include_usage?: unknown }).include_usage === true;
+}
 
 function queryOf(req: IncomingMessage): string {
   const q = req.url?.indexOf('?') ?? -1;

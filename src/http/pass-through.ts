@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import type { Metrics } from '../ops/metrics.js';
 import { endToEndHeaders, type UpstreamClient } from '../upstream/upstream-client.js';
 import { relayResponse } from '../upstream/relay-response.js';
+import { watchClientDeparture } from '../upstream/client-departure.js';
 import type { RequestLog } from './request-log.js';
 
 export interface PassThroughDeps {
@@ -16,12 +17,8 @@ export interface PassThroughDeps {
  * body come back the same way.
  */
 export async function passThrough(req: IncomingMessage, res: ServerResponse, pathAndQuery: string, deps: PassThroughDeps, log: RequestLog): Promise<void> {
-  const abort = new AbortController();
-  res.once('close', () => {
-    if (!res.writableFinished) {
-      log.clientAborted = true;
-      abort.abort();
-    }
+  const departure = watchClientDeparture(res, () => {
+    log.clientAborted = true;
   });
   const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
   const sentAt = performance.now();
@@ -31,14 +28,14 @@ export async function passThrough(req: IncomingMessage, res: ServerResponse, pat
     pathAndQuery,
     headers: endToEndHeaders(req.headers, new Set(['expect'])),
     body: hasBody ? req : undefined,
-    signal: abort.signal,
+    signal: departure.signal,
   });
   log.upstreamMs = Math.round((performance.now() - sentAt) * 100) / 100;
   log.upstreamStatus = upstream.status;
   deps.metrics.upstreamLatency.observe({ kind: 'passthrough' }, (performance.now() - sentAt) / 1000);
   try {
-    await relayResponse(res, upstream, {});
+    await relayResponse(res, upstream, {}, { onClientHasAll: departure.markClientHasAll });
   } catch (error) {
-    throw abort.signal.aborted ? error : deps.upstream.classify(error, 'reply');
+    throw departure.signal.aborted ? error : deps.upstream.classify(error, 'reply');
   }
 }

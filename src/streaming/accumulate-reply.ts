@@ -24,7 +24,7 @@ export interface RebuiltReply {
   finishReason: string | undefined;
   /**
    * Set when the reply is not a complete, successful one and must not be stored: e.g.
-   * 'stream ended without [DONE]', 'upstream sent an error event', 'invalid JSON', 'empty reply'.
+   * 'stream ended before its final event', 'upstream sent an error event', 'invalid JSON', 'empty reply'.
    */
   incompleteReason: string | undefined;
 }
@@ -32,6 +32,12 @@ export interface RebuiltReply {
 /** Streaming (`text/event-stream`): feed decoded bytes as they arrive, then finish() once the upstream body ended. */
 export interface SseReplyAccumulator {
   push(chunk: Uint8Array): void;
+  /**
+   * Whether the stream's terminal event has been seen: `[DONE]`, or the final
+   * chunk with a finish_reason (followed by the usage chunk when the client
+   * asked for usage). From then on the reply is whole, however the stream ends.
+   */
+  isComplete(): boolean;
   /** Idempotent; bytes pushed after it are ignored. */
   finish(): RebuiltReply;
 }
@@ -64,7 +70,12 @@ interface MessageDraft {
 
 const DONE = '[DONE]';
 
-export function createSseReplyAccumulator(): SseReplyAccumulator {
+export interface SseReplyOptions {
+  /** The request set `stream_options.include_usage`: the usage chunk comes after the finish_reason chunk. */
+  usageRequested?: boolean;
+}
+
+export function createSseReplyAccumulator(options: SseReplyOptions = {}): SseReplyAccumulator {
   const draft: MessageDraft = {
     content: '',
     refusal: '',
@@ -77,7 +88,12 @@ export function createSseReplyAccumulator(): SseReplyAccumulator {
   let finishReason: string | undefined;
   let failure: string | undefined;
   let sawDone = false;
+  let sawUsage = false;
+  /** Choices other than index 0 (n > 1): then only [DONE] says that every choice has finished. */
+  let sawOtherChoices = false;
   let result: RebuiltReply | undefined;
+  const isComplete = (): boolean =>
+    failure === undefined && (sawDone || (finishReason !== undefined && !sawOtherChoices && (sawUsage || options.usageRequested !== true)));
 
   function onEvent(event: SseEvent): void {
     if (sawDone || failure !== undefined) return; // the SDK ignores whatever follows [DONE] too
@@ -108,9 +124,14 @@ export function createSseReplyAccumulator(): SseReplyAccumulator {
     // Providers that put usage on every chunk report running totals, so the last one wins.
     const tokens = completionTokensOf(chunk.usage);
     if (tokens !== undefined) completionTokens = tokens;
+    if (isRecord(chunk.usage)) sawUsage = true;
     if (!Array.isArray(chunk.choices)) return;
     for (const choice of chunk.choices) {
-      if (!isRecord(choice) || (choice.index ?? 0) !== 0) continue;
+      if (!isRecord(choice)) continue;
+      if ((choice.index ?? 0) !== 0) {
+        sawOtherChoices = true;
+        continue;
+      }
       if (typeof choice.finish_reason === 'string' && choice.finish_reason !== '') finishReason = choice.finish_reason;
       if (isRecord(choice.delta)) applyDelta(draft, choice.delta);
     }
@@ -123,6 +144,7 @@ export function createSseReplyAccumulator(): SseReplyAccumulator {
       if (result !== undefined || sawDone || failure !== undefined) return;
       parser.push(chunk);
     },
+    isComplete,
     finish() {
       if (result !== undefined) return result;
       if (!sawDone && failure === undefined) {
@@ -132,7 +154,7 @@ export function createSseReplyAccumulator(): SseReplyAccumulator {
       }
       const message = messageFromDraft(draft);
       const incompleteReason =
-        failure ?? (!sawDone ? 'stream ended without [DONE]' : message === undefined ? 'empty reply' : undefined);
+        failure ?? (!isComplete() ? 'stream ended before its final event' : message === undefined ? 'empty reply' : undefined);
       result = { message, completionTokens, finishReason, incompleteReason };
       return result;
     },

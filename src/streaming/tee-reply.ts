@@ -9,7 +9,9 @@ export type TeeOutcome =
 export interface ReplyTee {
   /** A chunk of the upstream body exactly as relayed to the client (possibly compressed). */
   push(chunk: Buffer): void;
-  /** Call once the body has ended: the rebuilt reply, or why there is none to store. */
+  /** Whether a stream's terminal event has gone by (see SseReplyAccumulator.isComplete); false for JSON replies. */
+  isComplete(): boolean;
+  /** Call once the body has ended (or the client left after the terminal event): the rebuilt reply, or why there is none to store. */
   finish(): Promise<TeeOutcome>;
   /** The reply will not be stored (client gone): free the decoder. */
   discard(): void;
@@ -20,7 +22,7 @@ export interface ReplyTee {
 const MAX_JSON_REPLY_BYTES = 16 * 1024 * 1024;
 
 /** The side branch of a 2xx chat-completion reply: decode, parse, rebuild. */
-export function teeReply(headers: Readonly<Record<string, string | string[]>>): ReplyTee {
+export function teeReply(headers: Readonly<Record<string, string | string[]>>, options: { usageRequested?: boolean } = {}): ReplyTee {
   const contentEncoding = single(headers['content-encoding']);
   const decoder = createBodyDecoder(contentEncoding);
   if (decoder === undefined) return unreadable(`content-encoding ${contentEncoding} cannot be decoded`);
@@ -32,10 +34,11 @@ export function teeReply(headers: Readonly<Record<string, string | string[]>>): 
   };
 
   if (isSse) {
-    const accumulator = createSseReplyAccumulator();
+    const accumulator = createSseReplyAccumulator(options);
     const onData = (data: Uint8Array): void => accumulator.push(data);
     return {
       push: (chunk) => safely(() => decoder.push(chunk, onData), onDecoderError),
+      isComplete: () => failure === undefined && accumulator.isComplete(),
       finish: async () => {
         await decoder.end(onData).catch(onDecoderError);
         return outcome(failure, accumulator.finish());
@@ -53,6 +56,7 @@ export function teeReply(headers: Readonly<Record<string, string | string[]>>): 
   };
   return {
     push: (chunk) => safely(() => decoder.push(chunk, onData), onDecoderError),
+    isComplete: () => false,
     finish: async () => {
       await decoder.end(onData).catch(onDecoderError);
       if (failure !== undefined) return { kind: 'not_stored', reason: failure };
@@ -86,7 +90,7 @@ export function asHistoryMessage(reply: ChatMessage): ChatMessage {
 }
 
 function unreadable(reason: string): ReplyTee {
-  return { push: () => undefined, finish: async () => ({ kind: 'not_stored', reason }), discard: () => undefined };
+  return { push: () => undefined, isComplete: () => false, finish: async () => ({ kind: 'not_stored', reason }), discard: () => undefined };
 }
 
 function safely(action: () => void, onError: (error: unknown) => void): void {

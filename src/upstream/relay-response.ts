@@ -4,23 +4,33 @@ import type { UpstreamResponse } from './upstream-client.js';
 
 const DONE_EVENT = Buffer.from('data: [DONE]');
 
+export interface RelayOptions {
+  /** Sees each chunk after it was handed to the client: parsing happens on that side branch and never holds a byte back. */
+  onChunk?: (chunk: Buffer) => void;
+  /** Asked after each chunk: whether the reply the client is owed has now been relayed whole (a stream's terminal event, as the tee saw it). */
+  isReplyComplete?: () => boolean;
+  /**
+   * Runs once, in the same tick as the write that gives the client everything
+   * it waits for (the last of content-length bytes, a stream's terminal event,
+   * or the end), so nothing the client sends in reply to it can be handled first.
+   */
+  onClientHasAll?: () => void;
+}
+
 /**
  * Writes the upstream's status, headers and body bytes to the client as they
  * arrive (no buffering, nothing re-encoded), honouring the client's
- * back-pressure. `onChunk` sees each chunk after it was handed to the client:
- * parsing happens on that side branch and can never hold a byte back.
- * `onClientHasAll` runs once, in the same tick as the write that gives the
- * client everything it waits for (the last of content-length bytes, a stream's
- * `data: [DONE]`, or the end), so nothing the client sends in reply to it can
- * be handled before it.
+ * back-pressure. Resolves with whether the client was given all it waits
+ * for: a client that closes the connection after that (the Python SDK does
+ * at `[DONE]`) has had its reply, and the relay stops there.
  */
 export async function relayResponse(
   res: ServerResponse,
   upstream: UpstreamResponse,
   extraHeaders: Record<string, string>,
-  onChunk?: (chunk: Buffer) => void,
-  onClientHasAll?: () => void,
-): Promise<void> {
+  options: RelayOptions = {},
+): Promise<{ clientHasAll: boolean }> {
+  const { onChunk, isReplyComplete, onClientHasAll } = options;
   res.writeHead(upstream.status, { ...upstream.headers, ...extraHeaders });
   // A stream's head goes out at once (the first event may be a while); any other
   // head leaves with the first body chunk, saving a write per response.
@@ -28,22 +38,29 @@ export async function relayResponse(
   if (isEventStream) res.flushHeaders();
   const declaredLength = Number(upstream.headers['content-length'] ?? Number.NaN);
   let written = 0;
-  let hasAll = false;
-  const clientHasAll = (): void => {
-    if (hasAll) return;
-    hasAll = true;
+  let clientHasAll = false;
+  const markClientHasAll = (): void => {
+    if (clientHasAll) return;
+    clientHasAll = true;
     onClientHasAll?.();
   };
-  for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
-    if (res.destroyed) break;
-    const isWritable = res.write(chunk);
-    onChunk?.(chunk);
-    written += chunk.length;
-    if (onClientHasAll !== undefined && (written >= declaredLength || (isEventStream && chunk.includes(DONE_EVENT)))) clientHasAll();
-    if (!isWritable) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+  try {
+    for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
+      if (res.destroyed) break;
+      const isWritable = res.write(chunk);
+      onChunk?.(chunk);
+      written += chunk.length;
+      if (written >= declaredLength || (isEventStream && chunk.includes(DONE_EVENT)) || isReplyComplete?.() === true) markClientHasAll();
+      if (!isWritable) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+    }
+  } catch (error) {
+    // The upstream body cut short after the client had everything (the relay
+    // was stopped because the client left): the reply is whole all the same.
+    if (!clientHasAll) throw error;
   }
   if (!res.destroyed) {
     res.end();
-    clientHasAll();
+    markClientHasAll();
   }
+  return { clientHasAll };
 }

@@ -245,22 +245,22 @@ describe('createSseReplyAccumulator', () => {
     {
       name: 'cut off: no [DONE]',
       stream: sse(chunk({ role: 'assistant', content: 'partial' })),
-      reply: { message: { role: 'assistant', content: 'partial' }, incompleteReason: 'stream ended without [DONE]' },
+      reply: { message: { role: 'assistant', content: 'partial' }, incompleteReason: 'stream ended before its final event' },
     },
     {
       name: 'cut off in the middle of an event',
       stream: `${sse(chunk({ content: 'partial' }))}data: {"choices":[{"index":0,"delta":{"content":"mo`,
-      reply: { message: { role: 'assistant', content: 'partial' }, incompleteReason: 'stream ended without [DONE]' },
+      reply: { message: { role: 'assistant', content: 'partial' }, incompleteReason: 'stream ended before its final event' },
     },
     {
-      name: 'cut off inside "[DONE]"',
+      name: 'cut off inside "[DONE]", after the finish_reason chunk: the reply is whole',
       stream: `${sse(chunk({ content: 'a' }, 'stop'))}data: [DO`,
-      reply: { incompleteReason: 'stream ended without [DONE]' },
+      reply: { message: { role: 'assistant', content: 'a' }, incompleteReason: undefined },
     },
     {
       name: 'nothing at all',
       stream: '',
-      reply: { message: undefined, completionTokens: undefined, finishReason: undefined, incompleteReason: 'stream ended without [DONE]' },
+      reply: { message: undefined, completionTokens: undefined, finishReason: undefined, incompleteReason: 'stream ended before its final event' },
     },
     {
       name: 'error object mid-stream',
@@ -303,6 +303,44 @@ describe('createSseReplyAccumulator', () => {
   test('message carries exactly the fields listed, nothing undefined', () => {
     const { message } = accumulate(sse(chunk({ role: 'assistant', content: 'a' }), chunk({}, 'stop'), '[DONE]'));
     expect(Object.keys(message ?? {})).toEqual(['role', 'content']);
+  });
+
+  describe('isComplete: the terminal event, after which the reply is whole whatever the stream does', () => {
+    const feed = (options: { usageRequested?: boolean }, ...events: (Record<string, unknown> | string)[]) => {
+      const accumulator = createSseReplyAccumulator(options);
+      const seen: boolean[] = [];
+      for (const event of events) {
+        accumulator.push(utf8.encode(sse(event)));
+        seen.push(accumulator.isComplete());
+      }
+      return { seen, reply: accumulator.finish() };
+    };
+
+    test('[DONE] completes a stream', () => {
+      expect(feed({}, chunk({ content: 'a' }), '[DONE]').seen).toEqual([false, true]);
+    });
+
+    test('the finish_reason chunk completes a stream whose client asked for no usage', () => {
+      const { seen, reply } = feed({}, chunk({ content: 'a' }), chunk({}, 'stop'));
+      expect(seen).toEqual([false, true]);
+      expect(reply.incompleteReason).toBeUndefined();
+    });
+
+    test('with usage asked for, the usage chunk after finish_reason completes it', () => {
+      const { seen, reply } = feed({ usageRequested: true }, chunk({ content: 'a' }), chunk({}, 'stop'), usageChunk(3));
+      expect(seen).toEqual([false, false, true]);
+      expect(reply.incompleteReason).toBeUndefined();
+      expect(feed({ usageRequested: true }, chunk({ content: 'a' }), chunk({}, 'stop')).reply.incompleteReason).toBe('stream ended before its final event');
+    });
+
+    test('with several choices only [DONE] completes it', () => {
+      const other = { choices: [{ index: 1, delta: { content: 'b' }, finish_reason: null }] };
+      expect(feed({}, other, chunk({ content: 'a' }, 'stop'), '[DONE]').seen).toEqual([false, false, true]);
+    });
+
+    test('an error event is never complete', () => {
+      expect(feed({}, chunk({ content: 'a' }, 'stop'), { error: { message: 'x' } }).seen).toEqual([true, false]);
+    });
   });
 
   test('finish() is idempotent and bytes pushed after it are ignored', () => {

@@ -31,8 +31,7 @@ async function relay(headers: Record<string, string>, chunks: string[]): Promise
       // Pulled only as relayResponse asks (a Readable would read ahead): "upstream ended" marks the pull after the last chunk.
       { status: 200, headers, body: body() as unknown as Readable },
       {},
-      (chunk) => events.push(`seen ${chunk.toString()}`),
-      () => events.push('client has all'),
+      { onChunk: (chunk) => events.push(`seen ${chunk.toString()}`), onClientHasAll: () => events.push('client has all') },
     );
   });
   server.listen(0, '127.0.0.1');
