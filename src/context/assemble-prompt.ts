@@ -1,4 +1,5 @@
 import type { ChatMessage, StoredMessage, Summary } from '../domain.js';
+import { hasToolCalls, toolCallIds } from './tool-sequence.js';
 
 export interface CountedMessage {
   message: ChatMessage;
@@ -70,7 +71,8 @@ export function assemblePrompt(input: AssemblyInput): AssembledPrompt {
   // Recent turns matter most: spend what is left newest first, one whole unit
   // at a time (an assistant tool_calls message and its results never part).
   // A unit is a single message, or an assistant tool_calls message with the tool results after it;
-  // tool results whose assistant message is not in the loaded history are never sendable.
+  // tool results whose assistant message is not in the loaded history, and a call whose results are
+  // not all there, are never sendable (OpenAI refuses both), so the window stops before them.
   let first = history.length;
   while (first > 0) {
     let start = first - 1;
@@ -81,7 +83,8 @@ export function assemblePrompt(input: AssemblyInput): AssembledPrompt {
     }
     const head = history[start]!.message;
     const isOrphan = head.role === 'tool' || (first - start > 1 && !hasToolCalls(head));
-    if (isOrphan || used + tokens > budgetTokens) break;
+    const isUnanswered = hasToolCalls(head) && !isAnsweredBy(head, history, start + 1, first);
+    if (isOrphan || isUnanswered || used + tokens > budgetTokens) break;
     used += tokens;
     first = start;
   }
@@ -104,8 +107,13 @@ export function assemblePrompt(input: AssemblyInput): AssembledPrompt {
   };
 }
 
-function hasToolCalls(message: ChatMessage): boolean {
-  return message.role === 'assistant' && Array.isArray(message.tool_calls) && message.tool_calls.length > 0;
+/** Whether history[from..to) holds a result for every call of `call`. */
+function isAnsweredBy(call: ChatMessage, history: readonly StoredMessage[], from: number, to: number): boolean {
+  const ids = toolCallIds(call);
+  if (to - from < ids.length) return false;
+  const answered = new Set<unknown>();
+  for (let i = from; i < to; i++) answered.add(history[i]!.message.tool_call_id);
+  return ids.every((id) => answered.has(id));
 }
 
 /** Index where the newest unit starts if it is an assistant tool_calls message with (some of) its results; else history.length. */

@@ -1,33 +1,86 @@
 import { createHash } from 'node:crypto';
-import type { ChatMessage, ContentPart } from '../domain.js';
+import type { ChatMessage, ContentPart, StoredMessage } from '../domain.js';
 
 // Recognising re-sent history means comparing what a client sends back with
-// what contextd stored. Clients re-send replies in their own shape (the SDK's
-// message object with `refusal: null`, `annotations: []`, or just role and
-// content), so the digest covers only what the model sees, normalised.
+// what contextd stored. Apps rebuild their history from their own objects, not
+// from the bytes contextd stored, so the digest covers only what the model
+// sees, canonically:
+// - tool-call arguments compared as parsed JSON when they parse (LangChain
+//   re-serialises `{"q":"item 5"}` as `{"q": "item 5"}`; key order is free);
+// - text content equal whether sent as a string or as text parts;
+// - an absent optional field equal to `null`, `""` or `[]` (the SDKs' reply
+//   objects carry `refusal: null`, `tool_calls: []`, `annotations: []`).
 
-function normaliseContent(content: ChatMessage['content']): unknown {
+/** Digests made by this version start with it; older stored digests are recomputed from their message. */
+const DIGEST_VERSION = '2.';
+
+/** JSON text with object keys sorted and null-valued object fields left out. */
+function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const record = value as Record<string, unknown>;
+  const fields = Object.keys(record)
+    .filter((key) => record[key] !== null && record[key] !== undefined)
+    .sort()
+    .map((key) => `${JSON.stringify(key)}:${canonicalJson(record[key])}`);
+  return `{${fields.join(',')}}`;
+}
+
+function canonicalContent(content: ChatMessage['content']): unknown {
   if (content === undefined || content === null || content === '') return null;
   if (typeof content === 'string') return content;
-  const onlyText = content.every((part: ContentPart) => part.type === 'text' && typeof part.text === 'string');
-  if (onlyText) return content.map((part) => part.text).join('');
-  return content;
+  if (!Array.isArray(content)) return canonicalJson(content);
+  const onlyText = content.every((part: ContentPart) => part?.type === 'text' && typeof part.text === 'string');
+  if (onlyText) return content.length === 0 ? null : content.map((part) => part.text).join('');
+  return canonicalJson(content);
 }
 
-function normaliseToolCalls(toolCalls: ChatMessage['tool_calls']): unknown {
-  if (!Array.isArray(toolCalls) || toolCalls.length === 0) return null;
-  return toolCalls.map((call) => [call.id, call.type ?? 'function', call.function?.name, call.function?.arguments]);
+/** Arguments as the model meant them: parsed JSON when they parse, else the text itself. */
+function canonicalArguments(text: unknown): string | null {
+  if (typeof text !== 'string') return text === undefined || text === null ? null : canonicalJson(text);
+  try {
+    return canonicalJson(JSON.parse(text));
+  } catch {
+    return text;
+  }
 }
+
+function canonicalToolCalls(toolCalls: ChatMessage['tool_calls']): unknown {
+  if (!Array.isArray(toolCalls) || toolCalls.length === 0) return null;
+  return toolCalls.map((call) => {
+    const custom = call?.custom as { name?: unknown; input?: unknown } | undefined;
+    return [
+      call?.id ?? null,
+      call?.type ?? 'function',
+      call?.function?.name ?? custom?.name ?? null,
+      call?.function !== undefined ? canonicalArguments(call.function.arguments) : (custom?.input ?? null),
+    ];
+  });
+}
+
+const orNull = (value: unknown): unknown => (value === undefined || value === '' ? null : value);
 
 /** A digest of what the model sees of a message: equal digests mean the same message. */
 export function digestMessage(message: ChatMessage): string {
   const seen = [
     message.role,
-    normaliseContent(message.content),
-    message.name ?? null,
-    normaliseToolCalls(message.tool_calls),
-    message.tool_call_id ?? null,
+    canonicalContent(message.content),
+    orNull(message.name),
+    canonicalToolCalls(message.tool_calls),
+    orNull(message.tool_call_id),
     typeof message.refusal === 'string' && message.refusal !== '' ? message.refusal : null,
   ];
-  return createHash('sha1').update(JSON.stringify(seen)).digest('base64url');
+  return DIGEST_VERSION + createHash('sha1').update(JSON.stringify(seen)).digest('base64url');
+}
+
+// Stored messages are frozen and shared by the stores' caches, so a digest
+// recomputed for one stored before this version is kept for as long as it is.
+const recomputed = new WeakMap<StoredMessage, string>();
+
+/** The stored message's digest in this version's form (recomputed once for messages stored by an older version). */
+export function storedDigest(stored: StoredMessage): string {
+  if (stored.digest.startsWith(DIGEST_VERSION)) return stored.digest;
+  let digest = recomputed.get(stored);
+  if (digest === undefined) recomputed.set(stored, (digest = digestMessage(stored.message)));
+  return digest;
 }

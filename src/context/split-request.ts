@@ -1,4 +1,6 @@
 import type { ChatMessage, StoredMessage } from '../domain.js';
+import { storedDigest } from './message-digest.js';
+import { hasToolCalls, toolCallIds } from './tool-sequence.js';
 
 // A request's messages are: leading instructions (system/developer, pinned,
 // never stored), then either only the new turn (clients that rely on contextd)
@@ -30,6 +32,9 @@ export interface SplitRequest {
   isRetry: boolean;
 }
 
+/** Whether the model made the message: its text or its call ids do not recur by chance, unlike a user's "yes". */
+const isModelMade = (message: ChatMessage): boolean => message.role === 'assistant' || message.role === 'tool';
+
 const isInstruction = (message: ChatMessage): boolean => message.role === 'system' || message.role === 'developer';
 
 export function splitRequest(input: SplitInput): SplitRequest {
@@ -52,21 +57,52 @@ export function splitRequest(input: SplitInput): SplitRequest {
   const retry = matchRetriedTurn(input, instructionCount);
   if (retry !== undefined) return { instructionCount, ...retry, isRetry: true };
 
-  return { instructionCount, turnStart: afterLastAssistant(messages, instructionCount), history: stored, isRetry: false };
+  const unaligned = afterLastAssistant(messages, instructionCount);
+  return { instructionCount, turnStart: pastStoredCopies(input, unaligned), history: stored, isRetry: false };
 }
 
 /**
- * The largest k such that messages[start..k) ends with the tail of `tail`
- * (compared over min(k - start, tail.length) messages), or undefined.
+ * History that matched nothing by position may still start with messages the
+ * store holds: the client's copy of a stored tool exchange (same call ids),
+ * re-sent after the conversation moved on. Storing them again would put the
+ * same tool_call ids in the prompt twice, which OpenAI refuses.
+ */
+function pastStoredCopies(input: SplitInput, turnStart: number): number {
+  const { messages, stored } = input;
+  if (turnStart >= messages.length || stored.length === 0) return turnStart;
+  const storedDigests = new Set(stored.map(storedDigest));
+  const storedCallIds = new Set(stored.flatMap((m) => toolCallIds(m.message)));
+  const answeredIds = new Set(stored.flatMap((m) => (m.message.role === 'tool' && typeof m.message.tool_call_id === 'string' ? [m.message.tool_call_id] : [])));
+  const isStored = (i: number): boolean => {
+    const message = messages[i]!;
+    if (storedDigests.has(input.digestAt(i))) return true;
+    if (hasToolCalls(message)) return toolCallIds(message).every((id) => storedCallIds.has(id));
+    return message.role === 'tool' && typeof message.tool_call_id === 'string' && answeredIds.has(message.tool_call_id);
+  };
+  let start = turnStart;
+  while (start < messages.length && isModelMade(messages[start]!) && isStored(start)) start++;
+  return start;
+}
+
+/**
+ * Where the re-sent part of the request ends: the largest k such that
+ * messages[k - 1] is the newest message of `tail` and the messages before it
+ * are the tail's before it (over min(k - start, tail.length) messages), or
+ * undefined. The match is anchored on the newest stored message: when that
+ * one was made by the model, the older part may differ (the client's copy was
+ * trimmed, or the store's was summarised or expired) and k still counts.
  */
 function alignedEnd(input: SplitInput, start: number, tail: readonly StoredMessage[]): number | undefined {
   const last = tail.at(-1);
   if (last === undefined) return undefined;
+  const lastDigest = storedDigest(last);
+  const isStrongAnchor = isModelMade(last.message);
   for (let k = input.messages.length; k > start; k--) {
-    if (input.digestAt(k - 1) !== last.digest) continue;
+    if (input.digestAt(k - 1) !== lastDigest) continue;
+    if (isStrongAnchor) return k;
     const overlap = Math.min(k - start, tail.length);
     let matches = true;
-    for (let j = 1; j < overlap && matches; j++) matches = input.digestAt(k - 1 - j) === tail[tail.length - 1 - j]!.digest;
+    for (let j = 1; j < overlap && matches; j++) matches = input.digestAt(k - 1 - j) === storedDigest(tail[tail.length - 1 - j]!);
     if (matches) return k;
   }
   return undefined;
@@ -88,7 +124,7 @@ function matchRetriedTurn(input: SplitInput, start: number): Omit<SplitRequest, 
   const inputs = stored.slice(inputsStart, -1);
   const turnStart = messages.length - inputs.length;
   if (inputs.length === 0 || turnStart < start) return undefined;
-  for (let j = 0; j < inputs.length; j++) if (input.digestAt(turnStart + j) !== inputs[j]!.digest) return undefined;
+  for (let j = 0; j < inputs.length; j++) if (input.digestAt(turnStart + j) !== storedDigest(inputs[j]!)) return undefined;
 
   const history = stored.slice(0, inputsStart);
   if (turnStart > start) {

@@ -7,6 +7,8 @@ import type { Config, Route } from '../config/schema.js';
 import { assemblePrompt, type AssembledPrompt, type CountedMessage } from '../context/assemble-prompt.js';
 import { digestMessage } from '../context/message-digest.js';
 import { splitRequest } from '../context/split-request.js';
+import { describeToolSequenceProblem, findToolSequenceProblem, type ToolSequenceProblem } from '../context/tool-sequence.js';
+import { resultsForUnansweredCalls } from '../context/unanswered-calls.js';
 import type { ChatMessage, ConversationKey, ConversationSnapshot, NewMessage } from '../domain.js';
 import { ContextLengthExceededError, StoreUnavailableError } from '../errors.js';
 import type { PersistQueue, TurnReservation } from '../background/persist-queue.js';
@@ -86,6 +88,14 @@ export async function handleChatWithMemory(
     await forward(req, res, deps, JSON.stringify(body.raw), { 'x-contextd-cache': 'none', 'x-contextd-memory': 'unavailable' }, log, startedAt);
     return;
   }
+  const forwardAsItCame = async (problem: ToolSequenceProblem, whose: 'client' | 'contextd'): Promise<void> => {
+    // The upstream's answer (a 400 from OpenAI) is the client's; nothing of it is stored.
+    log.stored = 'not_stored';
+    log.notStoredReason = `tool messages: ${describeToolSequenceProblem(problem)}`;
+    deps.metrics.memorySkipped.inc({ reason: whose === 'client' ? 'invalid_tool_sequence' : 'unsendable_history' });
+    if (whose === 'contextd') deps.logger.warn({ requestId: log.requestId, problem }, 'the assembled prompt breaks the tool-message rules; forwarded as the client sent it');
+    await forward(req, res, deps, JSON.stringify(body.raw), { 'x-contextd-cache': snapshot.cache, 'x-contextd-memory': 'bypassed' }, log, startedAt);
+  };
 
   const digests = new Map<number, string>();
   const digestAt = (i: number): string => {
@@ -107,7 +117,14 @@ export async function handleChatWithMemory(
     const message = body.messages[i]!;
     instructions.push({ message, tokens: await deps.instructionCounts.count(counter, message, digestAt(i)) });
   }
+  // A request that breaks OpenAI's tool-message rules on its own goes as it came.
+  const clientProblem = findToolSequenceProblem(body.messages.slice(split.instructionCount), { allowLeadingResults: true });
+  if (clientProblem !== undefined) return forwardAsItCame(clientProblem, 'client');
+
   const turn: NewMessage[] = [];
+  for (const message of resultsForUnansweredCalls(split.history, body.messages.slice(split.turnStart))) {
+    turn.push({ message, tokens: await countMessageYielding(counter, message), digest: digestMessage(message) });
+  }
   for (let i = split.turnStart; i < body.messages.length; i++) {
     const message = body.messages[i]!;
     turn.push({ message, tokens: turnTokens.get(i) ?? (await countMessageYielding(counter, message)), digest: digestAt(i) });
@@ -122,6 +139,8 @@ export async function handleChatWithMemory(
     budgetTokens: route.budget.maxContextTokens,
     summaryMaxTokens: route.budget.summaryMaxTokens,
   });
+  const promptProblem = findToolSequenceProblem(prompt.messages);
+  if (promptProblem !== undefined) return forwardAsItCame(promptProblem, 'contextd');
   recordAssembly(deps, route, prompt, snapshot, log);
   if (prompt.isOverflow && route.budget.onOverflow === 'reject') {
     throw new ContextLengthExceededError(prompt.contextTokens, route.budget.maxContextTokens, route.name);
@@ -174,6 +193,14 @@ export async function handleChatWithMemory(
     if (split.isRetry) {
       log.stored = 'retry';
       deps.metrics.turnsStored.inc({ outcome: 'retry_skipped' });
+      return;
+    }
+    // A reply whose call ids the prompt already used would make a state OpenAI refuses on every later turn.
+    const storeProblem = findToolSequenceProblem([...prompt.messages, reply.message], { allowOpenTail: true });
+    if (storeProblem !== undefined) {
+      log.stored = 'not_stored';
+      log.notStoredReason = `tool messages: ${describeToolSequenceProblem(storeProblem)}`;
+      deps.metrics.turnsStored.inc({ outcome: 'not_stored' });
       return;
     }
     const replyMessage: NewMessage = {
@@ -236,7 +263,12 @@ async function loadConversation(
   const budgetTokens = route.budget.maxContextTokens;
   try {
     // Every message costs at least 4 tokens (3 of overhead and its role), so no more can ever fit.
-    const loaded = await deps.store.load(key, { maxTokens: budgetTokens, maxMessages: Math.ceil(budgetTokens / 4) + 1 });
+    let loaded = await deps.store.load(key, { maxTokens: budgetTokens, maxMessages: Math.ceil(budgetTokens / 4) + 1 });
+    // A tool exchange larger than the budget came back without its call: read on
+    // to the call, whose unanswered ids the new turn may have to answer.
+    if (loaded.messages.length > 0 && loaded.messages.every((m) => m.message.role === 'tool')) {
+      loaded = await deps.store.load(key, { maxTokens: Number.MAX_SAFE_INTEGER, maxMessages: loaded.messages.length + MAX_PARALLEL_CALLS });
+    }
     return deps.persist.overlay(key, loaded, pending);
   } catch (error) {
     deps.metrics.storeErrors.inc({ operation: 'load' });
@@ -267,6 +299,9 @@ function recordAssembly(deps: ChatCompletionsDeps, route: Route, prompt: Assembl
     );
   }
 }
+
+/** More results than one assistant message has calls: a second read that finds the call. */
+const MAX_PARALLEL_CALLS = 128;
 
 // Our own header and the body's framing are not the upstream's business.
 const NOT_FORWARDED = new Set(['content-length', 'accept-encoding', 'expect']);

@@ -65,6 +65,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly memorySkipped = new Counter({
+    name: 'contextd_memory_skipped_total',
+    help: 'Requests that carried the conversation header but were forwarded without memory, by reason (unsupported_path, invalid_tool_sequence, unsendable_history).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   readonly turnsDropped = new Counter({
     name: 'contextd_turns_dropped_total',
     help: 'Turns that could not be stored, by reason.',

@@ -16,21 +16,22 @@ export interface PromptExpectations {
 }
 
 /** The messages a recorded chat request carried. */
-export function promptOf(request: RecordedRequest): ChatMessage[] {
+export function promptOf(request: Pick<RecordedRequest, 'json' | 'url'>): ChatMessage[] {
   const body = request.json as { messages?: ChatMessage[] } | undefined;
   if (!Array.isArray(body?.messages)) throw new Error(`request to ${request.url} carried no messages`);
   return body.messages;
 }
 
-export function textOf(message: ChatMessage): string {
-  if (typeof message.content === 'string') return message.content;
-  if (Array.isArray(message.content)) return message.content.map((part) => (typeof part.text === 'string' ? part.text : '')).join('');
+export function textOf(message: object): string {
+  const { content } = message as { content?: unknown };
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content)) return content.map((part: { text?: unknown }) => (typeof part?.text === 'string' ? part.text : '')).join('');
   return '';
 }
 
 /** Fails with a readable account when the prompt breaks OpenAI's tool-message rules. */
-export function expectValidToolSequence(messages: readonly ChatMessage[]): void {
-  const problem = findToolSequenceProblem(messages);
+export function expectValidToolSequence(messages: readonly object[]): void {
+  const problem = findToolSequenceProblem(messages as readonly ChatMessage[]);
   expect(problem === undefined ? 'valid' : describeToolSequenceProblem(problem)).toBe('valid');
 }
 
@@ -45,7 +46,8 @@ export function expectValidPrompt(request: RecordedRequest, expectations: Prompt
 }
 
 /** Stored rows (from the conversation API) hold each message once and keep the tool rules. */
-export function expectStoredOnce(rows: readonly { seq: number; message: ChatMessage }[]): void {
+export function expectStoredOnce(storedRows: readonly { seq: number; message: object }[]): void {
+  const rows = storedRows as readonly { seq: number; message: ChatMessage }[];
   const seqs = rows.map((row) => row.seq);
   expect(new Set(seqs).size).toBe(seqs.length);
   const problem = findToolSequenceProblem(rows.map((row) => row.message), { allowOpenTail: true });

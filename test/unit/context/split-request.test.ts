@@ -72,4 +72,37 @@ describe('splitRequest', () => {
     expect(split([u('q')], stored, { nowMs: 105_000 })).toMatchObject({ isRetry: true, turnStart: 0 });
     expect(split([u('q')], stored, { nowMs: 200_000 })).toMatchObject({ isRetry: false, turnStart: 0 });
   });
+
+  describe('re-sent history the client rebuilt from its own objects', () => {
+    const call = (args: string): ChatMessage => ({
+      role: 'assistant',
+      content: null,
+      tool_calls: [{ id: 'call_7', type: 'function', function: { name: 'lookup', arguments: args } }],
+    });
+    const result: ChatMessage = { role: 'tool', tool_call_id: 'call_7', content: 'item 5: in stock' };
+
+    test('LangChain re-serialises the stored call: recognised, only the tool result is new', () => {
+      const stored = store([u('is item 5 in stock?'), call('{"q":"item 5"}')]);
+      expect(split([sys, u('is item 5 in stock?'), call('{"q": "item 5"}'), result], stored).turnStart).toBe(3);
+    });
+
+    test('anchored on the newest stored reply: an older part the store no longer holds alike still aligns', () => {
+      // The store's copy starts with a message the client's copy does not have (or has differently).
+      const stored = store([u('summarised long ago'), a('hello'), u('name?'), a('Ana')]);
+      const out = split([u('hi'), a('HELLO (edited by the app)'), u('name?'), a('Ana'), u('q')], stored);
+      expect(out.turnStart).toBe(4);
+    });
+
+    test('a user message as the newest stored message is no anchor unless the whole overlap matches', () => {
+      const stored = store([u('hi'), a('hello'), u('yes')]);
+      expect(split([u('other'), a('reply'), u('yes')], stored).turnStart).toBe(2);
+    });
+
+    test('unaligned history that starts with a stored tool exchange: the copies are not new', () => {
+      // The conversation moved on (the newest stored message is not in the request); the client re-sends an older exchange.
+      const stored = store([u('q'), call('{"q":"item 5"}'), result, a('in stock'), u('thanks'), a('welcome')]);
+      const out = split([u('q'), { ...call('{"q":"item 5"}'), content: 'checking' }, result, u('and item 6?')], stored);
+      expect(out.turnStart).toBe(3);
+    });
+  });
 });
