@@ -15,7 +15,7 @@ import { MongoClient } from 'mongodb';
 import type { Logger } from 'pino';
 import { OutboxFlusher } from './background/outbox-flusher.js';
 import { Summarizer } from './background/summarizer.js';
-import { callForSummary } from './upstream/summary-call.js';
+import { callForSummary, type SummaryTarget } from './upstream/summary-call.js';
 import { InProcessLock } from './store/in-process-lock.js';
 import type { ConversationStore, SummaryLock } from './store/conversation-store.js';
 import { MemoryStore } from './store/memory-store.js';
@@ -92,10 +92,11 @@ export async function main(argv: readonly string[], env: Env): Promise<number | 
   metrics.countPendingWrites(() => persist.pendingTurns);
 
   const upstream = new UpstreamClient(config.upstream);
+  const summaryTarget: SummaryTarget = config.upstream.kind === 'azure' ? { kind: 'azure', apiVersion: config.upstream.apiVersion } : { kind: 'openai' };
   const summarizer = new Summarizer({
     store,
     lock: stores.lock,
-    call: (request) => callForSummary(upstream, request),
+    call: (request) => callForSummary(upstream, summaryTarget, request),
     maxConcurrentJobs: 4,
     maxQueuedJobs: 1_000,
     retryDelaysMs: [1_000, 5_000, 30_000],

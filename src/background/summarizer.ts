@@ -22,7 +22,15 @@ export interface SummaryJob {
 }
 
 /** The one upstream call of a job: resolves with the assistant text, rejects on any failure. */
-export type SummaryCall = (request: { model: string; messages: unknown[]; maxTokens: number; credentialHeaders: Readonly<Record<string, string>>; timeoutMs: number }) => Promise<string>;
+export type SummaryCall = (request: {
+  model: string;
+  messages: unknown[];
+  maxTokens: number;
+  /** The route's summary.api_key, if any; else `credentialHeaders` carry the triggering request's credential. */
+  apiKey: string | undefined;
+  credentialHeaders: Readonly<Record<string, string>>;
+  timeoutMs: number;
+}) => Promise<string>;
 
 export type SummaryOutcome = 'stored' | 'not_needed' | 'locked' | 'stale' | 'failed' | 'retrying' | 'dropped';
 
@@ -139,7 +147,8 @@ export class Summarizer {
         model: policy.model,
         messages: summaryRequestMessages(policy.prompt, current.summary, fold),
         maxTokens: policy.maxTokens,
-        credentialHeaders: policy.apiKey !== undefined ? { authorization: `Bearer ${policy.apiKey}` } : job.credentialHeaders,
+        apiKey: policy.apiKey,
+        credentialHeaders: policy.apiKey !== undefined ? {} : job.credentialHeaders,
         timeoutMs: policy.timeoutMs,
       });
       // The summary message must fit its share of the budget whatever the model answered.

@@ -182,14 +182,27 @@ const serverSchema = z
 
 const upstreamSchema = z
   .strictObject({
+    kind: z
+      .enum(['openai', 'azure'])
+      .prefault('openai')
+      .describe(
+        'openai: base_url is an OpenAI-style URL with its version prefix (/v1/<rest> goes to <base_url>/<rest>). azure: base_url is the Azure OpenAI root, https://<resource>.openai.azure.com/openai (deployment paths keep their shape; contextd\'s own summary calls go to a deployment with api-version and api-key).',
+      ),
     base_url: httpUrl
       .prefault('https://api.openai.com/v1')
-      .describe('OpenAI-style base URL including its version prefix; /v1/<rest> goes to <base_url>/<rest>. CONTEXTD_UPSTREAM_URL overrides it.'),
+      .describe('Where requests go: see kind. CONTEXTD_UPSTREAM_URL overrides it.'),
+    api_version: z
+      .string()
+      .regex(/^[0-9A-Za-z.-]{1,40}$/, 'expected an Azure api-version such as 2024-10-21')
+      .prefault('2024-10-21')
+      .describe('azure: the api-version of contextd\'s own calls (summaries); clients\' own api-version passes through.'),
     timeout: timeout.prefault('10m').describe('Longest an upstream request may take, streaming included.'),
     connect_timeout: timeout.prefault('10s').describe('Longest wait for a connection to the upstream.'),
   })
   .transform((upstream) => ({
+    kind: upstream.kind,
     baseUrl: upstream.base_url,
+    apiVersion: upstream.api_version,
     timeoutMs: upstream.timeout,
     connectTimeoutMs: upstream.connect_timeout,
   }));

@@ -33,7 +33,7 @@ import type { RequestLog } from './request-log.js';
 import type { ConversationId } from '../domain.js';
 
 export interface ChatCompletionsDeps {
-  config: Pick<Config, 'server' | 'conversation'>;
+  config: Pick<Config, 'server' | 'conversation' | 'upstream'>;
   routes: RouteMatcher;
   store: ConversationStore;
   persist: PersistQueue;
@@ -47,29 +47,35 @@ export interface ChatCompletionsDeps {
   summarizer: Pick<Summarizer, 'offer'>;
 }
 
+/** A chat-completions request with memory: whose conversation, and where it goes. */
+export interface ChatTarget {
+  conversation: ConversationId;
+  /** The path the client used (routes match on it): /v1/chat/completions, or an Azure path. */
+  path: string;
+  /** Path and query relative to the upstream's base URL. */
+  upstreamPath: string;
+  /** The Azure deployment the path names: it stands for the model in routing and counting. */
+  deployment: string | undefined;
+}
+
 /**
- * POST /v1/chat/completions with a conversation id: the request path of
- * DESIGN §1, step by step. Each step lives in the module that owns it.
+ * Chat completions with a conversation id: the request path of DESIGN §1,
+ * step by step. Each step lives in the module that owns it.
  */
-export async function handleChatWithMemory(
-  req: IncomingMessage,
-  res: ServerResponse,
-  conversation: ConversationId,
-  deps: ChatCompletionsDeps,
-  log: RequestLog,
-): Promise<void> {
+export async function handleChatWithMemory(req: IncomingMessage, res: ServerResponse, target: ChatTarget, deps: ChatCompletionsDeps, log: RequestLog): Promise<void> {
   const startedAt = performance.now();
-  const key = conversationKey(resolveTenant(req.headers, deps.config.conversation.tenant), conversation);
+  const key = conversationKey(resolveTenant(req.headers, deps.config.conversation.tenant), target.conversation);
   // The store is asked while the body arrives and is parsed, when the headers
   // alone settle what to ask (every route this request can get loads alike).
-  const early = routeBeforeBody(deps.routes, req);
+  const early = routeBeforeBody(deps.routes, req, target);
   const earlyLoad = early === undefined ? undefined : loadConversation(deps, key, early, log);
   // Awaited below unless the request fails first; then its outcome is of no interest.
   earlyLoad?.catch(() => undefined);
   const body = parseChatRequest(await readBody(req, deps.config.server.maxBodyBytes));
-  const route = deps.routes.match({ path: '/v1/chat/completions', model: body.model, headers: req.headers });
+  const model = target.deployment ?? body.model;
+  const route = deps.routes.match({ path: target.path, model, headers: req.headers });
   log.route = route.name;
-  const counter = tokenCounterFor(encodingForModel(body.model ?? '', route.budget.encoding));
+  const counter = tokenCounterFor(encodingForModel(model ?? '', route.budget.encoding));
   const loading = earlyLoad !== undefined && early !== undefined && loadsAlike(early, route) ? earlyLoad : loadConversation(deps, key, route, log);
   loading.catch(() => undefined);
 
@@ -85,16 +91,18 @@ export async function handleChatWithMemory(
   const snapshot = await loading;
   if (snapshot === undefined) {
     // Both stores down and the route says pass through: the request goes as the client sent it.
-    await forward(req, res, deps, JSON.stringify(body.raw), { 'x-contextd-cache': 'none', 'x-contextd-memory': 'unavailable' }, log, startedAt);
+    log.memory = 'unavailable';
+    await forward(req, res, deps, target.upstreamPath, JSON.stringify(body.raw), { 'x-contextd-cache': 'none', 'x-contextd-memory': 'unavailable' }, log, startedAt);
     return;
   }
   const forwardAsItCame = async (problem: ToolSequenceProblem, whose: 'client' | 'contextd'): Promise<void> => {
     // The upstream's answer (a 400 from OpenAI) is the client's; nothing of it is stored.
     log.stored = 'not_stored';
+    log.memory = 'bypassed';
     log.notStoredReason = `tool messages: ${describeToolSequenceProblem(problem)}`;
     deps.metrics.memorySkipped.inc({ reason: whose === 'client' ? 'invalid_tool_sequence' : 'unsendable_history' });
     if (whose === 'contextd') deps.logger.warn({ requestId: log.requestId, problem }, 'the assembled prompt breaks the tool-message rules; forwarded as the client sent it');
-    await forward(req, res, deps, JSON.stringify(body.raw), { 'x-contextd-cache': snapshot.cache, 'x-contextd-memory': 'bypassed' }, log, startedAt);
+    await forward(req, res, deps, target.upstreamPath, JSON.stringify(body.raw), { 'x-contextd-cache': snapshot.cache, 'x-contextd-memory': 'bypassed' }, log, startedAt);
   };
 
   const digests = new Map<number, string>();
@@ -162,6 +170,7 @@ export async function handleChatWithMemory(
       req,
       res,
       deps,
+      target.upstreamPath,
       upstreamBody(body.raw, prompt.messages),
       headers,
       log,
@@ -243,8 +252,8 @@ function credentialHeaders(req: IncomingMessage): Record<string, string> {
 }
 
 /** The route to load with before the body is read: the one every route this request can get loads alike with, if any. */
-function routeBeforeBody(routes: RouteMatcher, req: IncomingMessage): Route | undefined {
-  const [first, ...others] = routes.candidates({ path: '/v1/chat/completions', headers: req.headers });
+function routeBeforeBody(routes: RouteMatcher, req: IncomingMessage, target: ChatTarget): Route | undefined {
+  const [first, ...others] = routes.candidates({ path: target.path, headers: req.headers });
   return first !== undefined && others.every((route) => loadsAlike(first, route)) ? first : undefined;
 }
 
@@ -311,6 +320,7 @@ async function forward(
   req: IncomingMessage,
   res: ServerResponse,
   deps: ChatCompletionsDeps,
+  upstreamPath: string,
   /** The request body as sent upstream, serialised. */
   body: string,
   contextdHeaders: Record<string, string>,
@@ -333,7 +343,7 @@ async function forward(
   const sentAt = performance.now();
   log.addedMs = round(sentAt - startedAt);
   deps.metrics.addedLatency.observe({ kind: 'memory' }, (sentAt - startedAt) / 1000);
-  const upstream = await deps.upstream.send({ method: 'POST', pathAndQuery: '/chat/completions' + queryOf(req), headers, body, signal: departure.signal });
+  const upstream = await deps.upstream.send({ method: 'POST', pathAndQuery: upstreamPath, headers, body, signal: departure.signal });
   log.upstreamMs = round(performance.now() - sentAt);
   log.upstreamStatus = upstream.status;
   deps.metrics.upstreamLatency.observe({ kind: 'memory' }, (performance.now() - sentAt) / 1000);
@@ -374,11 +384,6 @@ async function replyTokens(counter: TokenCounter, message: ChatMessage, completi
 function isUsageRequested(raw: Record<string, unknown>): boolean {
   const options = raw.stream_options;
   return typeof options === 'object' && options !== null && (options as { include_usage?: unknown }).include_usage === true;
-}
-
-function queryOf(req: IncomingMessage): string {
-  const q = req.url?.indexOf('?') ?? -1;
-  return q >= 0 ? req.url!.slice(q) : '';
 }
 
 const round = (ms: number): number => Math.round(ms * 100) / 100;

@@ -9,14 +9,23 @@ import type { RequestLog } from './request-log.js';
 export interface PassThroughDeps {
   upstream: UpstreamClient;
   metrics: Metrics;
+  config: { conversation: { header: string } };
 }
 
 /**
- * Any `/v1/<rest>` without memory: method, headers and body go to
- * `<base_url>/<rest>` as they came, streamed both ways; status, headers and
- * body come back the same way.
+ * Any request without memory: method, headers and body go upstream as they
+ * came, streamed both ways (all but the conversation header, which is
+ * contextd's own); status, headers and body come back the same way, with
+ * `responseHeaders` added.
  */
-export async function passThrough(req: IncomingMessage, res: ServerResponse, pathAndQuery: string, deps: PassThroughDeps, log: RequestLog): Promise<void> {
+export async function passThrough(
+  req: IncomingMessage,
+  res: ServerResponse,
+  pathAndQuery: string,
+  deps: PassThroughDeps,
+  log: RequestLog,
+  responseHeaders: Record<string, string> = {},
+): Promise<void> {
   const departure = watchClientDeparture(res, () => {
     log.clientAborted = true;
   });
@@ -26,7 +35,7 @@ export async function passThrough(req: IncomingMessage, res: ServerResponse, pat
   const upstream = await deps.upstream.send({
     method: req.method ?? 'GET',
     pathAndQuery,
-    headers: endToEndHeaders(req.headers, new Set(['expect'])),
+    headers: endToEndHeaders(req.headers, new Set(['expect', deps.config.conversation.header])),
     body: hasBody ? req : undefined,
     signal: departure.signal,
   });
@@ -34,7 +43,7 @@ export async function passThrough(req: IncomingMessage, res: ServerResponse, pat
   log.upstreamStatus = upstream.status;
   deps.metrics.upstreamLatency.observe({ kind: 'passthrough' }, (performance.now() - sentAt) / 1000);
   try {
-    await relayResponse(res, upstream, {}, { onClientHasAll: departure.markClientHasAll });
+    await relayResponse(res, upstream, responseHeaders, { onClientHasAll: departure.markClientHasAll });
   } catch (error) {
     throw departure.signal.aborted ? error : deps.upstream.classify(error, 'reply');
   }

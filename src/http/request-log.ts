@@ -19,4 +19,6 @@ export interface RequestLog {
   upstreamMs?: number;
   upstreamStatus?: number;
   clientAborted?: boolean;
+  /** Why a request that asked for memory got none (x-contextd-memory). */
+  memory?: 'unsupported' | 'bypassed' | 'unavailable';
 }

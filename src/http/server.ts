@@ -7,7 +7,8 @@ import type { Metrics } from '../ops/metrics.js';
 import type { WebSocketPassThrough } from '../upstream/websocket-pass-through.js';
 import { handleConversationApi, isConversationApiPath } from '../ops/conversation-api.js';
 import { handleChatWithMemory, type ChatCompletionsDeps } from './chat-completions.js';
-import { parseConversationId } from './conversation-identity.js';
+import { firstHeader, parseConversationId } from './conversation-identity.js';
+import { matchChatCompletions, upstreamPathFor } from '../routing/api-paths.js';
 import { passThrough } from './pass-through.js';
 import type { RequestLog } from './request-log.js';
 import { errorBody, sendError, sendJson } from './send-error.js';
@@ -28,12 +29,15 @@ export function createContextdServer(deps: ServerDeps): Server {
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = req.url ?? '/';
-    if (!path.startsWith('/v1/')) {
+    const upstreamPath = upstreamPathFor(deps.config.upstream.kind, path);
+    if (upstreamPath === undefined) {
       socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
       return;
     }
+    // The conversation header is contextd's own and never goes upstream; a WebSocket gets no memory.
+    delete req.headers[deps.config.conversation.header];
     deps.logger.info({ kind: 'websocket', path: path.split('?')[0] }, 'websocket pass-through');
-    deps.websockets.upgrade(req, socket, head, deps.upstream.targetUrl(path.slice('/v1'.length)));
+    deps.websockets.upgrade(req, socket, head, deps.upstream.targetUrl(upstreamPath));
   });
   server.on('clientError', (error, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
@@ -49,6 +53,7 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Se
   if (deps.isDraining()) res.setHeader('connection', 'close');
   const url = req.url ?? '/';
   const path = url.split('?')[0]!;
+  const upstreamPath = upstreamPathFor(deps.config.upstream.kind, url);
   try {
     if (path === '/healthz' && req.method === 'GET') {
       log.kind = 'ops';
@@ -70,15 +75,22 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Se
         tenantMode: deps.config.conversation.tenant,
         adminToken: deps.adminToken,
       });
-    } else if (path.startsWith('/v1/')) {
-      const conversation = path === '/v1/chat/completions' && req.method === 'POST' ? parseConversationId(req.headers, deps.config.conversation.header) : undefined;
-      if (conversation !== undefined) {
+    } else if (upstreamPath !== undefined) {
+      const chat = req.method === 'POST' ? matchChatCompletions(path) : undefined;
+      const conversation = chat === undefined ? undefined : parseConversationId(req.headers, deps.config.conversation.header);
+      if (chat !== undefined && conversation !== undefined) {
         log.kind = 'memory';
         log.conversation = conversation;
-        await handleChatWithMemory(req, res, conversation, deps, log);
+        await handleChatWithMemory(req, res, { conversation, path, upstreamPath, deployment: chat.deployment }, deps, log);
+      } else if (firstHeader(req.headers, deps.config.conversation.header) !== undefined) {
+        // Memory was asked for on a path that has none: say so, rather than let anyone believe otherwise.
+        log.kind = 'passthrough';
+        log.memory = 'unsupported';
+        deps.metrics.memorySkipped.inc({ reason: 'unsupported_path' });
+        await passThrough(req, res, upstreamPath, deps, log, { 'x-contextd-memory': 'unsupported' });
       } else {
         log.kind = 'passthrough';
-        await passThrough(req, res, url.slice('/v1'.length), deps, log);
+        await passThrough(req, res, upstreamPath, deps, log);
       }
     } else {
       throw new NotFoundError(`${req.method} ${path}`);

@@ -45,10 +45,28 @@ export async function handleConversationApi(req: IncomingMessage, res: ServerRes
   if (sub === 'messages' && req.method === 'GET') {
     const afterSeq = integerParam(url, 'after', 0);
     const limit = Math.min(integerParam(url, 'limit', 100), MAX_PAGE);
-    const page = await deps.store.listMessages(key, { afterSeq, limit: limit + 1 });
+    const [page, head, state] = await Promise.all([
+      deps.store.listMessages(key, { afterSeq, limit: limit + 1 }),
+      afterSeq === 0 ? undefined : deps.store.listMessages(key, { afterSeq: 0, limit: 1 }),
+      deps.store.load(key, { maxMessages: 0, maxTokens: 0 }),
+    ]);
     const data = page.slice(0, limit).map((m) => ({ seq: m.seq, message: m.message, tokens: m.tokens, created_at: new Date(m.createdAtMs).toISOString() }));
-    if (afterSeq === 0 && data.length === 0) throw new NotFoundError(`Conversation ${conversation}`);
-    sendJson(res, 200, { object: 'list', data, has_more: page.length > limit, next_after: data.at(-1)?.seq ?? afterSeq });
+    if (afterSeq === 0 && data.length === 0 && state.summary === undefined) throw new NotFoundError(`Conversation ${conversation}`);
+    // What this store no longer holds (folded into the summary and dropped, trimmed, expired) is said, not silently missing.
+    const firstRetainedSeq = (head ?? page)[0]?.seq ?? null;
+    sendJson(res, 200, {
+      object: 'list',
+      data,
+      has_more: page.length > limit,
+      next_after: data.at(-1)?.seq ?? afterSeq,
+      first_retained_seq: firstRetainedSeq,
+      last_seq: state.lastSeq,
+      earlier_not_retained: firstRetainedSeq === null ? state.lastSeq > 0 : firstRetainedSeq > 1,
+      summary:
+        state.summary === undefined
+          ? null
+          : { covers_seq: state.summary.coversSeq, tokens: state.summary.tokens, text: state.summary.text, created_at: new Date(state.summary.createdAtMs).toISOString() },
+    });
     return;
   }
   if (sub === undefined && req.method === 'DELETE') {

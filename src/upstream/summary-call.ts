@@ -5,20 +5,36 @@ const MAX_REPLY_BYTES = 1024 * 1024;
 
 export class SummaryCallError extends Error {}
 
+/** How contextd's own calls reach the upstream: OpenAI's shape, or an Azure deployment with an api-version. */
+export type SummaryTarget = { kind: 'openai' } | { kind: 'azure'; apiVersion: string };
+
+export interface SummaryRequest {
+  model: string;
+  messages: unknown[];
+  maxTokens: number;
+  /** The route's own key (summary.api_key), if it has one. */
+  apiKey: string | undefined;
+  /** Else the triggering request's credential headers (authorization / api-key). */
+  credentialHeaders: Readonly<Record<string, string>>;
+  timeoutMs: number;
+}
+
 /**
  * The summary job's one chat completion: non-streaming, plain JSON (no
  * compression asked for), answered with the assistant's text. Anything else —
  * an error status, a refusal, an empty or unreadable answer — is an error the
- * summarizer retries.
+ * summarizer retries. On Azure the model names the deployment, and a key of
+ * contextd's own goes in `api-key`.
  */
-export async function callForSummary(
-  upstream: UpstreamClient,
-  request: { model: string; messages: unknown[]; maxTokens: number; credentialHeaders: Readonly<Record<string, string>>; timeoutMs: number },
-): Promise<string> {
+export async function callForSummary(upstream: UpstreamClient, target: SummaryTarget, request: SummaryRequest): Promise<string> {
+  const isAzure = target.kind === 'azure';
+  const keyHeaders = request.apiKey === undefined ? request.credentialHeaders : isAzure ? { 'api-key': request.apiKey } : { authorization: `Bearer ${request.apiKey}` };
   const response = await upstream.send({
     method: 'POST',
-    pathAndQuery: '/chat/completions',
-    headers: { ...request.credentialHeaders, 'content-type': 'application/json', 'accept-encoding': 'identity' },
+    pathAndQuery: isAzure
+      ? `/deployments/${encodeURIComponent(request.model)}/chat/completions?api-version=${encodeURIComponent(target.apiVersion)}`
+      : '/chat/completions',
+    headers: { ...keyHeaders, 'content-type': 'application/json', 'accept-encoding': 'identity' },
     body: JSON.stringify({ model: request.model, messages: request.messages, max_tokens: request.maxTokens }),
     signal: AbortSignal.timeout(request.timeoutMs),
   });

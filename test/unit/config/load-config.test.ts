@@ -35,7 +35,7 @@ describe('parseConfig: defaults', () => {
     expect(config).toEqual({
       source: FILE,
       server: { host: '0.0.0.0', port: 8787, maxBodyBytes: 10 * 1024 * 1024, shutdownTimeoutMs: 30_000 },
-      upstream: { baseUrl: 'https://api.openai.com/v1', timeoutMs: 600_000, connectTimeoutMs: 10_000 },
+      upstream: { kind: 'openai', baseUrl: 'https://api.openai.com/v1', apiVersion: '2024-10-21', timeoutMs: 600_000, connectTimeoutMs: 10_000 },
       conversation: { header: 'x-conversation-id', tenant: { kind: 'authorization' }, retryWindowMs: 0 },
       admin: { token: undefined },
       storage: {
@@ -76,7 +76,7 @@ describe('parseConfig: defaults', () => {
 describe('parseConfig: a full file', () => {
   const FULL = `
 server: { host: 127.0.0.1, port: 9000, body_limit: 512kb, shutdown_timeout: 250ms }
-upstream: { base_url: "http://vllm:8000/v1/", timeout: 5m, connect_timeout: 2s }
+upstream: { kind: azure, base_url: "https://res.openai.azure.com/openai/", api_version: 2025-01-01-preview, timeout: 5m, connect_timeout: 2s }
 conversation: { header: X-Thread-Id, tenant: "header:X-Tenant-Id", retry_window: 0 }
 admin: { token: s3cret-admin-token }
 storage:
@@ -102,7 +102,7 @@ routes:
   test('every key is read, renamed and converted to its unit', () => {
     const config = parseConfig(FULL, FILE, {});
     expect(config.server).toEqual({ host: '127.0.0.1', port: 9000, maxBodyBytes: 512 * 1024, shutdownTimeoutMs: 250 });
-    expect(config.upstream).toEqual({ baseUrl: 'http://vllm:8000/v1', timeoutMs: 300_000, connectTimeoutMs: 2000 });
+    expect(config.upstream).toEqual({ kind: 'azure', baseUrl: 'https://res.openai.azure.com/openai', apiVersion: '2025-01-01-preview', timeoutMs: 300_000, connectTimeoutMs: 2000 });
     expect(config.conversation).toEqual({ header: 'x-thread-id', tenant: { kind: 'header', header: 'x-tenant-id' }, retryWindowMs: 0 });
     expect(config.admin).toEqual({ token: 's3cret-admin-token' });
     expect(config.storage).toEqual({

@@ -1,0 +1,47 @@
+// Which API a request path names, and where it goes upstream. Pure.
+//
+// Clients reach contextd under two prefixes:
+// - `/v1/…`, the OpenAI shape (and `AzureOpenAI` given `base_url=<contextd>/v1`,
+//   which sends `/v1/deployments/{deployment}/chat/completions`);
+// - `/openai/…`, Azure's shape (`AzureOpenAI` given `azure_endpoint=<contextd>`:
+//   `/openai/deployments/{deployment}/chat/completions?api-version=…`, or Azure's
+//   v1 API, `/openai/v1/chat/completions`).
+
+export type UpstreamKind = 'openai' | 'azure';
+
+export interface ChatCompletionsPath {
+  /** The Azure deployment named in the path; it stands for the model. */
+  deployment: string | undefined;
+}
+
+const DEPLOYMENT_CHAT = /^\/(?:v1|openai)\/deployments\/([^/]+)\/chat\/completions$/;
+const PLAIN_CHAT = new Set(['/v1/chat/completions', '/openai/v1/chat/completions']);
+
+/** The chat-completions API in any of its paths (query string excluded), else undefined. */
+export function matchChatCompletions(path: string): ChatCompletionsPath | undefined {
+  if (PLAIN_CHAT.has(path)) return { deployment: undefined };
+  const deployment = DEPLOYMENT_CHAT.exec(path)?.[1];
+  if (deployment === undefined) return undefined;
+  let name: string;
+  try {
+    name = decodeURIComponent(deployment);
+  } catch {
+    return undefined;
+  }
+  return name === '' ? undefined : { deployment: name };
+}
+
+/**
+ * Where a request path (query included) goes, relative to `upstream.base_url`,
+ * or undefined for a path contextd does not proxy.
+ * - openai (base_url with its version prefix): `/v1/<rest>` and `/openai/<rest>` go to `<base_url>/<rest>`.
+ * - azure (base_url is `https://<resource>.openai.azure.com/openai`): `/openai/<rest>` and
+ *   `/v1/deployments/<rest>` go to `<base_url>/…` unchanged; any other `/v1/<rest>` goes to
+ *   Azure's v1 API, `<base_url>/v1/<rest>`.
+ */
+export function upstreamPathFor(kind: UpstreamKind, pathAndQuery: string): string | undefined {
+  if (pathAndQuery.startsWith('/openai/')) return pathAndQuery.slice('/openai'.length);
+  if (!pathAndQuery.startsWith('/v1/')) return undefined;
+  if (kind === 'azure' && !pathAndQuery.startsWith('/v1/deployments/')) return pathAndQuery;
+  return pathAndQuery.slice('/v1'.length);
+}

@@ -1,0 +1,100 @@
+// Nothing is silent: the conversation header on a path without memory says so
+// (x-contextd-memory: unsupported, and a metric); the header never goes
+// upstream; the conversation API says what its store no longer holds.
+import { afterAll, beforeAll, beforeEach, expect, test } from 'vitest';
+import { ensureBuilt, startContextd, stopAll, type ContextdProcess } from '../support/contextd-process.js';
+import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.js';
+import { waitFor } from '../support/wait-for.js';
+import { API_KEY, clientFor, contextdConfig } from './harness.js';
+
+let upstream: FakeUpstream;
+let contextd: ContextdProcess;
+let conversationNo = 0;
+const newConversation = (): string => `scope-${process.pid}-${++conversationNo}`;
+
+beforeAll(async () => {
+  await ensureBuilt();
+  upstream = await startFakeUpstream();
+  contextd = await startContextd({
+    config: contextdConfig(upstream, {
+      storage: { memory: { max_messages_per_conversation: 6 } },
+      defaults: { summary: { enabled: false } },
+    }),
+  });
+});
+beforeEach(() => upstream.reset());
+afterAll(async () => {
+  await stopAll();
+  await upstream.close();
+});
+
+async function metric(name: string, labels: string): Promise<number> {
+  const text = await (await fetch(`${contextd.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
+  return line === undefined ? 0 : Number(line.split(' ').at(-1));
+}
+
+test.each([
+  { name: 'embeddings', method: 'POST', path: '/v1/embeddings', body: { model: 'text-embedding-3-small', input: 'hi' } },
+  { name: 'the Responses API', method: 'POST', path: '/v1/responses', body: { model: 'gpt-4o', input: 'hi' } },
+  { name: 'listing models', method: 'GET', path: '/v1/models', body: undefined },
+  { name: 'listing stored chat completions', method: 'GET', path: '/v1/chat/completions?limit=2', body: undefined },
+])('the conversation header on $name: passed through, flagged unsupported, counted; the header stays here', async ({ method, path, body }) => {
+  const before = await metric('contextd_memory_skipped_total', 'reason="unsupported_path"');
+  const res = await fetch(`${contextd.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json', 'x-conversation-id': newConversation() },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  expect(res.status).toBe(200);
+  expect(res.headers.get('x-contextd-memory')).toBe('unsupported');
+  await upstream.waitForRequests(1);
+  const received = upstream.requests[0]!;
+  expect(received.url).toBe(path);
+  expect(received.headers['x-conversation-id']).toBeUndefined();
+  expect(received.headers.authorization).toBe(`Bearer ${API_KEY}`);
+  expect(await metric('contextd_memory_skipped_total', 'reason="unsupported_path"')).toBe(before + 1);
+});
+
+test('without the header nothing is flagged', async () => {
+  const res = await fetch(`${contextd.url}/v1/models`, { headers: { authorization: `Bearer ${API_KEY}` } });
+  expect(res.status).toBe(200);
+  expect(res.headers.get('x-contextd-memory')).toBeNull();
+});
+
+test('the conversation header never reaches the upstream on the memory path either', async () => {
+  await clientFor(contextd, newConversation()).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+  expect(upstream.chatRequests()[0]!.headers['x-conversation-id']).toBeUndefined();
+});
+
+test('a request whose own tool messages break the rules goes as it came, flagged, and nothing is stored', async () => {
+  const conversation = newConversation();
+  const client = clientFor(contextd, conversation);
+  const messages = [
+    { role: 'user' as const, content: 'hi' },
+    { role: 'tool' as const, tool_call_id: 'call_nowhere', content: 'an answer to no call' },
+  ];
+  const { response } = await client.chat.completions.create({ model: 'gpt-4o-mini', messages }).withResponse();
+  expect(response.headers.get('x-contextd-memory')).toBe('bypassed');
+  expect((upstream.chatRequests()[0]!.json as { messages: unknown[] }).messages).toEqual(messages);
+  const log = await contextd.waitForLog((line) => line.msg === 'request' && line.conversation === conversation);
+  expect(log).toMatchObject({ stored: 'not_stored', memory: 'bypassed' });
+  const res = await fetch(`${contextd.url}/contextd/v1/conversations/${conversation}/messages`, { headers: { authorization: `Bearer ${API_KEY}` } });
+  expect(res.status).toBe(404);
+});
+
+test('the listing says which earlier messages the store no longer holds', async () => {
+  const conversation = newConversation();
+  const client = clientFor(contextd, conversation);
+  for (let turn = 1; turn <= 5; turn++) await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `turn ${turn}` }] });
+  type Listing = { data: { seq: number }[]; first_retained_seq: number; last_seq: number; earlier_not_retained: boolean; summary: unknown };
+  const list = async (query = ''): Promise<Listing> =>
+    (await (await fetch(`${contextd.url}/contextd/v1/conversations/${conversation}/messages${query}`, { headers: { authorization: `Bearer ${API_KEY}` } })).json()) as Listing;
+  // The embedded store keeps the newest 6 of 10 messages (max_messages_per_conversation).
+  let listing: Listing | undefined;
+  await waitFor(async () => (listing = await list()).last_seq === 10, { message: 'all five turns stored' });
+  expect(listing!.data.map((row) => row.seq)).toEqual([5, 6, 7, 8, 9, 10]);
+  expect(listing).toMatchObject({ first_retained_seq: 5, last_seq: 10, earlier_not_retained: true, summary: null });
+  // A later page says the same.
+  expect(await list('?after=7')).toMatchObject({ first_retained_seq: 5, earlier_not_retained: true });
+});
