@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.venv-clients/**', '.services/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.venv-clients/**', '.services/**', 'test/clients/ai-sdk/node_modules/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -16,5 +16,15 @@ export default tseslint.config(
     },
   },
   { files: ['eslint.config.js'], ...tseslint.configs.disableTypeChecked },
+  // The AI SDK drivers are plain ES modules run by test/clients/ai-sdk's own Node: no type information.
+  {
+    files: ['test/clients/ai-sdk/**/*.mjs'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      sourceType: 'module',
+      globals: { process: 'readonly', console: 'readonly' },
+    },
+  },
   { files: ['test/**', 'bench/**', 'scripts/**'], rules: { 'no-console': 'off' } },
 );
