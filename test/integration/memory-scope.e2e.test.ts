@@ -67,20 +67,25 @@ test('the conversation header never reaches the upstream on the memory path eith
   expect(upstream.chatRequests()[0]!.headers['x-conversation-id']).toBeUndefined();
 });
 
-test('a request whose own tool messages break the rules goes as it came, flagged, and nothing is stored', async () => {
+test("a request whose own tool messages break the rules goes as it came: the upstream's 400 is the answer, and nothing is stored", async () => {
   const conversation = newConversation();
-  const client = clientFor(contextd, conversation);
   const messages = [
-    { role: 'user' as const, content: 'hi' },
-    { role: 'tool' as const, tool_call_id: 'call_nowhere', content: 'an answer to no call' },
+    { role: 'user', content: 'hi' },
+    { role: 'tool', tool_call_id: 'call_nowhere', content: 'an answer to no call' },
   ];
-  const { response } = await client.chat.completions.create({ model: 'gpt-4o-mini', messages }).withResponse();
-  expect(response.headers.get('x-contextd-memory')).toBe('bypassed');
+  const res = await fetch(`${contextd.baseURL}/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json', 'x-conversation-id': conversation },
+    body: JSON.stringify({ model: 'gpt-4o-mini', messages }),
+  });
+  expect(res.status).toBe(400);
+  expect(res.headers.get('x-contextd-memory')).toBe('bypassed');
+  expect(((await res.json()) as { error: { param: string } }).error.param).toBe('messages');
   expect((upstream.chatRequests()[0]!.json as { messages: unknown[] }).messages).toEqual(messages);
   const log = await contextd.waitForLog((line) => line.msg === 'request' && line.conversation === conversation);
   expect(log).toMatchObject({ stored: 'not_stored', memory: 'bypassed' });
-  const res = await fetch(`${contextd.url}/contextd/v1/conversations/${conversation}/messages`, { headers: { authorization: `Bearer ${API_KEY}` } });
-  expect(res.status).toBe(404);
+  const listing = await fetch(`${contextd.url}/contextd/v1/conversations/${conversation}/messages`, { headers: { authorization: `Bearer ${API_KEY}` } });
+  expect(listing.status).toBe(404);
 });
 
 test('the listing says which earlier messages the store no longer holds', async () => {

@@ -138,6 +138,33 @@ describe('chat completions, non-streaming', () => {
   });
 });
 
+describe("OpenAI's tool-message rules", () => {
+  test('a prompt that breaks them is a 400, as OpenAI answers it, and is listed', async () => {
+    const before = fake.toolRuleViolations.length;
+    const orphan: ChatCompletionMessageParam[] = [{ role: 'user', content: 'q' }, { role: 'tool', tool_call_id: 'call_x', content: 'r' }];
+    const error = await errorOf(client.chat.completions.create({ model: MODEL, messages: orphan }));
+    expect(error).toBeInstanceOf(APIError);
+    expect((error as APIError).status).toBe(400);
+    expect(fake.toolRuleViolations).toHaveLength(before + 1);
+    expect(fake.toolRuleViolations.at(-1)!.toolRuleViolation).toMatch(/answers no tool_call/);
+  });
+
+  test('an answered call is accepted, also at the Azure deployment path', async () => {
+    const answered: ChatCompletionMessageParam[] = [
+      { role: 'user', content: 'q' },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: '{}' } }] },
+      { role: 'tool', tool_call_id: 'call_1', content: 'r' },
+    ];
+    const res = await fetch(`${fake.origin}/openai/deployments/d/chat/completions?api-version=2024-10-21`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ messages: answered }),
+    });
+    expect(res.status).toBe(200);
+    expect(fake.chatRequests().at(-1)!.url).toBe('/openai/deployments/d/chat/completions?api-version=2024-10-21');
+  });
+});
+
 describe('chat completions, streaming', () => {
   test('text arrives in several content deltas between a role chunk, a finish chunk and a usage chunk', async () => {
     const content = 'The quick brown fox jumps over the lazy dog.';

@@ -17,6 +17,8 @@ import type { Duplex } from 'node:stream';
 import { setImmediate as nextTurn, setTimeout as delay } from 'node:timers/promises';
 import { brotliCompressSync, createBrotliCompress, createGzip, gzipSync, type BrotliCompress, type Gzip } from 'node:zlib';
 import { WebSocketServer } from 'ws';
+import { describeToolSequenceProblem, findToolSequenceProblem } from '../../src/context/tool-sequence.js';
+import type { ChatMessage } from '../../src/domain.js';
 import { waitFor } from './wait-for.js';
 
 /** How the fake's response to a request ended (updated as it happens). */
@@ -33,6 +35,8 @@ export interface RecordedRequest {
   /** The body parsed as JSON, or undefined when it is not JSON. */
   json: unknown;
   receivedAtMs: number;
+  /** Set when the prompt broke OpenAI's tool-message rules (answered 400, as OpenAI does). */
+  toolRuleViolation?: string;
   /** When the response ended (however it ended); undefined while it runs. */
   endedAtMs?: number;
   outcome: ResponseOutcome;
@@ -114,6 +118,8 @@ export interface FakeUpstream {
   /** Everything received, in order (WebSocket upgrades included); `reset()` empties it in place. */
   readonly requests: RecordedRequest[];
   chatRequests(): RecordedRequest[];
+  /** Chat requests refused for breaking OpenAI's tool-message rules, since the start (reset() keeps them). */
+  readonly toolRuleViolations: RecordedRequest[];
   /** Behaviours for the next chat completions, first in first out; when none is queued, the default answers. */
   enqueue(...behaviours: BehaviourSource[]): void;
   setDefault(behaviour: BehaviourSource): void;
@@ -179,6 +185,7 @@ interface CompletionMeta {
 
 class FakeUpstreamServer implements FakeUpstream {
   readonly requests: RecordedRequest[] = [];
+  readonly toolRuleViolations: RecordedRequest[] = [];
   private readonly server = createServer({ noDelay: true, keepAlive: true });
   private readonly webSockets = new WebSocketServer({ noServer: true });
   private readonly sockets = new Set<Socket>();
@@ -359,6 +366,15 @@ class FakeUpstreamServer implements FakeUpstream {
           code: null,
         },
       });
+      return;
+    }
+    // OpenAI refuses a prompt that breaks its tool-message rules, and so does the
+    // fake: every end-to-end test thereby checks every prompt contextd sends.
+    const toolProblem = Array.isArray(body.messages) ? findToolSequenceProblem(body.messages as ChatMessage[]) : undefined;
+    if (toolProblem !== undefined) {
+      ctx.record.toolRuleViolation = describeToolSequenceProblem(toolProblem);
+      this.toolRuleViolations.push(ctx.record);
+      sendJson(ctx, 400, { error: { message: `Invalid parameter: ${ctx.record.toolRuleViolation}.`, type: 'invalid_request_error', param: 'messages', code: null } });
       return;
     }
     const source = this.queue.shift() ?? this.defaultBehaviour;
