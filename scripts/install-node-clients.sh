@@ -15,23 +15,17 @@ node_bin="$dir/node_modules/.bin/node"
 # npm writes this last, so it also tells a finished install from an interrupted one.
 installed_marker="$dir/node_modules/.package-lock.json"
 
-say() { echo "install-node-clients: $*"; }
-
-problem() {
-  if [ -n "${CI:-}" ]; then
-    echo "install-node-clients: error: $*" >&2
-    exit 1
-  fi
-  echo "install-node-clients: warning: $* (the AI SDK tests will be skipped)" >&2
-  exit 0
-}
+installer=install-node-clients
+skipped="the AI SDK tests"
+# shellcheck source=scripts/install-lib.sh
+. scripts/install-lib.sh
 
 needs_install() {
   [ ! -f "$installed_marker" ] || [ ! -x "$node_bin" ] ||
     [ "$dir/package-lock.json" -nt "$installed_marker" ] || [ "$dir/package.json" -nt "$installed_marker" ]
 }
 
-command -v npm >/dev/null 2>&1 || problem "npm is not on PATH"
+command -v npm >/dev/null 2>&1 || give_up "npm is not on PATH"
 
 if needs_install; then
   say "npm ci in $dir"
@@ -39,21 +33,21 @@ if needs_install; then
   # The AI SDK's packages declare engines node >= 22 while this npm may run on an
   # older Node: they are only ever run by the Node installed next to them.
   if ! (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error); then
-    problem "npm ci failed in $dir"
+    give_up "npm ci failed in $dir"
   fi
   say "installed in $((SECONDS - started)) s"
 fi
 
 # The `node` package fetches its binary in an install script; check that it came and runs.
 if ! version=$("$node_bin" --version 2>&1); then
-  problem "$node_bin does not run: $version"
+  give_up "$node_bin does not run: $version"
 fi
 major=${version#v}
 major=${major%%.*}
 if ! [[ "$major" =~ ^[0-9]+$ ]] || [ "$major" -lt "$MIN_NODE_MAJOR" ]; then
-  problem "$node_bin is $version; the AI SDK needs Node >= $MIN_NODE_MAJOR"
+  give_up "$node_bin is $version; the AI SDK needs Node >= $MIN_NODE_MAJOR"
 fi
 if ! imported=$(cd "$dir" && node_modules/.bin/node --input-type=module -e "await import('ai'); await import('@ai-sdk/openai'); await import('zod')" 2>&1); then
-  problem "the AI SDK does not load with $version: $imported"
+  give_up "the AI SDK does not load with $version: $imported"
 fi
 say "AI SDK client ready (node $version in $dir)"

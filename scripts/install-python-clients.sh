@@ -12,44 +12,11 @@ venv="$repo/.venv-clients"
 requirements="$repo/test/clients/python/requirements.txt"
 stamp="$venv/.requirements.sha256"
 
-say() { echo "install-python-clients: $*"; }
+installer=install-python-clients
+skipped="the Python client suites"
+# shellcheck source=scripts/install-lib.sh
+. "$repo/scripts/install-lib.sh"
 export PIP_ROOT_USER_ACTION=ignore
-
-# A missing client fails CI, but only warns on a developer's machine.
-problem() {
-  if [ -n "${CI:-}" ]; then
-    echo "install-python-clients: error: $*" >&2
-    exit 1
-  fi
-  echo "install-python-clients: warning: $* (the Python client suites will be skipped)" >&2
-  exit 0
-}
-
-as_root() {
-  if [ "$(id -u)" = 0 ]; then
-    "$@"
-  elif ! command -v sudo >/dev/null 2>&1; then
-    echo "not root and sudo is not installed" >&2
-    return 1
-  elif [ -t 0 ]; then
-    sudo "$@"
-  else
-    # No terminal to type a password into: fail instead of hanging.
-    sudo -n "$@"
-  fi
-}
-
-apt_updated=
-apt_install() {
-  command -v apt-get >/dev/null 2>&1 || { echo "apt-get is not available" >&2; return 1; }
-  if [ -z "$apt_updated" ]; then
-    say "apt-get update"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q || return 1
-    apt_updated=1
-  fi
-  say "apt-get install -y $*"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
-}
 
 python=${PYTHON:-}
 if [ -z "$python" ]; then
@@ -57,11 +24,11 @@ if [ -z "$python" ]; then
     if command -v "$candidate" >/dev/null 2>&1; then python=$(command -v "$candidate"); break; fi
   done
 fi
-[ -n "$python" ] || problem "no python3 on PATH"
-command -v "$python" >/dev/null 2>&1 || problem "$python (PYTHON) is not an executable"
+[ -n "$python" ] || give_up "no python3 on PATH"
+command -v "$python" >/dev/null 2>&1 || give_up "$python (PYTHON) is not an executable"
 # The pinned clients need Python 3.9 or newer (openai-agents and litellm: 3.9+).
 "$python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 9) else 1)' \
-  || problem "$python is $("$python" -V 2>&1); the clients need Python 3.9 or newer"
+  || give_up "$python is $("$python" -V 2>&1); the clients need Python 3.9 or newer"
 
 # The stamp: the sha256 of requirements.txt (test/clients/python/support.ts checks the same).
 wanted=$("$python" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' "$requirements")
@@ -95,7 +62,7 @@ if ! venv_works; then
         || "$python" -m pip install --disable-pip-version-check --no-warn-script-location -q --break-system-packages --user virtualenv; } \
         || ! "$python" -m virtualenv -q "$venv" || ! venv_works; then
         rm -rf "$venv"
-        problem "could not create a virtualenv at $venv (python -m venv, python3-venv and virtualenv all failed, see above)"
+        give_up "could not create a virtualenv at $venv (python -m venv, python3-venv and virtualenv all failed, see above)"
       fi
     fi
   fi
@@ -106,11 +73,11 @@ fi
 rm -f "$stamp"
 say "pip install -r test/clients/python/requirements.txt"
 if ! "$venv/bin/python" -m pip install --disable-pip-version-check -q -r "$requirements"; then
-  problem "pip install -r $requirements failed (see above)"
+  give_up "pip install -r $requirements failed (see above)"
 fi
 # Imports each client once: a broken install fails here, not halfway through the suite.
 if ! LITELLM_LOCAL_MODEL_COST_MAP=True "$venv/bin/python" -c 'import openai, langchain_openai, litellm, agents' ; then
-  problem "the clients installed in $venv do not import (see above)"
+  give_up "the clients installed in $venv do not import (see above)"
 fi
 echo "$wanted" >"$stamp"
 say "installed: $("$venv/bin/python" -m pip freeze --disable-pip-version-check | grep -iE '^(openai|langchain-openai|langchain-core|litellm|openai-agents)==' | tr '\n' ' ')"

@@ -14,42 +14,10 @@ GO_MIN_MINOR=24
 GO_DOWNLOAD_VERSION=go1.24.3
 services_bin="$repo/.services/bin"
 
-say() { echo "install-services: $*"; }
-
-# A missing service fails CI, but only warns on a developer's machine.
-problem() {
-  if [ -n "${CI:-}" ]; then
-    echo "install-services: error: $*" >&2
-    exit 1
-  fi
-  echo "install-services: warning: $* (the suites that need it will be skipped)" >&2
-}
-
-as_root() {
-  if [ "$(id -u)" = 0 ]; then
-    "$@"
-  elif ! command -v sudo >/dev/null 2>&1; then
-    echo "not root and sudo is not installed" >&2
-    return 1
-  elif [ -t 0 ]; then
-    sudo "$@"
-  else
-    # No terminal to type a password into: fail instead of hanging.
-    sudo -n "$@"
-  fi
-}
-
-apt_updated=
-apt_install() {
-  command -v apt-get >/dev/null 2>&1 || { echo "apt-get is not available" >&2; return 1; }
-  if [ -z "$apt_updated" ]; then
-    say "apt-get update"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q || return 1
-    apt_updated=1
-  fi
-  say "apt-get install -y $*"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
-}
+installer=install-services
+skipped="the suites that need it"
+# shellcheck source=scripts/install-lib.sh
+. "$repo/scripts/install-lib.sh"
 
 # ---- Redis ----
 

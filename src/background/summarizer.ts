@@ -22,7 +22,7 @@ export interface SummaryJob {
 }
 
 /** The one upstream call of a job: resolves with the assistant text, rejects on any failure. */
-export type SummaryCall = (request: {
+export interface SummaryRequest {
   model: string;
   messages: unknown[];
   maxTokens: number;
@@ -30,7 +30,9 @@ export type SummaryCall = (request: {
   apiKey: string | undefined;
   credentialHeaders: Readonly<Record<string, string>>;
   timeoutMs: number;
-}) => Promise<string>;
+}
+
+export type SummaryCall = (request: SummaryRequest) => Promise<string>;
 
 export type SummaryOutcome = 'stored' | 'not_needed' | 'locked' | 'stale' | 'failed' | 'retrying' | 'dropped';
 

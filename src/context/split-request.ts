@@ -69,7 +69,8 @@ export function splitRequest(input: SplitInput): SplitRequest {
  */
 function pastStoredCopies(input: SplitInput, turnStart: number): number {
   const { messages, stored } = input;
-  if (turnStart >= messages.length || stored.length === 0) return turnStart;
+  // Most turns start with a user message, which this never skips: nothing to index.
+  if (turnStart >= messages.length || stored.length === 0 || !isModelMade(messages[turnStart]!)) return turnStart;
   const storedDigests = new Set(stored.map(storedDigest));
   const storedCallIds = new Set(stored.flatMap((m) => toolCallIds(m.message)));
   const answeredIds = new Set(stored.flatMap((m) => (m.message.role === 'tool' && typeof m.message.tool_call_id === 'string' ? [m.message.tool_call_id] : [])));

@@ -349,16 +349,22 @@ async function forward(
   deps.metrics.upstreamLatency.observe({ kind: 'memory' }, (performance.now() - sentAt) / 1000);
 
   const isSuccess = upstream.status >= 200 && upstream.status < 300;
-  const replyTee = tee && isSuccess ? teeReply(upstream.headers, { usageRequested }) : undefined;
+  // The client has its whole reply once the relay wrote its last byte or the
+  // tee saw the stream's terminal event, whichever it learns first.
+  let hasAll = false;
+  const clientHasAll = (): void => {
+    if (hasAll) return;
+    hasAll = true;
+    departure.markClientHasAll();
+    if (replyTee !== undefined) onClientHasAll?.();
+  };
+  const replyTee = tee && isSuccess ? teeReply(upstream.headers, { usageRequested, onComplete: clientHasAll }) : undefined;
   let relayed: { clientHasAll: boolean };
   try {
     relayed = await relayResponse(res, upstream, contextdHeaders, {
       onChunk: replyTee === undefined ? undefined : (chunk) => replyTee.push(chunk),
-      isReplyComplete: replyTee === undefined ? undefined : () => replyTee.isComplete(),
-      onClientHasAll: () => {
-        departure.markClientHasAll();
-        if (replyTee !== undefined) onClientHasAll?.();
-      },
+      isReplyComplete: () => hasAll,
+      onClientHasAll: clientHasAll,
     });
   } catch (error) {
     throw departure.signal.aborted ? error : deps.upstream.classify(error, 'reply');

@@ -22,7 +22,17 @@ export interface ReplyTee {
 const MAX_JSON_REPLY_BYTES = 16 * 1024 * 1024;
 
 /** The side branch of a 2xx chat-completion reply: decode, parse, rebuild. */
-export function teeReply(headers: Readonly<Record<string, string | string[]>>, options: { usageRequested?: boolean } = {}): ReplyTee {
+export interface TeeOptions {
+  /** The request set stream_options.include_usage: a stream ends with its usage chunk. */
+  usageRequested?: boolean;
+  /**
+   * Runs once, when the stream's terminal event has been decoded (possibly
+   * after push() returned, for a compressed stream): the client has it by then.
+   */
+  onComplete?: () => void;
+}
+
+export function teeReply(headers: Readonly<Record<string, string | string[]>>, options: TeeOptions = {}): ReplyTee {
   const contentEncoding = single(headers['content-encoding']);
   const decoder = createBodyDecoder(contentEncoding);
   if (decoder === undefined) return unreadable(`content-encoding ${contentEncoding} cannot be decoded`);
@@ -35,7 +45,14 @@ export function teeReply(headers: Readonly<Record<string, string | string[]>>, o
 
   if (isSse) {
     const accumulator = createSseReplyAccumulator(options);
-    const onData = (data: Uint8Array): void => accumulator.push(data);
+    let hasCompleted = false;
+    const onData = (data: Uint8Array): void => {
+      accumulator.push(data);
+      if (!hasCompleted && failure === undefined && accumulator.isComplete()) {
+        hasCompleted = true;
+        options.onComplete?.();
+      }
+    };
     return {
       push: (chunk) => safely(() => decoder.push(chunk, onData), onDecoderError),
       isComplete: () => failure === undefined && accumulator.isComplete(),

@@ -56,11 +56,11 @@ export async function relayResponse(
   } catch (error) {
     // The upstream body cut short after the client had everything (the relay
     // was stopped because the client left): the reply is whole all the same.
-    if (!clientHasAll) throw error;
+    if (!clientHasAll && isReplyComplete?.() !== true) throw error;
   }
   if (!res.destroyed) {
     res.end();
     markClientHasAll();
   }
-  return { clientHasAll };
+  return { clientHasAll: clientHasAll || isReplyComplete?.() === true };
 }

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { SummaryRequest } from '../background/summarizer.js';
 import type { UpstreamClient } from './upstream-client.js';
 
 const MAX_REPLY_BYTES = 1024 * 1024;
@@ -7,17 +8,6 @@ export class SummaryCallError extends Error {}
 
 /** How contextd's own calls reach the upstream: OpenAI's shape, or an Azure deployment with an api-version. */
 export type SummaryTarget = { kind: 'openai' } | { kind: 'azure'; apiVersion: string };
-
-export interface SummaryRequest {
-  model: string;
-  messages: unknown[];
-  maxTokens: number;
-  /** The route's own key (summary.api_key), if it has one. */
-  apiKey: string | undefined;
-  /** Else the triggering request's credential headers (authorization / api-key). */
-  credentialHeaders: Readonly<Record<string, string>>;
-  timeoutMs: number;
-}
 
 /**
  * The summary job's one chat completion: non-streaming, plain JSON (no

@@ -8,11 +8,11 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, beforeEach, expect, test } from 'vitest';
 import { expectStoredOnce, expectValidPrompt, promptOf, textOf } from '../support/compat-checks.js';
 import { REPO_ROOT, ensureBuilt, startContextd, stopAll, type ContextdProcess } from '../support/contextd-process.js';
 import { startFakeUpstream, type FakeUpstream, type RecordedRequest } from '../support/fake-upstream.js';
-import { servicesRequired, type Availability } from '../support/services.js';
+import { describeWithService, type Availability } from '../support/services.js';
 import { waitFor } from '../support/wait-for.js';
 import { API_KEY, contextdConfig, storedMessages, type StoredRow } from '../integration/harness.js';
 
@@ -30,33 +30,13 @@ const BUDGET = 300;
 
 function aiSdkAvailability(): Availability {
   const version = spawnSync(NODE_BIN, ['--version'], { encoding: 'utf8', timeout: 10_000 });
-  if (version.status !== 0) return { isAvailable: false, reason: `${NODE_BIN} does not run (${version.error?.message ?? version.stderr.trim()})` };
+  if (version.status !== 0) return { isAvailable: false, reason: `${NODE_BIN} does not run (${version.error?.message ?? version.stderr.trim()})`, hint: INSTALL_HINT };
   const major = Number(/^v(\d+)\./.exec(version.stdout.trim())?.[1]);
   if (!(major >= MIN_NODE_MAJOR)) return { isAvailable: false, reason: `${NODE_BIN} is ${version.stdout.trim()}; the AI SDK needs Node >= ${MIN_NODE_MAJOR}` };
   for (const name of ['ai', '@ai-sdk/openai', 'zod']) {
-    if (!existsSync(join(AI_SDK_DIR, 'node_modules', name, 'package.json'))) return { isAvailable: false, reason: `${name} is not installed in ${AI_SDK_DIR}` };
+    if (!existsSync(join(AI_SDK_DIR, 'node_modules', name, 'package.json'))) return { isAvailable: false, reason: `${name} is not installed in ${AI_SDK_DIR}`, hint: INSTALL_HINT };
   }
   return { isAvailable: true };
-}
-
-/** Runs the suite when the AI SDK is installed; otherwise fails it (CI set) or skips it, saying why. */
-function describeWithAiSdk(name: string, body: () => void): void {
-  const availability = aiSdkAvailability();
-  if (availability.isAvailable) {
-    describe(name, body);
-    return;
-  }
-  const message = `${availability.reason}; ${INSTALL_HINT}`;
-  if (servicesRequired) {
-    describe(name, () => {
-      test('has the AI SDK installed (CI is set, so a missing install fails)', () => {
-        throw new Error(message);
-      });
-    });
-    return;
-  }
-  console.warn(`skipping "${name}": ${message}`);
-  describe.skip(`${name} [skipped: ${message}]`, body);
 }
 
 // ---- the driver ----
@@ -161,7 +141,7 @@ const hasToolCalls = (message: object): boolean => {
   return Array.isArray(calls) && calls.length > 0;
 };
 
-describeWithAiSdk('Vercel AI SDK (@ai-sdk/openai chat model)', () => {
+describeWithService(aiSdkAvailability(), 'Vercel AI SDK (@ai-sdk/openai chat model)', () => {
   beforeAll(async () => {
     await ensureBuilt();
     upstream = await startFakeUpstream();

@@ -3,7 +3,8 @@
 // as soon as they read `data: [DONE]`, often before the upstream's own end of
 // stream reaches contextd. A client that leaves before the terminal event
 // still cancels the upstream call, and nothing is stored.
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { createGunzip } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, expect, test } from 'vitest';
 import { ensureBuilt, stopAll, type ContextdProcess } from '../support/contextd-process.js';
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.js';
@@ -27,33 +28,47 @@ afterAll(async () => {
 });
 
 /**
- * Streams a chat request and closes the socket the moment `until` matches the
- * text received so far, as httpx does at [DONE]. Resolves with that text.
+ * Sends a chat request and closes the socket the moment `until` says so of
+ * what has been received (as httpx does at [DONE]). Resolves with that text.
  */
-function streamAndLeave(conversation: string, body: Record<string, unknown>, until: (received: string) => boolean): Promise<string> {
+function requestAndLeave(
+  conversation: string,
+  body: Record<string, unknown>,
+  until: (received: string, headers: IncomingHttpHeaders) => boolean,
+  extraHeaders: Record<string, string> = {},
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(`${contextd.baseURL}/chat/completions`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}`, 'x-conversation-id': conversation },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}`, 'x-conversation-id': conversation, ...extraHeaders },
     });
-    req.on('response', (res) => {
+    req.on('response', (response) => {
       let received = '';
+      // A compressed reply is read as the client reads it: decoded.
+      const res = response.headers['content-encoding'] === 'gzip' ? response.pipe(createGunzip()) : response;
       res.setEncoding('utf8');
       res.on('data', (text: string) => {
         received += text;
-        if (until(received)) {
+        if (until(received, response.headers)) {
           req.destroy();
           resolve(received);
         }
       });
-      res.on('end', () => reject(new Error(`the stream ended before the client left: ${received}`)));
+      res.on('end', () => reject(new Error(`the response ended before the client left: ${received}`)));
     });
     req.on('error', (error) => {
       if (!req.destroyed) reject(error);
     });
-    req.end(JSON.stringify({ model: 'gpt-4o-mini', stream: true, ...body }));
+    req.end(JSON.stringify({ model: 'gpt-4o-mini', ...body }));
   });
 }
+
+const streamAndLeave = (
+  conversation: string,
+  body: Record<string, unknown>,
+  until: (received: string) => boolean,
+  extraHeaders: Record<string, string> = {},
+): Promise<string> => requestAndLeave(conversation, { stream: true, ...body }, until, extraHeaders);
 
 /** The stored rows once there are `count` of them. */
 async function storedWhen(conversation: string, count: number): Promise<Awaited<ReturnType<typeof storedMessages>>> {
@@ -83,6 +98,15 @@ test('a client that closes right after [DONE] while the upstream holds the end b
   // The rest of the upstream body, which nobody will read, was dropped rather than waited for.
   await waitFor(() => upstream.chatRequests()[0]!.outcome === 'client_closed', { message: 'upstream call ended' });
   expect(upstream.heldCount()).toBe(0);
+});
+
+test('a gzip-compressed stream: the terminal event counts once decoded, and the turn is stored', async () => {
+  const conversation = newConversation();
+  upstream.enqueue({ kind: 'text', content: 'compressed answer', chunkCount: 3, holdEnd: true, compression: 'gzip' });
+  await streamAndLeave(conversation, { messages: [{ role: 'user', content: 'zip it' }] }, (text) => text.includes('data: [DONE]'), { 'accept-encoding': 'gzip' });
+  const rows = await storedWhen(conversation, 2);
+  expect(rows[1]!.message.content).toBe('compressed answer');
+  expect(upstream.chatRequests()[0]!.headers['accept-encoding']).toContain('gzip');
 });
 
 test('with usage asked for, the usage chunk after finish_reason is the terminal event (no [DONE] needed)', async () => {
@@ -130,27 +154,11 @@ test('a client that leaves before the terminal event aborts the upstream call an
 
 test('a JSON reply whose body was written whole is stored even if the client closes at once', async () => {
   const conversation = newConversation();
-  const received = await new Promise<string>((resolve, reject) => {
-    const req = httpRequest(`${contextd.baseURL}/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}`, 'x-conversation-id': conversation },
-    });
-    req.on('response', (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (part: string) => {
-        text += part;
-        if (text.length >= Number(res.headers['content-length'])) {
-          req.destroy();
-          resolve(text);
-        }
-      });
-    });
-    req.on('error', (error) => {
-      if (!req.destroyed) reject(error);
-    });
-    req.end(JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'json please' }] }));
-  });
+  const received = await requestAndLeave(
+    conversation,
+    { messages: [{ role: 'user', content: 'json please' }] },
+    (text, headers) => text.length >= Number(headers['content-length']),
+  );
   expect(JSON.parse(received).choices[0].message.content).toBe('echo: json please');
   const rows = await storedWhen(conversation, 2);
   expect(rows[1]!.message.content).toBe('echo: json please');

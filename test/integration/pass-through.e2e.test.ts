@@ -56,8 +56,10 @@ test('a large upload streams through without the body limit of the memory path',
   expect(upstream.requests[0]!.rawBody.equals(payload)).toBe(true);
 });
 
-test('a WebSocket under /v1/ passes through both ways', async () => {
-  const ws = new WebSocket(`ws://127.0.0.1:${contextd.port}/v1/realtime?model=gpt-4o-realtime`, { headers: { authorization: `Bearer ${API_KEY}` } });
+test('a WebSocket under /v1/ passes through both ways, without the conversation header', async () => {
+  const ws = new WebSocket(`ws://127.0.0.1:${contextd.port}/v1/realtime?model=gpt-4o-realtime`, {
+    headers: { authorization: `Bearer ${API_KEY}`, 'x-conversation-id': 'realtime-1' },
+  });
   const echoed = await new Promise<string>((resolve, reject) => {
     ws.on('open', () => ws.send(JSON.stringify({ type: 'session.update' })));
     ws.on('message', (data) => resolve(String(data)));
@@ -65,7 +67,9 @@ test('a WebSocket under /v1/ passes through both ways', async () => {
   });
   ws.close();
   expect(echoed).toContain('session.update');
-  expect(upstream.requests.some((r) => r.path === '/v1/realtime')).toBe(true);
+  const upgrade = upstream.requests.find((r) => r.path === '/v1/realtime');
+  expect(upgrade?.headers.authorization).toBe(`Bearer ${API_KEY}`);
+  expect(upgrade?.headers['x-conversation-id']).toBeUndefined();
 });
 
 test('unknown paths outside /v1 are a 404 in OpenAI shape', async () => {

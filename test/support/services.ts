@@ -82,7 +82,8 @@ export function findMongo(): MongoSource | undefined {
   return ferretdb === undefined ? undefined : { kind: 'ferretdb', path: ferretdb };
 }
 
-export type Availability = { isAvailable: true } | { isAvailable: false; reason: string };
+/** `hint` says how to install what is missing (default: scripts/install-services.sh). */
+export type Availability = { isAvailable: true } | { isAvailable: false; reason: string; hint?: string };
 
 export interface ServiceAvailability {
   redis: Availability;
@@ -125,12 +126,12 @@ export function describeWithMongo(name: string, body: SuiteBody): void {
 }
 
 /** Runs the suite when the service is there; otherwise fails it (CI) or skips it, naming what is missing either way. */
-export function describeWithService(availability: Availability, name: string, body: SuiteBody): void {
+export function describeWithService(availability: Availability, name: string, body: SuiteBody, options: { timeoutMs?: number } = {}): void {
   if (availability.isAvailable) {
-    describe(name, body);
+    describe(name, { timeout: options.timeoutMs }, body);
     return;
   }
-  const message = `${availability.reason}; ${INSTALL_HINT}`;
+  const message = `${availability.reason}; ${availability.hint ?? INSTALL_HINT}`;
   if (servicesRequired) {
     describe(name, () => {
       test('has the service it needs (CI is set, so a missing service fails)', () => {

@@ -5,12 +5,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, test } from 'vitest';
+import { expect } from 'vitest';
 import type { ChatMessage } from '../../../src/domain.js';
 import { REPO_ROOT, type ContextdProcess } from '../../support/contextd-process.js';
 import type { Behaviour, RecordedRequest } from '../../support/fake-upstream.js';
 import { promptOf, textOf } from '../../support/compat-checks.js';
-import { servicesRequired, type Availability } from '../../support/services.js';
+import { describeWithService, type Availability } from '../../support/services.js';
 
 export const VENV_PYTHON = join(REPO_ROOT, '.venv-clients', 'bin', 'python');
 const DRIVER_DIR = join(REPO_ROOT, 'test', 'clients', 'python');
@@ -25,10 +25,10 @@ export const SYSTEM = 'You are a terse assistant. Answer in one line.';
 export const lookupResult = (q: string): string => `${q} is a teapot`;
 
 export function pythonClientsAvailability(): Availability {
-  if (!existsSync(VENV_PYTHON)) return { isAvailable: false, reason: `no Python client virtualenv at ${VENV_PYTHON}` };
+  if (!existsSync(VENV_PYTHON)) return { isAvailable: false, reason: `no Python client virtualenv at ${VENV_PYTHON}`, hint: INSTALL_HINT };
   const wanted = createHash('sha256').update(readFileSync(REQUIREMENTS)).digest('hex');
   const installed = existsSync(STAMP) ? readFileSync(STAMP, 'utf8').trim() : undefined;
-  if (installed !== wanted) return { isAvailable: false, reason: `the Python clients in .venv-clients are not installed from the current ${REQUIREMENTS}` };
+  if (installed !== wanted) return { isAvailable: false, reason: `the Python clients in .venv-clients are not installed from the current ${REQUIREMENTS}`, hint: INSTALL_HINT };
   return { isAvailable: true };
 }
 
@@ -38,22 +38,7 @@ const TEST_TIMEOUT_MS = 60_000;
 
 /** Runs the suite when the clients are installed; otherwise fails it (CI set) or skips it, saying why either way. */
 export function describeWithPythonClients(name: string, body: () => void): void {
-  const availability = pythonClientsAvailability();
-  if (availability.isAvailable) {
-    describe(name, { timeout: TEST_TIMEOUT_MS }, body);
-    return;
-  }
-  const message = `${availability.reason}; ${INSTALL_HINT}`;
-  if (servicesRequired) {
-    describe(name, () => {
-      test('has the Python clients it needs (CI is set, so missing clients fail)', () => {
-        throw new Error(message);
-      });
-    });
-    return;
-  }
-  console.warn(`skipping "${name}": ${message}`);
-  describe.skip(`${name} [skipped: ${message}]`, body);
+  describeWithService(pythonClientsAvailability(), name, body, { timeoutMs: TEST_TIMEOUT_MS });
 }
 
 export interface DriverTarget {
