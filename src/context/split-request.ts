@@ -57,6 +57,9 @@ export function splitRequest(input: SplitInput): SplitRequest {
   const retry = matchRetriedTurn(input, instructionCount);
   if (retry !== undefined) return { instructionCount, ...retry, isRetry: true };
 
+  const afterAnchor = anchoredEnd(input, instructionCount, stored);
+  if (afterAnchor !== undefined) return { instructionCount, turnStart: afterAnchor, history: stored, isRetry: false };
+
   const unaligned = afterLastAssistant(messages, instructionCount);
   return { instructionCount, turnStart: pastStoredCopies(input, unaligned), history: stored, isRetry: false };
 }
@@ -87,25 +90,35 @@ function pastStoredCopies(input: SplitInput, turnStart: number): number {
 
 /**
  * Where the re-sent part of the request ends: the largest k such that
- * messages[k - 1] is the newest message of `tail` and the messages before it
- * are the tail's before it (over min(k - start, tail.length) messages), or
- * undefined. The match is anchored on the newest stored message: when that
- * one was made by the model, the older part may differ (the client's copy was
- * trimmed, or the store's was summarised or expired) and k still counts.
+ * messages[start..k) ends with the tail of `tail` (compared over
+ * min(k - start, tail.length) messages), or undefined.
  */
 function alignedEnd(input: SplitInput, start: number, tail: readonly StoredMessage[]): number | undefined {
   const last = tail.at(-1);
   if (last === undefined) return undefined;
   const lastDigest = storedDigest(last);
-  const isStrongAnchor = isModelMade(last.message);
   for (let k = input.messages.length; k > start; k--) {
     if (input.digestAt(k - 1) !== lastDigest) continue;
-    if (isStrongAnchor) return k;
     const overlap = Math.min(k - start, tail.length);
     let matches = true;
     for (let j = 1; j < overlap && matches; j++) matches = input.digestAt(k - 1 - j) === storedDigest(tail[tail.length - 1 - j]!);
     if (matches) return k;
   }
+  return undefined;
+}
+
+/**
+ * The match anchored on the newest stored message alone, when the model made
+ * it (its text or call ids do not recur by chance, unlike a user's "yes"):
+ * the request's older part may then differ from the store's, whose copy may no
+ * longer be whole (folded into the summary, trimmed, expired) or may be
+ * serialised otherwise. Tried after a strict match and a retried turn.
+ */
+function anchoredEnd(input: SplitInput, start: number, stored: readonly StoredMessage[]): number | undefined {
+  const last = stored.at(-1);
+  if (last === undefined || !isModelMade(last.message)) return undefined;
+  const lastDigest = storedDigest(last);
+  for (let k = input.messages.length; k > start; k--) if (input.digestAt(k - 1) === lastDigest) return k;
   return undefined;
 }
 

@@ -93,6 +93,12 @@ describe('splitRequest', () => {
       expect(out.turnStart).toBe(4);
     });
 
+    test('a retry is told from an anchor: the same reply text earlier in the history does not anchor a retried turn', () => {
+      const stored = store([u('first?'), a('OK.'), u('second?'), a('OK.')], 0);
+      // The client never got the last "OK." and sends its turn again.
+      expect(split([u('first?'), a('OK.'), u('second?')], stored, { nowMs: 10 ** 9 })).toMatchObject({ isRetry: true, turnStart: 2 });
+    });
+
     test('a user message as the newest stored message is no anchor unless the whole overlap matches', () => {
       const stored = store([u('hi'), a('hello'), u('yes')]);
       expect(split([u('other'), a('reply'), u('yes')], stored).turnStart).toBe(2);
