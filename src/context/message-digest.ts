@@ -35,9 +35,10 @@ function canonicalContent(content: ChatMessage['content']): unknown {
   return canonicalJson(content);
 }
 
-/** Arguments as the model meant them: parsed JSON when they parse, else the text itself. */
+/** Arguments as the model meant them: parsed JSON when they parse, else the text itself; none at all is `{}`. */
 function canonicalArguments(text: unknown): string | null {
-  if (typeof text !== 'string') return text === undefined || text === null ? null : canonicalJson(text);
+  if (typeof text !== 'string') return text === undefined || text === null ? '{}' : canonicalJson(text);
+  if (text.trim() === '') return '{}';
   try {
     return canonicalJson(JSON.parse(text));
   } catch {

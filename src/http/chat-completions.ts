@@ -147,8 +147,9 @@ export async function handleChatWithMemory(req: IncomingMessage, res: ServerResp
     budgetTokens: route.budget.maxContextTokens,
     summaryMaxTokens: route.budget.summaryMaxTokens,
   });
+  // Only the turn can still break the rules here (a result for a call the store does not hold): that is the client's.
   const promptProblem = findToolSequenceProblem(prompt.messages);
-  if (promptProblem !== undefined) return forwardAsItCame(promptProblem, 'contextd');
+  if (promptProblem !== undefined) return forwardAsItCame(promptProblem, promptProblem.index >= prompt.messages.length - turn.length ? 'client' : 'contextd');
   recordAssembly(deps, route, prompt, snapshot, log);
   if (prompt.isOverflow && route.budget.onOverflow === 'reject') {
     throw new ContextLengthExceededError(prompt.contextTokens, route.budget.maxContextTokens, route.name);

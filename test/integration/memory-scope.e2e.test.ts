@@ -67,12 +67,12 @@ test('the conversation header never reaches the upstream on the memory path eith
   expect(upstream.chatRequests()[0]!.headers['x-conversation-id']).toBeUndefined();
 });
 
-test("a request whose own tool messages break the rules goes as it came: the upstream's 400 is the answer, and nothing is stored", async () => {
+test.each([
+  { name: 'a tool result after a user message', messages: [{ role: 'user', content: 'hi' }, { role: 'tool', tool_call_id: 'call_nowhere', content: 'an answer to no call' }] },
+  { name: 'a result for a call the store never held', messages: [{ role: 'tool', tool_call_id: 'call_unknown', content: 'an answer to no stored call' }] },
+])("a request whose own tool messages break the rules ($name) goes as it came: the upstream's 400 is the answer, nothing is stored", async ({ messages }) => {
   const conversation = newConversation();
-  const messages = [
-    { role: 'user', content: 'hi' },
-    { role: 'tool', tool_call_id: 'call_nowhere', content: 'an answer to no call' },
-  ];
+  const before = await metric('contextd_memory_skipped_total', 'reason="invalid_tool_sequence"');
   const res = await fetch(`${contextd.baseURL}/chat/completions`, {
     method: 'POST',
     headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json', 'x-conversation-id': conversation },
@@ -84,6 +84,7 @@ test("a request whose own tool messages break the rules goes as it came: the ups
   expect((upstream.chatRequests()[0]!.json as { messages: unknown[] }).messages).toEqual(messages);
   const log = await contextd.waitForLog((line) => line.msg === 'request' && line.conversation === conversation);
   expect(log).toMatchObject({ stored: 'not_stored', memory: 'bypassed' });
+  expect(await metric('contextd_memory_skipped_total', 'reason="invalid_tool_sequence"')).toBe(before + 1);
   const listing = await fetch(`${contextd.url}/contextd/v1/conversations/${conversation}/messages`, { headers: { authorization: `Bearer ${API_KEY}` } });
   expect(listing.status).toBe(404);
 });

@@ -9,7 +9,7 @@ import { startMongo, type MongoServer } from '../support/mongo-server.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { describeWithService, serviceAvailability } from '../support/services.js';
 import { waitFor } from '../support/wait-for.js';
-import { clientFor, contextdConfig } from './harness.js';
+import { clientFor, contextdConfig, storedMessages } from './harness.js';
 
 const BUDGET = 400;
 const SUMMARY_MAX = 80;
@@ -92,6 +92,31 @@ describe('rolling summaries on the embedded store', () => {
     expect(withSummary).toBeGreaterThan(20);
     const metrics = await (await fetch(`${contextd.url}/metrics`)).text();
     expect(metrics).toMatch(/contextd_summaries_total\{route="default",outcome="stored"\} [1-9]/);
+    await contextd.stop();
+  });
+
+  test('a client that re-sends its whole history across summaries: recognised though the store no longer loads the summarised part, each message stored once', async () => {
+    const contextd = await startContextd({ config: config(upstream) });
+    const conversation = 'sum-full-history';
+    const client = clientFor(contextd, conversation);
+    const history: { role: 'user' | 'assistant'; content: string }[] = [];
+    for (let turn = 1; turn <= 40; turn++) {
+      history.push({ role: 'user', content: question(turn) });
+      const reply = await client.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'system', content: 'pinned' }, ...history] });
+      history.push({ role: 'assistant', content: reply.choices[0]!.message.content! });
+      const sent = bodyOf(upstream.chatRequests().filter((r) => !isSummaryCall(r)).at(-1)!).messages;
+      // The new question goes once, after the stored window; nothing the client re-sent is sent twice.
+      expect(sent.filter((m) => m.content === question(turn))).toHaveLength(1);
+      expect(sent.reduce((sum, m) => sum + counter.countMessage(m), counter.replyPrimingTokens)).toBeLessThanOrEqual(BUDGET);
+    }
+    expect(upstream.chatRequests().some(isSummaryCall)).toBe(true);
+    let rows: Awaited<ReturnType<typeof storedMessages>> = [];
+    await waitFor(async () => (rows = await storedMessages(contextd, conversation)).at(-1)?.seq === 80, { message: 'all 40 turns stored' });
+    // The embedded store drops what a summary covers; what it holds is the conversation's tail, each message once, in order.
+    const first = rows[0]!.seq;
+    expect(first).toBeGreaterThan(1);
+    expect(rows.map((row) => row.seq)).toEqual(Array.from({ length: 81 - first }, (_, i) => first + i));
+    expect(rows.map((row) => row.message.content)).toEqual(history.slice(first - 1).map((m) => m.content));
     await contextd.stop();
   });
 

@@ -16,6 +16,7 @@ describe('digestMessage: equal for what the model sees alike', () => {
     { name: 'text sent as text parts', stored: { role: 'user', content: 'hello there' }, resent: { role: 'user', content: [{ type: 'text', text: 'hello ' }, { type: 'text', text: 'there' }] } },
     { name: 'null optional fields', stored: { role: 'assistant', content: 'Ana' }, resent: { role: 'assistant', content: 'Ana', refusal: null, name: null, tool_calls: [] } as unknown as ChatMessage },
     { name: 'empty content for a tool call', stored: call('{}'), resent: call('{}', { content: '' }) },
+    { name: 'no arguments streamed for a call without parameters, re-sent as {}', stored: call(''), resent: call('{}') },
     { name: 'a missing tool-call type', stored: call('{}'), resent: { ...call('{}'), tool_calls: [{ id: 'call_1', function: { name: 'lookup', arguments: '{}' } }] } as unknown as ChatMessage },
   ])('$name', ({ stored, resent }) => {
     expect(digestMessage(resent)).toBe(digestMessage(stored));
