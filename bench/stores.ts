@@ -144,14 +144,14 @@ export interface BackingStores {
 export async function startBackingStores(): Promise<BackingStores> {
   // From dist/, the support module looks for the FerretDB that install-services.sh builds under dist/.services; put the real place on PATH.
   process.env.PATH = `${join(REPO_ROOT, '.services', 'bin')}${delimiter}${process.env.PATH ?? ''}`;
-  let redisServer: RedisServer | undefined;
-  let mongoServer: MongoServer | undefined;
-  try {
-    [redisServer, mongoServer] = await Promise.all([startRedis(), startMongo({ startTimeoutMs: 60_000 })]);
-  } catch (error) {
-    await Promise.allSettled([redisServer?.stop(), mongoServer?.stop()]);
-    throw error;
+  // Settled one by one: when one server fails to start, the other is stopped (else it outlives the bench and keeps it from exiting).
+  const [redisStart, mongoStart] = await Promise.allSettled([startRedis(), startMongo({ startTimeoutMs: 60_000 })]);
+  if (redisStart.status === 'rejected' || mongoStart.status === 'rejected') {
+    await Promise.allSettled([redisStart.status === 'fulfilled' ? redisStart.value.stop() : undefined, mongoStart.status === 'fulfilled' ? mongoStart.value.stop() : undefined]);
+    throw redisStart.status === 'rejected' ? redisStart.reason : (mongoStart as PromiseRejectedResult).reason;
   }
+  const redisServer: RedisServer = redisStart.value;
+  const mongoServer: MongoServer = mongoStart.value;
   const servers = { redis: redisServer, mongo: mongoServer };
   const mongo = new MongoClient(mongoServer.url, { serverSelectionTimeoutMS: 10_000, socketTimeoutMS: 120_000 });
   const admin = new Redis(servers.redis.url, { maxRetriesPerRequest: 1 });
