@@ -80,6 +80,26 @@ export function findToolSequenceProblem(messages: readonly ChatMessage[], option
   return undefined;
 }
 
+/**
+ * A call id in `later` that an assistant message in `earlier` already made:
+ * the stored history beyond a prompt's window is not in the prompt, so its
+ * calls are checked apart before a turn joins it.
+ */
+export function findReusedCallId(earlier: readonly ChatMessage[], later: readonly ChatMessage[]): ToolSequenceProblem | undefined {
+  const laterCalls = new Map<string, number>();
+  later.forEach((message, index) => {
+    for (const id of toolCallIds(message)) laterCalls.set(id, index);
+  });
+  if (laterCalls.size === 0) return undefined;
+  for (const message of earlier) {
+    for (const id of toolCallIds(message)) {
+      const index = laterCalls.get(id);
+      if (index !== undefined) return { rule: 'duplicate_tool_call_id', index, id };
+    }
+  }
+  return undefined;
+}
+
 /** A one-line account of a problem, for logs and error messages. */
 export function describeToolSequenceProblem(problem: ToolSequenceProblem): string {
   const what = {

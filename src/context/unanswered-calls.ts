@@ -9,11 +9,11 @@ export const UNANSWERED_CALL_RESULT = 'No result: the conversation continued wit
  * results never came (the app gave up on the tool, or a new-message-only
  * client simply went on). OpenAI refuses a prompt in which such a call is
  * followed by anything but its results, and contextd never stores that state,
- * so the calls the new turn leaves unanswered get a result saying so. These go
- * in front of the turn (and are stored with it), after the stored call.
+ * so the calls the new turn (or, with an empty turn, the reply) leaves
+ * unanswered get a result saying so. These go in front of the turn (and are
+ * stored with it), after the stored call.
  */
 export function resultsForUnansweredCalls(history: readonly StoredMessage[], turn: readonly ChatMessage[]): ChatMessage[] {
-  if (turn.length === 0) return [];
   let start = history.length;
   while (start > 0 && history[start - 1]!.message.role === 'tool') start--;
   const call = history[start - 1]?.message;

@@ -7,7 +7,7 @@ import type { Config, Route } from '../config/schema.js';
 import { assemblePrompt, type AssembledPrompt, type CountedMessage } from '../context/assemble-prompt.js';
 import { digestMessage } from '../context/message-digest.js';
 import { splitRequest } from '../context/split-request.js';
-import { describeToolSequenceProblem, findToolSequenceProblem, type ToolSequenceProblem } from '../context/tool-sequence.js';
+import { describeToolSequenceProblem, findReusedCallId, findToolSequenceProblem, type ToolSequenceProblem } from '../context/tool-sequence.js';
 import { resultsForUnansweredCalls } from '../context/unanswered-calls.js';
 import type { ChatMessage, ConversationKey, ConversationSnapshot, NewMessage } from '../domain.js';
 import { ContextLengthExceededError, StoreUnavailableError } from '../errors.js';
@@ -95,16 +95,6 @@ export async function handleChatWithMemory(req: IncomingMessage, res: ServerResp
     await forward(req, res, deps, target.upstreamPath, JSON.stringify(body.raw), { 'x-contextd-cache': 'none', 'x-contextd-memory': 'unavailable' }, log, startedAt);
     return;
   }
-  const forwardAsItCame = async (problem: ToolSequenceProblem, whose: 'client' | 'contextd'): Promise<void> => {
-    // The upstream's answer (a 400 from OpenAI) is the client's; nothing of it is stored.
-    log.stored = 'not_stored';
-    log.memory = 'bypassed';
-    log.notStoredReason = `tool messages: ${describeToolSequenceProblem(problem)}`;
-    deps.metrics.memorySkipped.inc({ reason: whose === 'client' ? 'invalid_tool_sequence' : 'unsendable_history' });
-    if (whose === 'contextd') deps.logger.warn({ requestId: log.requestId, problem }, 'the assembled prompt breaks the tool-message rules; forwarded as the client sent it');
-    await forward(req, res, deps, target.upstreamPath, JSON.stringify(body.raw), { 'x-contextd-cache': snapshot.cache, 'x-contextd-memory': 'bypassed' }, log, startedAt);
-  };
-
   const digests = new Map<number, string>();
   const digestAt = (i: number): string => {
     let digest = digests.get(i);
@@ -125,10 +115,6 @@ export async function handleChatWithMemory(req: IncomingMessage, res: ServerResp
     const message = body.messages[i]!;
     instructions.push({ message, tokens: await deps.instructionCounts.count(counter, message, digestAt(i)) });
   }
-  // A request that breaks OpenAI's tool-message rules on its own goes as it came.
-  const clientProblem = findToolSequenceProblem(body.messages.slice(split.instructionCount), { allowLeadingResults: true });
-  if (clientProblem !== undefined) return forwardAsItCame(clientProblem, 'client');
-
   const turn: NewMessage[] = [];
   for (const message of resultsForUnansweredCalls(split.history, body.messages.slice(split.turnStart))) {
     turn.push({ message, tokens: await countMessageYielding(counter, message), digest: digestMessage(message) });
@@ -147,21 +133,29 @@ export async function handleChatWithMemory(req: IncomingMessage, res: ServerResp
     budgetTokens: route.budget.maxContextTokens,
     summaryMaxTokens: route.budget.summaryMaxTokens,
   });
-  // Only the turn can still break the rules here (a result for a call the store does not hold): that is the client's.
-  const promptProblem = findToolSequenceProblem(prompt.messages);
-  if (promptProblem !== undefined) return forwardAsItCame(promptProblem, promptProblem.index >= prompt.messages.length - turn.length ? 'client' : 'contextd');
-  recordAssembly(deps, route, prompt, snapshot, log);
-  if (prompt.isOverflow && route.budget.onOverflow === 'reject') {
-    throw new ContextLengthExceededError(prompt.contextTokens, route.budget.maxContextTokens, route.name);
+  // A request that breaks OpenAI's tool-message rules goes as it came: the upstream's
+  // answer (a 400 from OpenAI) is the client's. The turn is stored only if the state stays valid.
+  const toolProblem = toolSequenceProblemOf(body.messages.slice(split.instructionCount), prompt.messages, turn.length);
+  if (toolProblem !== undefined) {
+    log.memory = 'bypassed';
+    deps.metrics.memorySkipped.inc({ reason: toolProblem.whose === 'client' ? 'invalid_tool_sequence' : 'unsendable_history' });
+    if (toolProblem.whose === 'contextd') deps.logger.warn({ requestId: log.requestId, problem: toolProblem }, 'the assembled prompt breaks the tool-message rules; forwarded as the client sent it');
+  } else {
+    recordAssembly(deps, route, prompt, snapshot, log);
+    if (prompt.isOverflow && route.budget.onOverflow === 'reject') {
+      throw new ContextLengthExceededError(prompt.contextTokens, route.budget.maxContextTokens, route.name);
+    }
   }
-
-  const headers: Record<string, string> = {
-    'x-contextd-context-tokens': String(prompt.contextTokens),
-    'x-contextd-history-messages': String(prompt.historyMessages),
-    'x-contextd-summary': prompt.summaryUsed ? 'yes' : 'no',
-    'x-contextd-cache': snapshot.cache,
-  };
-  if (prompt.isOverflow) headers['x-contextd-overflow'] = 'forwarded';
+  const headers: Record<string, string> =
+    toolProblem !== undefined
+      ? { 'x-contextd-cache': snapshot.cache, 'x-contextd-memory': 'bypassed' }
+      : {
+          'x-contextd-context-tokens': String(prompt.contextTokens),
+          'x-contextd-history-messages': String(prompt.historyMessages),
+          'x-contextd-summary': prompt.summaryUsed ? 'yes' : 'no',
+          'x-contextd-cache': snapshot.cache,
+        };
+  if (toolProblem === undefined && prompt.isOverflow) headers['x-contextd-overflow'] = 'forwarded';
 
   // The turn is announced the moment the client has the whole reply, so that
   // a follow-up, however fast, waits for it rather than missing it.
@@ -172,7 +166,7 @@ export async function handleChatWithMemory(req: IncomingMessage, res: ServerResp
       res,
       deps,
       target.upstreamPath,
-      upstreamBody(body.raw, prompt.messages),
+      toolProblem !== undefined ? JSON.stringify(body.raw) : upstreamBody(body.raw, prompt.messages),
       headers,
       log,
       startedAt,
@@ -205,8 +199,14 @@ export async function handleChatWithMemory(req: IncomingMessage, res: ServerResp
       deps.metrics.turnsStored.inc({ outcome: 'retry_skipped' });
       return;
     }
-    // A reply whose call ids the prompt already used would make a state OpenAI refuses on every later turn.
-    const storeProblem = findToolSequenceProblem([...prompt.messages, reply.message], { allowOpenTail: true });
+    // The stored state must keep the rules: the prompt (as contextd would send it) and the
+    // reply must, so an invalid turn, or a reply reusing the prompt's call ids, is not stored.
+    const storeProblem =
+      findToolSequenceProblem([...prompt.messages, reply.message], { allowOpenTail: true }) ??
+      findReusedCallId(
+        split.history.map((m) => m.message),
+        [...turn.map((m) => m.message), reply.message],
+      );
     if (storeProblem !== undefined) {
       log.stored = 'not_stored';
       log.notStoredReason = `tool messages: ${describeToolSequenceProblem(storeProblem)}`;
@@ -240,6 +240,25 @@ export async function handleChatWithMemory(req: IncomingMessage, res: ServerResp
   } finally {
     announced.reservation?.cancel();
   }
+}
+
+/**
+ * Whether the request breaks OpenAI's tool-message rules, and whose doing it
+ * is: the client's when its own messages break them (a tool result after a
+ * user message, a call left unanswered) or when the assembled prompt breaks
+ * them within the new turn (a result for a call the store never held);
+ * contextd's when its history does (a state written by an older version).
+ */
+function toolSequenceProblemOf(
+  requestMessages: readonly ChatMessage[],
+  promptMessages: readonly ChatMessage[],
+  turnLength: number,
+): (ToolSequenceProblem & { whose: 'client' | 'contextd' }) | undefined {
+  const own = findToolSequenceProblem(requestMessages, { allowLeadingResults: true });
+  if (own !== undefined) return { ...own, whose: 'client' };
+  const inPrompt = findToolSequenceProblem(promptMessages);
+  if (inPrompt === undefined) return undefined;
+  return { ...inPrompt, whose: inPrompt.index >= promptMessages.length - turnLength ? 'client' : 'contextd' };
 }
 
 /** The caller's own credential, for a summary job that has no key of its own. */

@@ -1,11 +1,12 @@
 // Nothing is silent: the conversation header on a path without memory says so
 // (x-contextd-memory: unsupported, and a metric); the header never goes
 // upstream; the conversation API says what its store no longer holds.
-import { afterAll, beforeAll, beforeEach, expect, test } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { expectStoredOnce } from '../support/compat-checks.js';
 import { ensureBuilt, startContextd, stopAll, type ContextdProcess } from '../support/contextd-process.js';
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.js';
 import { waitFor } from '../support/wait-for.js';
-import { API_KEY, clientFor, contextdConfig } from './harness.js';
+import { API_KEY, clientFor, contextdConfig, storedMessages } from './harness.js';
 
 let upstream: FakeUpstream;
 let contextd: ContextdProcess;
@@ -87,6 +88,47 @@ test.each([
   expect(await metric('contextd_memory_skipped_total', 'reason="invalid_tool_sequence"')).toBe(before + 1);
   const listing = await fetch(`${contextd.url}/contextd/v1/conversations/${conversation}/messages`, { headers: { authorization: `Bearer ${API_KEY}` } });
   expect(listing.status).toBe(404);
+});
+
+describe('in front of a lenient upstream that accepts prompts OpenAI refuses', () => {
+  let lenient: FakeUpstream;
+  let proxy: ContextdProcess;
+  beforeAll(async () => {
+    lenient = await startFakeUpstream({ enforceToolRules: false });
+    proxy = await startContextd({ config: contextdConfig(lenient, { defaults: { summary: { enabled: false } } }) });
+  });
+  afterAll(async () => {
+    await proxy.stop();
+    await lenient.close();
+  });
+
+  test('a request that breaks the rules still goes as it came, and its turn is stored only where the stored state stays valid', async () => {
+    const conversation = newConversation();
+    const client = clientFor(proxy, conversation);
+    lenient.enqueue({ kind: 'tool_calls', toolCalls: [{ id: 'call_dropped', name: 'lookup', arguments: '{}' }] });
+    const first = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'look it up' }] });
+    // The app keeps its whole history, with the call it never answered, and goes on: OpenAI would refuse this.
+    const own = [{ role: 'user' as const, content: 'look it up' }, first.choices[0]!.message, { role: 'user' as const, content: 'forget it; hello' }];
+    const { response } = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: own }).withResponse();
+    expect(response.headers.get('x-contextd-memory')).toBe('bypassed');
+    expect((lenient.chatRequests()[1]!.json as { messages: { role: string }[] }).messages.map((m) => m.role)).toEqual(['user', 'assistant', 'user']);
+    // Stored as a state OpenAI accepts: the abandoned call answered as such, the turn once.
+    let rows: Awaited<ReturnType<typeof storedMessages>> = [];
+    await waitFor(async () => (rows = await storedMessages(proxy, conversation)).length === 5, { message: 'the second turn stored' });
+    expectStoredOnce(rows);
+    expect(rows.map((row) => row.message.role)).toEqual(['user', 'assistant', 'tool', 'user', 'assistant']);
+
+    // A result for a call nobody made: forwarded, answered by the lenient upstream, never stored.
+    const orphan = await fetch(`${proxy.baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json', 'x-conversation-id': conversation },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'tool', tool_call_id: 'call_never_made', content: 'r' }] }),
+    });
+    expect(orphan.status).toBe(200);
+    const log = await proxy.waitForLog((line) => line.msg === 'request' && line.conversation === conversation && line.memory === 'bypassed' && line.stored === 'not_stored');
+    expect(String(log.notStoredReason)).toMatch(/tool messages/);
+    expect(await storedMessages(proxy, conversation)).toHaveLength(5);
+  });
 });
 
 test('the listing says which earlier messages the store no longer holds', async () => {

@@ -139,6 +139,8 @@ export interface FakeUpstreamOptions {
   defaultBehaviour?: BehaviourSource;
   /** Keep every request in `requests` (default true). Benchmarks turn it off so memory stays flat; counts still work. */
   recordRequests?: boolean;
+  /** Refuse a prompt that breaks OpenAI's tool-message rules with a 400, as OpenAI does (default true); false acts like a lenient server. */
+  enforceToolRules?: boolean;
 }
 
 const FINGERPRINT = 'fp_fake_upstream';
@@ -194,6 +196,7 @@ class FakeUpstreamServer implements FakeUpstream {
   private readonly closing = new AbortController();
   private readonly initialDefault: BehaviourSource;
   private readonly recordRequests: boolean;
+  private readonly enforceToolRules: boolean;
   private defaultBehaviour: BehaviourSource;
   private sequence = 0;
   private receivedCount = 0;
@@ -205,6 +208,7 @@ class FakeUpstreamServer implements FakeUpstream {
     this.initialDefault = options.defaultBehaviour ?? { kind: 'text' };
     this.defaultBehaviour = this.initialDefault;
     this.recordRequests = options.recordRequests ?? true;
+    this.enforceToolRules = options.enforceToolRules ?? true;
     this.server.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
@@ -370,7 +374,7 @@ class FakeUpstreamServer implements FakeUpstream {
     }
     // OpenAI refuses a prompt that breaks its tool-message rules, and so does the
     // fake: every end-to-end test thereby checks every prompt contextd sends.
-    const toolProblem = Array.isArray(body.messages) ? findToolSequenceProblem(body.messages as ChatMessage[]) : undefined;
+    const toolProblem = this.enforceToolRules && Array.isArray(body.messages) ? findToolSequenceProblem(body.messages as ChatMessage[]) : undefined;
     if (toolProblem !== undefined) {
       ctx.record.toolRuleViolation = describeToolSequenceProblem(toolProblem);
       this.toolRuleViolations.push(ctx.record);

@@ -26,10 +26,13 @@ describe('resultsForUnansweredCalls', () => {
     expect(ids(resultsForUnansweredCalls(store([u('q'), calls('a', 'b', 'c'), result('a')]), [result('c'), u('go on')]))).toEqual([['b', UNANSWERED_CALL_RESULT]]);
   });
 
-  test('nothing when every call is answered, the history ends otherwise, or the turn is empty', () => {
+  test('nothing when every call is answered or the history ends otherwise', () => {
     expect(resultsForUnansweredCalls(store([u('q'), calls('a')]), [result('a')])).toEqual([]);
     expect(resultsForUnansweredCalls(store([u('q'), calls('a'), result('a')]), [u('next')])).toEqual([]);
     expect(resultsForUnansweredCalls(store([u('q')]), [u('next')])).toEqual([]);
-    expect(resultsForUnansweredCalls(store([u('q'), calls('a')]), [])).toEqual([]);
+  });
+
+  test('an empty turn: the reply would follow the call, so it is answered too', () => {
+    expect(ids(resultsForUnansweredCalls(store([u('q'), calls('a')]), []))).toEqual([['a', UNANSWERED_CALL_RESULT]]);
   });
 });
