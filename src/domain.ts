@@ -37,6 +37,9 @@ export type ConversationId = string & { readonly [conversationIdBrand]: true };
 declare const tenantIdBrand: unique symbol;
 export type TenantId = string & { readonly [tenantIdBrand]: true };
 
+/** Who owns a conversation: a digest of the API key, a header's value, or one tenant for all. */
+export type TenantMode = { kind: 'authorization' } | { kind: 'header'; header: string } | { kind: 'none' };
+
 /** Where a conversation lives: `<tenant>:<conversation>`. */
 export interface ConversationKey {
   readonly tenant: TenantId;

@@ -1,5 +1,16 @@
-// contextd's own errors. Each carries its HTTP status and a stable OpenAI-style
-// `code`; src/http/send-error.ts is the only place that turns one into a response.
+// Every error class contextd defines lives here, in two groups:
+//
+// - Errors that reach clients: ContextdError and its subclasses. Each carries
+//   its HTTP status and a stable OpenAI-style `code`; src/http/send-error.ts is
+//   the only place that turns one into a response (OpenAI's error shape), and
+//   README.md's "Errors" table lists every code (test/error-table.test.ts).
+// - Internal errors (plain Error subclasses): signals between contextd's own
+//   modules, never sent to a client as such (send-error.ts answers anything
+//   that is not a ContextdError with a bare 500 `internal_error`).
+//
+// This module imports nothing from src (test/architecture.test.ts).
+
+// ---- Errors that reach clients ----
 
 export type OpenAIErrorType = 'invalid_request_error' | 'server_error' | 'api_error' | 'timeout_error';
 
@@ -97,5 +108,45 @@ export class NotFoundError extends ContextdError {
   readonly code = 'not_found';
   constructor(what: string) {
     super(`${what} not found.`);
+  }
+}
+
+export class AdminOnlyError extends ContextdError {
+  readonly status = 401;
+  readonly code = 'admin_token_required';
+  constructor() {
+    super('With conversation.tenant: none the conversation API answers only to the admin token.');
+  }
+}
+
+// ---- Internal errors: never sent to a client ----
+
+/** Cache mode: Redis does not hold the conversation; seed it from MongoDB with warm() and append again. */
+export class ColdConversationError extends Error {
+  constructor(key: { readonly tenant: string; readonly conversation: string }) {
+    super(`Redis does not hold conversation ${key.conversation} of tenant ${key.tenant}`);
+    this.name = 'ColdConversationError';
+  }
+}
+
+/** A store tier call outlived its deadline (src/store/store-health.ts callTier). `tier` is a TierName. */
+export class StoreTimeoutError extends Error {
+  constructor(tier: string, operation: string, timeoutMs: number) {
+    super(`${tier} ${operation} took longer than ${timeoutMs} ms`);
+  }
+}
+
+/** The summary job's call failed: an error status, a refusal, an empty or unreadable answer (src/upstream/summary-call.ts). */
+export class SummaryCallError extends Error {}
+
+/** The config file is invalid or unreadable: contextd does not start, and says every problem at once. */
+export class ConfigError extends Error {
+  /** One line per problem, each naming the file and the path. */
+  readonly problems: readonly string[];
+
+  constructor(problems: readonly string[]) {
+    super(problems.join('\n'));
+    this.name = 'ConfigError';
+    this.problems = problems;
   }
 }

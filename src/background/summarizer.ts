@@ -3,7 +3,7 @@
 // token), one upstream call per job, retried with back-off, never in the way
 // of a user request.
 
-import type { Route } from '../config/schema.js';
+import type { Route } from '../routing/route.js';
 import { summaryAsSystemMessage } from '../context/assemble-prompt.js';
 import { cutToTokens, foldableMessages, summaryRequestMessages } from '../context/summary-request.js';
 import type { ConversationKey, StoredMessage, Summary } from '../domain.js';

@@ -7,18 +7,10 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { deepFreeze } from '../freeze.js';
 import { interpolateDocument, isPlainObject, type ConfigPath } from './interpolate.js';
-import { configFileSchema, resolveConfig, type Config } from './schema.js';
-
-export class ConfigError extends Error {
-  /** One line per problem, each naming the file and the path. */
-  readonly problems: readonly string[];
-
-  constructor(problems: readonly string[]) {
-    super(problems.join('\n'));
-    this.name = 'ConfigError';
-    this.problems = problems;
-  }
-}
+import { ConfigError } from '../errors.js';
+import { configFileSchema } from './schema.js';
+import { type Config } from './config-types.js';
+import { resolveConfig } from './resolve-config.js';
 
 export const DEFAULT_CONFIG_PATH = 'config/contextd.yaml';
 export const BUILT_IN_SOURCE = '(built-in defaults)';

@@ -1,9 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { TenantMode } from '../config/schema.js';
-import type { ConversationId, ConversationKey, TenantId } from '../domain.js';
+import type { ConversationId, ConversationKey, TenantId, TenantMode } from '../domain.js';
 import { InvalidConversationIdError, InvalidRequestError } from '../errors.js';
-
 
 const VALID_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 // No ':' in a tenant, so `<tenant>:<conversation>` can only be read one way.

@@ -1,10 +1,8 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ConversationId, TenantId } from '../domain.js';
-import { InvalidConversationIdError, InvalidRequestError, NotFoundError, ContextdError } from '../errors.js';
+import type { ConversationId, TenantId, TenantMode } from '../domain.js';
+import { AdminOnlyError, InvalidConversationIdError, InvalidRequestError, NotFoundError } from '../errors.js';
 import type { ConversationStore } from '../store/conversation-store.js';
-import type { TenantMode } from '../config/schema.js';
-
 import { conversationKey, parseConversationId, resolveTenant } from '../http/conversation-identity.js';
 import { sendJson } from '../http/send-error.js';
 
@@ -12,14 +10,6 @@ export interface ConversationApiDeps {
   store: ConversationStore;
   tenantMode: TenantMode;
   adminToken: string | undefined;
-}
-
-export class AdminOnlyError extends ContextdError {
-  readonly status = 401;
-  readonly code = 'admin_token_required';
-  constructor() {
-    super('With conversation.tenant: none the conversation API answers only to the admin token.');
-  }
 }
 
 const PREFIX = '/contextd/v1/conversations/';

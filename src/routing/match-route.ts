@@ -1,7 +1,7 @@
 // Which route's policy a request gets: the first route whose every condition
 // matches, else the catch-all "default". Globs are compiled once, at startup.
 
-import type { Route } from '../config/schema.js';
+import type { Route } from './route.js';
 
 export interface RouteRequest {
   /** The request path; a query string, if any, is ignored. */

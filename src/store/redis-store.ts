@@ -123,7 +123,7 @@ import type {
   Summary,
   TenantId,
 } from '../domain.js';
-import { StoreUnavailableError } from '../errors.js';
+import { ColdConversationError, StoreUnavailableError } from '../errors.js';
 import type { ConversationStore, LoadLimits, LockLease } from './conversation-store.js';
 import { deepFreeze } from '../freeze.js';
 import { REDIS_SCRIPTS, type RedisScriptName } from './redis-scripts.js';
@@ -178,14 +178,6 @@ const DEFAULT_LOCAL_CACHE_MAX_ENTRIES = 20_000;
  * costing little when this store appended the turn itself.
  */
 export const FAST_LOAD_TAIL_ENTRIES = 4;
-
-/** Cache mode: Redis does not hold the conversation; seed it from MongoDB with warm() and append again. */
-export class ColdConversationError extends Error {
-  constructor(key: ConversationKey) {
-    super(`Redis does not hold conversation ${key.conversation} of tenant ${key.tenant}`);
-    this.name = 'ColdConversationError';
-  }
-}
 
 /** What a list entry's JSON holds: the StoredMessage fields the entry's prefix does not. */
 interface EntryBody {

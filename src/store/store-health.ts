@@ -1,6 +1,8 @@
 // The one place that knows whether each store tier is up. Every tier call
 // reports its outcome here; /readyz and the two-tier store read it.
 
+import { StoreTimeoutError } from '../errors.js';
+
 export type TierName = 'redis' | 'mongodb';
 export type TierState = 'up' | 'down';
 export type OverallState = 'up' | 'degraded' | 'down';
@@ -79,12 +81,6 @@ export class StoreHealth {
     const tiers: Record<string, { state: TierState; error?: string }> = {};
     for (const [name, record] of this.#tiers) tiers[name] = record.lastError === undefined ? { state: record.state } : { state: record.state, error: record.lastError };
     return { status: this.overall(), tiers };
-  }
-}
-
-export class StoreTimeoutError extends Error {
-  constructor(tier: TierName, operation: string, timeoutMs: number) {
-    super(`${tier} ${operation} took longer than ${timeoutMs} ms`);
   }
 }
 

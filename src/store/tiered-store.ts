@@ -6,11 +6,11 @@
 
 import type { AppendOptions, AppendResult, ConversationKey, ConversationSnapshot, NewMessage, StoredMessage, Summary } from '../domain.js';
 import { conversationKeyString } from '../domain.js';
-import { StoreUnavailableError } from '../errors.js';
+import { ColdConversationError, StoreUnavailableError } from '../errors.js';
 import type { ConversationStore, LoadLimits, LockLease, SummaryLock } from './conversation-store.js';
 import { InProcessLock } from './in-process-lock.js';
 import type { MongoStore } from './mongo-store.js';
-import { ColdConversationError, type RedisStore } from './redis-store.js';
+import type { RedisStore } from './redis-store.js';
 import { callTier, type StoreHealth, type TierName } from './store-health.js';
 
 export interface TieredStoreOptions {

@@ -1,10 +1,9 @@
 import type { Readable } from 'node:stream';
 import type { SummaryRequest } from '../background/summarizer.js';
+import { SummaryCallError } from '../errors.js';
 import type { UpstreamClient } from './upstream-client.js';
 
 const MAX_REPLY_BYTES = 1024 * 1024;
-
-export class SummaryCallError extends Error {}
 
 /** How contextd's own calls reach the upstream: OpenAI's shape, or an Azure deployment with an api-version. */
 export type SummaryTarget = { kind: 'openai' } | { kind: 'azure'; apiVersion: string };

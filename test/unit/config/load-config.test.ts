@@ -2,8 +2,10 @@ import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { BUILT_IN_SOURCE, ConfigError, loadConfig, parseConfig } from '../../../src/config/load-config.js';
-import { DEFAULT_SUMMARY_PROMPT, type Config } from '../../../src/config/schema.js';
+import { BUILT_IN_SOURCE, loadConfig, parseConfig } from '../../../src/config/load-config.js';
+import { ConfigError } from '../../../src/errors.js';
+import { DEFAULT_SUMMARY_PROMPT } from '../../../src/config/schema.js';
+import { type Config } from '../../../src/config/config-types.js';
 
 const FILE = 'config/x.yaml';
 

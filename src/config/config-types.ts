@@ -1,0 +1,26 @@
+// The normalised config the rest of contextd reads: camelCase, units in
+// names, defaults merged into every route. src/config/resolve-config.ts makes
+// it from the validated file (src/config/schema.ts).
+
+import type { Route } from '../routing/route.js';
+import type { ConfigPath } from './interpolate.js';
+import type { ConfigFile } from './schema.js';
+
+export interface Config {
+  /** The file it was read from, or "(built-in defaults)". */
+  source: string;
+  server: ConfigFile['server'];
+  upstream: ConfigFile['upstream'];
+  conversation: ConfigFile['conversation'];
+  admin: ConfigFile['admin'];
+  storage: ConfigFile['storage'];
+  /** User routes with the defaults merged in, then the catch-all route "default". */
+  routes: readonly Route[];
+}
+
+export interface ConfigProblem {
+  path: ConfigPath;
+  message: string;
+}
+
+export type ResolvedConfig = { kind: 'ok'; config: Config } | { kind: 'invalid'; problems: ConfigProblem[] };

@@ -1,0 +1,39 @@
+// A route's policy, as the request path and the background jobs use it: plain
+// values, made once from the config file (src/config/resolve-config.ts).
+
+import type { EncodingName } from '../tokens/encoding-for-model.js';
+
+export interface BudgetPolicy {
+  maxContextTokens: number;
+  summaryMaxTokens: number;
+  onOverflow: 'forward' | 'reject';
+  encoding: 'auto' | EncodingName;
+}
+
+export interface SummaryPolicy {
+  enabled: boolean;
+  model: string;
+  triggerTokens: number;
+  maxTokens: number;
+  prompt: string;
+  apiKey: string | undefined;
+  timeoutMs: number;
+}
+
+export interface RouteMatch {
+  path: string | undefined;
+  model: string | undefined;
+  /** Lowercased header name → glob on its value. */
+  headers: Readonly<Record<string, string>>;
+}
+
+export interface Route {
+  name: string;
+  match: RouteMatch;
+  budget: BudgetPolicy;
+  summary: SummaryPolicy;
+  onStoreDown: 'passthrough' | 'reject';
+}
+
+/** The catch-all route every request falls back to; its policy is the config's `defaults`. */
+export const DEFAULT_ROUTE_NAME = 'default';
