@@ -18,6 +18,12 @@ export interface Config {
   routes: readonly Route[];
 }
 
+/** The stores contextd runs on: the embedded one, or Redis and/or MongoDB. */
+export type StorageConfig = ConfigFile['storage'];
+export type RedisConfig = Extract<StorageConfig, { kind: 'redis' }>['redis'];
+export type MongoConfig = Extract<StorageConfig, { kind: 'mongodb' }>['mongodb'];
+export type MemoryConfig = Extract<StorageConfig, { kind: 'embedded' }>['memory'];
+
 export interface ConfigProblem {
   path: ConfigPath;
   message: string;

@@ -142,7 +142,14 @@ const storageSchema = z.strictObject({
       mongodb.url === '' ? undefined : { url: mongodb.url, database: mongodb.database, timeoutMs: mongodb.timeout, flushDelayMs: mongodb.flush_delay },
     )
     .prefault({}),
-});
+})
+  // Which stores run follows from the urls given: one choice, so no consumer checks for a store that is not there.
+  .transform(({ memory, redis, mongodb }) => {
+    if (redis !== undefined && mongodb !== undefined) return { kind: 'redis+mongodb' as const, redis, mongodb };
+    if (redis !== undefined) return { kind: 'redis' as const, redis };
+    if (mongodb !== undefined) return { kind: 'mongodb' as const, mongodb };
+    return { kind: 'embedded' as const, memory };
+  });
 
 // Budget and summary fields are written once; `defaults` gives them default
 // values, a route's overrides leave out what it inherits.

@@ -41,9 +41,8 @@ describe('parseConfig: defaults', () => {
       conversation: { header: 'x-conversation-id', tenant: { kind: 'authorization' }, retryWindowMs: 0 },
       admin: { token: undefined },
       storage: {
+        kind: 'embedded',
         memory: { ttlMs: 86_400_000, maxConversations: 10_000, maxBytes: 256 * 1024 * 1024, maxMessagesPerConversation: 1000 },
-        redis: undefined,
-        mongodb: undefined,
       },
       routes: [
         {
@@ -107,11 +106,15 @@ routes:
     expect(config.upstream).toEqual({ kind: 'azure', baseUrl: 'https://res.openai.azure.com/openai', apiVersion: '2025-01-01-preview', timeoutMs: 300_000, connectTimeoutMs: 2000 });
     expect(config.conversation).toEqual({ header: 'x-thread-id', tenant: { kind: 'header', header: 'x-tenant-id' }, retryWindowMs: 0 });
     expect(config.admin).toEqual({ token: 's3cret-admin-token' });
+    // Both urls given: the two tiers run, and the embedded store's settings (validated all the same) are not used.
     expect(config.storage).toEqual({
-      memory: { ttlMs: 7 * 86_400_000, maxConversations: 50, maxBytes: 1024 ** 3, maxMessagesPerConversation: 20 },
+      kind: 'redis+mongodb',
       redis: { url: 'rediss://cache:6380/1', isCluster: false, ttlMs: 3_600_000, maxCachedMessages: 50, timeoutMs: 500, localCacheMessages: 0, tracking: false },
       mongodb: { url: 'mongodb+srv://db.example.net', database: 'memory', timeoutMs: 3000, flushDelayMs: 250 },
     });
+    expect(parseConfig('storage: { memory: { ttl: 7d } }', FILE, {}).storage).toMatchObject({ kind: 'embedded', memory: { ttlMs: 7 * 86_400_000 } });
+    expect(parseConfig('storage: { redis: { url: "redis://r" } }', FILE, {}).storage.kind).toBe('redis');
+    expect(parseConfig('storage: { mongodb: { url: "mongodb://m" } }', FILE, {}).storage.kind).toBe('mongodb');
     expect(config.routes.map((route) => route.name)).toEqual(['support-bot', 'tiny', 'default']);
   });
 
