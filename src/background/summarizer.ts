@@ -67,10 +67,6 @@ export class Summarizer {
     this.#now = options.now ?? Date.now;
   }
 
-  get queuedJobs(): number {
-    return this.#queued.size;
-  }
-
   /** Queues a job for the conversation unless one is already waiting or running there. Never blocks. */
   offer(job: SummaryJob): void {
     const id = conversationKeyString(job.key);

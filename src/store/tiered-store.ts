@@ -44,10 +44,6 @@ export class TieredStore implements ConversationStore, SummaryLock {
     this.#o = options;
   }
 
-  get isTwoTier(): boolean {
-    return this.#o.redis !== undefined && this.#o.mongo !== undefined;
-  }
-
   async load(key: ConversationKey, limits: LoadLimits): Promise<ConversationSnapshot> {
     const { redis, mongo } = this.#o;
     let partial: ConversationSnapshot | undefined;
