@@ -25,8 +25,7 @@ import { countMessageYielding } from '../tokens/count-message-yielding.js';
 import { upstreamBody } from '../upstream/upstream-body.js';
 import { decodableAcceptEncoding } from '../streaming/decode-body.js';
 import { endToEndHeaders, type UpstreamClient } from '../upstream/upstream-client.js';
-import { relayResponse } from '../upstream/relay-response.js';
-import { watchClientDeparture } from '../upstream/client-departure.js';
+import { forwardAndRelay } from '../upstream/forward.js';
 import { conversationKey, firstHeader, resolveTenant } from './conversation-identity.js';
 import { parseChatRequest } from './parse-chat-request.js';
 import { readBody } from './read-body.js';
@@ -93,7 +92,12 @@ export async function handleChatWithMemory(req: IncomingMessage, res: ServerResp
   if (snapshot === undefined) {
     // Both stores down and the route says pass through: the request goes as the client sent it.
     log.memory = 'unavailable';
-    await forward(req, res, deps, target.upstreamPath, JSON.stringify(body.raw), { 'x-contextd-cache': 'none', 'x-contextd-memory': 'unavailable' }, log, startedAt);
+    await forward(req, res, deps, log, {
+      upstreamPath: target.upstreamPath,
+      body: JSON.stringify(body.raw),
+      contextdHeaders: { 'x-contextd-cache': 'none', 'x-contextd-memory': 'unavailable' },
+      startedAt,
+    });
     return;
   }
   const digests = new Map<number, string>();
@@ -160,23 +164,20 @@ export async function handleChatWithMemory(req: IncomingMessage, res: ServerResp
 
   // The turn is announced the moment the client has the whole reply, so that
   // a follow-up, however fast, waits for it rather than missing it.
-  const announced: { reservation?: TurnReservation } = {};
+  let reservation: TurnReservation | undefined;
   try {
-    const tee = await forward(
-      req,
-      res,
-      deps,
-      target.upstreamPath,
-      toolProblem !== undefined ? JSON.stringify(body.raw) : upstreamBody(body.raw, prompt.messages),
-      headers,
-      log,
+    const tee = await forward(req, res, deps, log, {
+      upstreamPath: target.upstreamPath,
+      body: toolProblem !== undefined ? JSON.stringify(body.raw) : upstreamBody(body.raw, prompt.messages),
+      contextdHeaders: headers,
       startedAt,
-      true,
-      () => {
-        announced.reservation = deps.persist.reserve(key);
+      tee: {
+        usageRequested: isUsageRequested(body.raw),
+        onClientHasAll: () => {
+          reservation = deps.persist.reserve(key);
+        },
       },
-      isUsageRequested(body.raw),
-    );
+    });
     if (tee === undefined) {
       // An upstream error answer, or a client that left: nothing to remember.
       log.stored = 'not_stored';
@@ -223,7 +224,7 @@ export async function handleChatWithMemory(req: IncomingMessage, res: ServerResp
     // a write retried after a timeout (that in fact succeeded) is stored once.
     const turnKey = firstHeader(req.headers, 'idempotency-key') ?? `auto:${randomUUID()}`;
     const messages = [...turn, replyMessage];
-    const queued = announced.reservation === undefined ? deps.persist.offer(key, messages, { turnKey }, deps.now()) : announced.reservation.fill(messages, { turnKey }, deps.now());
+    const queued = reservation === undefined ? deps.persist.offer(key, messages, { turnKey }, deps.now()) : reservation.fill(messages, { turnKey }, deps.now());
     log.stored = queued ? 'queued' : 'dropped';
     deps.metrics.turnsStored.inc({ outcome: queued ? 'queued' : 'dropped' });
 
@@ -239,7 +240,7 @@ export async function handleChatWithMemory(req: IncomingMessage, res: ServerResp
       });
     }
   } finally {
-    announced.reservation?.cancel();
+    reservation?.cancel();
   }
 }
 
@@ -336,65 +337,46 @@ const MAX_PARALLEL_CALLS = 128;
 // Our own header and the body's framing are not the upstream's business.
 const NOT_FORWARDED = new Set(['content-length', 'accept-encoding', 'expect']);
 
-/** Sends the body upstream and relays the reply; with `tee`, rebuilds the reply on the side. Undefined when nothing can be stored. */
-async function forward(
-  req: IncomingMessage,
-  res: ServerResponse,
-  deps: ChatCompletionsDeps,
-  upstreamPath: string,
+interface MemoryForward {
+  /** Path and query relative to the upstream's base URL. */
+  upstreamPath: string;
   /** The request body as sent upstream, serialised. */
-  body: string,
-  contextdHeaders: Record<string, string>,
-  log: RequestLog,
-  startedAt: number,
-  tee = false,
-  onClientHasAll?: () => void,
-  /** The request set stream_options.include_usage: a stream ends with its usage chunk. */
-  usageRequested = false,
-): Promise<ReplyTee | undefined> {
-  const departure = watchClientDeparture(res, () => {
-    log.clientAborted = true;
-  });
+  body: string;
+  contextdHeaders: Record<string, string>;
+  startedAt: number;
+  /** Rebuild the reply on the side for storing; `onClientHasAll` runs in the tick the client has all of it. */
+  tee?: { usageRequested: boolean; onClientHasAll: () => void };
+}
+
+/** Sends the body upstream and relays the reply; the rebuilt reply's tee when there is one to store, else undefined. */
+async function forward(req: IncomingMessage, res: ServerResponse, deps: ChatCompletionsDeps, log: RequestLog, request: MemoryForward): Promise<ReplyTee | undefined> {
   const headers = endToEndHeaders(req.headers, new Set([...NOT_FORWARDED, deps.config.conversation.header]));
   headers['content-type'] = 'application/json';
   // contextd must read the reply it stores, so it asks only for encodings it can decode.
-  const acceptEncoding = tee ? decodableAcceptEncoding(firstHeader(req.headers, 'accept-encoding')) : firstHeader(req.headers, 'accept-encoding');
-  if (acceptEncoding !== undefined) headers['accept-encoding'] = acceptEncoding;
+  const acceptEncoding = firstHeader(req.headers, 'accept-encoding');
+  const asked = request.tee !== undefined ? decodableAcceptEncoding(acceptEncoding) : acceptEncoding;
+  if (asked !== undefined) headers['accept-encoding'] = asked;
 
-  const sentAt = performance.now();
-  log.addedMs = round(sentAt - startedAt);
-  deps.metrics.addedLatency.observe({ kind: 'memory' }, (sentAt - startedAt) / 1000);
-  const upstream = await deps.upstream.send({ method: 'POST', pathAndQuery: upstreamPath, headers, body, signal: departure.signal });
-  log.upstreamMs = round(performance.now() - sentAt);
-  log.upstreamStatus = upstream.status;
-  deps.metrics.upstreamLatency.observe({ kind: 'memory' }, (performance.now() - sentAt) / 1000);
-
-  const isSuccess = upstream.status >= 200 && upstream.status < 300;
-  // The client has its whole reply once the relay wrote its last byte or the
-  // tee saw the stream's terminal event, whichever it learns first.
-  let hasAll = false;
-  const clientHasAll = (): void => {
-    if (hasAll) return;
-    hasAll = true;
-    departure.markClientHasAll();
-    if (replyTee !== undefined) onClientHasAll?.();
-  };
-  const replyTee = tee && isSuccess ? teeReply(upstream.headers, { usageRequested, onComplete: clientHasAll }) : undefined;
-  let relayed: { clientHasAll: boolean };
-  try {
-    relayed = await relayResponse(res, upstream, contextdHeaders, {
-      onChunk: replyTee === undefined ? undefined : (chunk) => replyTee.push(chunk),
-      isReplyComplete: () => hasAll,
-      onClientHasAll: clientHasAll,
-    });
-  } catch (error) {
-    throw departure.signal.aborted ? error : deps.upstream.classify(error, 'reply');
-  }
-  if (!relayed.clientHasAll) {
-    replyTee?.discard();
-    return undefined;
-  }
-  return replyTee;
+  const addedMs = performance.now() - request.startedAt;
+  log.addedMs = round(addedMs);
+  deps.metrics.addedLatency.observe({ kind: 'memory' }, addedMs / 1000);
+  const { tee } = request;
+  const outcome = await forwardAndRelay(deps.upstream, res, {
+    method: 'POST',
+    pathAndQuery: request.upstreamPath,
+    headers,
+    body: request.body,
+    responseHeaders: request.contextdHeaders,
+    ...(tee !== undefined ? { teeFor: (upstreamHeaders, onComplete) => teeReply(upstreamHeaders, { usageRequested: tee.usageRequested, onComplete }), onClientHasAll: tee.onClientHasAll } : {}),
+    onClientCancelled: () => {
+      log.clientAborted = true;
+    },
+  });
+  log.upstreamMs = round(outcome.upstreamMs);
+  log.upstreamStatus = outcome.status;
+  deps.metrics.upstreamLatency.observe({ kind: 'memory' }, outcome.upstreamMs / 1000);
+  if (outcome.error !== undefined) throw outcome.error;
+  return outcome.tee;
 }
 
 /**

@@ -1,9 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { performance } from 'node:perf_hooks';
 import type { Metrics } from '../ops/metrics.js';
 import { endToEndHeaders, type UpstreamClient } from '../upstream/upstream-client.js';
-import { relayResponse } from '../upstream/relay-response.js';
-import { watchClientDeparture } from '../upstream/client-departure.js';
+import { forwardAndRelay } from '../upstream/forward.js';
 import type { RequestLog } from './request-log.js';
 
 export interface PassThroughDeps {
@@ -26,25 +24,20 @@ export async function passThrough(
   log: RequestLog,
   responseHeaders: Record<string, string> = {},
 ): Promise<void> {
-  const departure = watchClientDeparture(res, () => {
-    log.clientAborted = true;
-  });
   const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-  const sentAt = performance.now();
   log.addedMs = 0;
-  const upstream = await deps.upstream.send({
+  const outcome = await forwardAndRelay(deps.upstream, res, {
     method: req.method ?? 'GET',
     pathAndQuery,
     headers: endToEndHeaders(req.headers, new Set(['expect', deps.config.conversation.header])),
     body: hasBody ? req : undefined,
-    signal: departure.signal,
+    responseHeaders,
+    onClientCancelled: () => {
+      log.clientAborted = true;
+    },
   });
-  log.upstreamMs = Math.round((performance.now() - sentAt) * 100) / 100;
-  log.upstreamStatus = upstream.status;
-  deps.metrics.upstreamLatency.observe({ kind: 'passthrough' }, (performance.now() - sentAt) / 1000);
-  try {
-    await relayResponse(res, upstream, responseHeaders, { onClientHasAll: departure.markClientHasAll });
-  } catch (error) {
-    throw departure.signal.aborted ? error : deps.upstream.classify(error, 'reply');
-  }
+  log.upstreamMs = Math.round(outcome.upstreamMs * 100) / 100;
+  log.upstreamStatus = outcome.status;
+  deps.metrics.upstreamLatency.observe({ kind: 'passthrough' }, outcome.upstreamMs / 1000);
+  if (outcome.error !== undefined) throw outcome.error;
 }
