@@ -2,16 +2,11 @@ import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ConversationId, ConversationKey, TenantId, TenantMode } from '../domain.js';
 import { InvalidConversationIdError, InvalidRequestError } from '../errors.js';
+import { firstHeader } from './request-headers.js';
 
 const VALID_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 // No ':' in a tenant, so `<tenant>:<conversation>` can only be read one way.
 const VALID_TENANT = /^[A-Za-z0-9._-]{1,128}$/;
-
-/** The first value of a request header (Node gives repeated ones as an array). */
-export function firstHeader(headers: IncomingHttpHeaders, name: string): string | undefined {
-  const value = headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
 
 /** The conversation id of a request, `undefined` when it asks for no memory; the only maker of ConversationId. */
 export function parseConversationId(headers: IncomingHttpHeaders, header: string): ConversationId | undefined {

@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { ContextdError } from '../errors.js';
+import { sendJson } from './send-json.js';
 
 export interface OpenAIErrorBody {
   error: { message: string; type: string; param: string | null; code: string | null };
@@ -41,11 +42,4 @@ export function sendError(res: ServerResponse, error: unknown, extraHeaders: Rec
     return;
   }
   res.destroy();
-}
-
-/** A complete JSON response: contextd's own answers (errors, ops endpoints). */
-export function sendJson(res: ServerResponse, status: number, body: unknown, extraHeaders: Record<string, string> = {}): void {
-  const json = JSON.stringify(body);
-  res.writeHead(status, { ...extraHeaders, 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) });
-  res.end(json);
 }

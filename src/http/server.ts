@@ -7,11 +7,13 @@ import type { Metrics } from '../ops/metrics.js';
 import type { WebSocketPassThrough } from '../upstream/websocket-pass-through.js';
 import { handleConversationApi, isConversationApiPath } from '../ops/conversation-api.js';
 import { handleChatWithMemory, type ChatCompletionsDeps } from './chat-completions.js';
-import { firstHeader, parseConversationId } from './conversation-identity.js';
+import { parseConversationId } from './conversation-identity.js';
+import { firstHeader } from './request-headers.js';
 import { matchChatCompletions, upstreamPathFor } from '../routing/api-paths.js';
 import { passThrough } from './pass-through.js';
 import type { RequestLog } from './request-log.js';
-import { errorBody, sendError, sendJson } from './send-error.js';
+import { errorBody, sendError } from './send-error.js';
+import { sendJson } from './send-json.js';
 
 export interface ServerDeps extends ChatCompletionsDeps {
   metrics: Metrics;

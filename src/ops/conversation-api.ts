@@ -4,7 +4,7 @@ import type { ConversationId, TenantId, TenantMode } from '../domain.js';
 import { AdminOnlyError, InvalidConversationIdError, InvalidRequestError, NotFoundError } from '../errors.js';
 import type { ConversationStore } from '../store/conversation-store.js';
 import { conversationKey, parseConversationId, resolveTenant } from '../http/conversation-identity.js';
-import { sendJson } from '../http/send-error.js';
+import { sendJson } from '../http/send-json.js';
 
 export interface ConversationApiDeps {
   store: ConversationStore;
