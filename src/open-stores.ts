@@ -1,6 +1,6 @@
 // The composition root's storage half (main.ts has the rest): which stores run
 // follows from the config's one storage choice, and they are wired here. Each
-// adapter owns its connection (store/redis-connection.ts, store/mongo-connection.ts).
+// adapter owns its connection (store/redis/connection.ts, store/mongo/connection.ts).
 
 import type { Cluster, Redis } from 'ioredis';
 import type { MongoClient } from 'mongodb';
@@ -12,11 +12,11 @@ import type { Metrics } from './ops/metrics.js';
 import type { ConversationStore, SummaryLock } from './store/conversation-store.js';
 import { InProcessLock } from './store/in-process-lock.js';
 import { MemoryStore } from './store/memory-store.js';
-import { connectMongo } from './store/mongo-connection.js';
-import { MongoStore } from './store/mongo-store.js';
-import { connectRedis, whenRedisReady } from './store/redis-connection.js';
-import { RedisStore } from './store/redis-store.js';
-import { RedisTracking } from './store/redis-tracking.js';
+import { connectMongo } from './store/mongo/connection.js';
+import { MongoStore } from './store/mongo/mongo-store.js';
+import { connectRedis, whenRedisReady } from './store/redis/connection.js';
+import { RedisStore } from './store/redis/redis-store.js';
+import { RedisTracking } from './store/redis/tracking.js';
 import { StoreHealth, callTier, type TierName } from './store/store-health.js';
 import { TieredStore } from './store/tiered-store.js';
 

@@ -18,7 +18,7 @@ export interface OutboxFlusherOptions {
   /**
    * Where flushedSeq is advanced, when not on `redis`: the store that serves
    * loads, so that a conversation it holds stays tracked (its own writes bring
-   * it no invalidation, see redis-tracking.ts) while the reads of a round go on
+   * it no invalidation, see store/redis/tracking.ts) while the reads of a round go on
    * the flusher's own connection.
    */
   marker?: Pick<FlushSource, 'markFlushed'>;

@@ -9,8 +9,8 @@ import { conversationKeyString } from '../domain.js';
 import { ColdConversationError, StoreUnavailableError } from '../errors.js';
 import type { ConversationStore, LoadLimits, LockLease, SummaryLock } from './conversation-store.js';
 import { InProcessLock } from './in-process-lock.js';
-import type { MongoStore } from './mongo-store.js';
-import type { RedisStore } from './redis-store.js';
+import type { MongoStore } from './mongo/mongo-store.js';
+import type { RedisStore } from './redis/redis-store.js';
 import { callTier, type StoreHealth, type TierName } from './store-health.js';
 
 export interface TieredStoreOptions {

@@ -11,7 +11,8 @@ import type { ChatMessage, ConversationId, ConversationKey, NewMessage, StoredMe
 import { StoreUnavailableError } from '../../src/errors.js';
 import type { LoadLimits } from '../../src/store/conversation-store.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
-import { MongoStore, SUMMARY_SEQ } from '../../src/store/mongo-store.js';
+import { SUMMARY_SEQ } from '../../src/store/mongo/document-codec.js';
+import { MongoStore } from '../../src/store/mongo/mongo-store.js';
 import { startMongo, type MongoServer } from '../support/mongo-server.js';
 import { describeWithMongo } from '../support/services.js';
 import { runStoreContract } from './store-contract.js';

@@ -1,4 +1,4 @@
-// RedisStore with CLIENT TRACKING (redis-tracking.ts) against a real
+// RedisStore with CLIENT TRACKING (src/store/redis/tracking.ts) against a real
 // redis-server of its own: a tracked load asks Redis nothing, and every way
 // Redis can change what a window holds (another client's write, expiry,
 // deletion, a flush of the database, a lost connection) sends the next load
@@ -9,8 +9,8 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { ConversationId, ConversationKey, NewMessage, TenantId } from '../../src/domain.js';
-import { RedisStore, type RedisStoreOptions } from '../../src/store/redis-store.js';
-import { RedisTracking } from '../../src/store/redis-tracking.js';
+import { RedisStore, type RedisStoreOptions } from '../../src/store/redis/redis-store.js';
+import { RedisTracking } from '../../src/store/redis/tracking.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { describeWithRedis } from '../support/services.js';
 import { waitFor } from '../support/wait-for.js';

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { ConversationId, ConversationKey, TenantId } from '../../src/domain.js';
 import type { SummaryLock } from '../../src/store/conversation-store.js';
 import { InProcessLock } from '../../src/store/in-process-lock.js';
-import { RedisStore } from '../../src/store/redis-store.js';
+import { RedisStore } from '../../src/store/redis/redis-store.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { describeWithRedis } from '../support/services.js';
 

@@ -1,7 +1,8 @@
-// The Lua that makes each RedisStore operation on one conversation atomic. The
-// layout they work on is described at the top of redis-store.ts. Every
-// conversation script takes KEYS = meta, msgs, turns (one hash tag, so one
-// Cluster slot); only claimDirty touches the global dirty set.
+// The Lua that makes each RedisStore operation on one conversation atomic, and
+// how the store calls it. The layout they work on is in keys.ts (and
+// docs/storage.md, "Redis layout"). Every conversation script takes KEYS =
+// meta, msgs, turns (one hash tag, so one Cluster slot); only claimDirty
+// touches the global dirty set.
 //
 // A list entry is `<seq>:<tokens>:<cumTokens>:<json>`: the scripts read the
 // figures with one string.match and never decode the JSON (Redis's cjson would
@@ -43,6 +44,8 @@
 // APPEND creates msgs or turns (with no TTL) while meta exists, and says so.
 // That lets touch skip its three PEXPIREs (one PTTL instead) when meta was
 // refreshed within the last ttl/100, and its PERSISTs when meta has no TTL.
+
+import type { Cluster, Redis } from 'ioredis';
 
 /**
  * How many recent turn keys a conversation is sure to remember for
@@ -449,3 +452,18 @@ export const REDIS_SCRIPTS = {
 } as const;
 
 export type RedisScriptName = keyof typeof REDIS_SCRIPTS;
+
+export type ScriptArg = string | number;
+export type ScriptCommands = Record<RedisScriptName, (...args: ScriptArg[]) => Promise<unknown>>;
+
+/** Defines the scripts on `client` and returns it typed as their commands. Defining a command again (another store on the same client) replaces it with the same script. */
+export function defineScripts(client: Redis | Cluster): ScriptCommands {
+  for (const [name, definition] of Object.entries(REDIS_SCRIPTS)) client.defineCommand(name, definition);
+  return client as unknown as ScriptCommands;
+}
+
+/** A limit as a script argument: a non-negative integer no larger than a double counts exactly. */
+export function clampCount(value: number): number {
+  if (Number.isNaN(value)) return 0;
+  return Math.max(0, Math.min(Math.floor(value), Number.MAX_SAFE_INTEGER));
+}

@@ -11,52 +11,41 @@
 // does FerretDB v1 have $lookup, partial indexes, $push $slice or a `fields`
 // projection on findAndModify.
 //
-// Layout
-//   messages       one document per message:
-//                    { tenant, conversation, seq, claim, role, messageBytes, messageJson,
-//                      tokens, cumTokens, digest, turnKey?, turnDigest?,
-//                      turnLastSeq, turnLastCum, createdAt }
-//                  unique (tenant, conversation, seq): seq allocation and idempotent inserts;
-//                    its prefix (tenant, conversation) is the shard key for scale-out
-//                  unique (tenant, conversation, claim): turn-key deduplication in the same insert
-//                  (tenant, conversation, cumTokens, seq): the window by running total (operators, listings)
-//                  and at seq SUMMARY_SEQ (2^53 - 1, above every message) the conversation's summary:
-//                    { tenant, conversation, seq: SUMMARY_SEQ, claim: 'summary', role: 'summary',
-//                      summaryText, tokens, coversSeq, createdAt }
-//   conversations  one document per conversation: { tenant, conversation, createdAt }
-//                  unique (tenant, conversation), also the shard key
-// The summary is the conversation's top document in `messages`, so that load
-// is one indexed query: newest first on (tenant, conversation, seq), it meets
-// the summary, then the newest messages, and stops at the budget.
-// `cumTokens` is the running token total through the message. `turnLastSeq`
-// and `turnLastCum` are the last seq and running total of the message's turn,
-// so the newest message stored tells the next append where to start even while
-// the rest of its turn is still being inserted. `claim` is `turn:<key>` on the
-// first message of a turn appended with a turn key and `seq:<seq>` on every
-// other message: a unique index over a field only some documents have needs a
-// partial index, which FerretDB v1 lacks (and a sparse compound one indexes the
-// missing field as null in MongoDB).
-//
-// The message itself is kept as its JSON text: unknown fields may carry keys
-// with '.' or '$' (FerretDB rejects those, MongoDB only accepts them in some
-// places) and JSON is what the other stores keep, so every tier round-trips a
-// message identically. `role` and `messageBytes` are there for operators.
+// This file holds the store operations; the layout and the documents are in
+// document-codec.ts, the inserts against the unique indexes in
+// idempotent-insert.ts, the flusher's writes in flush-target.ts.
 
-import { createHash } from 'node:crypto';
-import { MongoBulkWriteError, MongoServerError, type Collection, type Db, type IndexDescription, type WriteError } from 'mongodb';
-import type {
-  AppendOptions,
-  AppendResult,
-  ChatMessage,
-  ConversationKey,
-  ConversationSnapshot,
-  NewMessage,
-  StoredMessage,
-  Summary,
-} from '../domain.js';
-import { conversationKeyString } from '../domain.js';
-import { StoreUnavailableError } from '../errors.js';
-import type { ConversationStore, LoadLimits, UpsertAllocatedResult } from './conversation-store.js';
+import { MongoBulkWriteError, type Collection, type Db, type IndexDescription } from 'mongodb';
+import type { AppendOptions, AppendResult, ConversationKey, ConversationSnapshot, NewMessage, StoredMessage, Summary } from '../../domain.js';
+import { conversationKeyString } from '../../domain.js';
+import { StoreUnavailableError } from '../../errors.js';
+import type { ConversationStore, LoadLimits, UpsertAllocatedResult } from '../conversation-store.js';
+import {
+  CLAIM_INDEX,
+  CONVERSATION_INDEX,
+  digestOfTurn,
+  EMPTY_HEAD,
+  fromMessageDocument,
+  keyFilter,
+  LOAD_PROJECTION,
+  MESSAGE_PROJECTION,
+  MESSAGE_SEQS,
+  SEQ_INDEX,
+  SUMMARY_CLAIM,
+  SUMMARY_SEQ,
+  summaryFrom,
+  turnClaim,
+  turnDocuments,
+  WINDOW_INDEX,
+  type ConversationDocument,
+  type Head,
+  type LoadedDocument,
+  type MessageDocument,
+  type SummaryDocument,
+  type Turn,
+} from './document-codec.js';
+import { upsertAllocatedMany } from './flush-target.js';
+import { createConversation, DUPLICATE_KEY_CODE, insertIdempotently, isDuplicateKey, writeErrorsOf } from './idempotent-insert.js';
 
 export interface MongoStoreOptions {
   /** From a MongoClient that main.ts owns: the store never opens or closes connections. */
@@ -75,88 +64,10 @@ export interface ConversationState {
  * extreme contention runs out of tries.
  */
 const MAX_APPEND_ATTEMPTS = 1_000;
-const DUPLICATE_KEY_CODE = 11000;
 const MAX_CURSOR_LIMIT = 2 ** 31 - 1;
 /** Load's first-batch estimate before any load has been seen, and its cap. */
 const INITIAL_TOKENS_PER_MESSAGE = 48;
 const MAX_FIRST_BATCH = 1_000;
-
-const SEQ_INDEX = 'tenant_conversation_seq';
-const CLAIM_INDEX = 'tenant_conversation_claim';
-const WINDOW_INDEX = 'tenant_conversation_cumTokens_seq';
-const CONVERSATION_INDEX = 'tenant_conversation';
-
-interface MessageDocument {
-  tenant: string;
-  conversation: string;
-  seq: number;
-  claim: string;
-  role: string;
-  messageBytes: number;
-  messageJson: string;
-  tokens: number;
-  cumTokens: number;
-  digest: string;
-  turnKey?: string;
-  /** On the first message of a keyed turn: only a retry of the same turn may fill in what a failed insert left out. */
-  turnDigest?: string;
-  turnLastSeq: number;
-  turnLastCum: number;
-  createdAt: Date;
-}
-
-/** The summary, stored in `messages` at SUMMARY_SEQ. */
-interface SummaryDocument {
-  tenant: string;
-  conversation: string;
-  seq: typeof SUMMARY_SEQ;
-  claim: typeof SUMMARY_CLAIM;
-  role: 'summary';
-  summaryText: string;
-  tokens: number;
-  coversSeq: number;
-  createdAt: Date;
-}
-
-interface ConversationDocument {
-  tenant: string;
-  conversation: string;
-  createdAt: Date;
-}
-
-/** A document load reads: a message, or the summary (with summaryText and coversSeq). */
-type LoadedDocument = Partial<MessageDocument> & Partial<SummaryDocument> & { seq: number };
-
-interface Head {
-  lastSeq: number;
-  lastCum: number;
-}
-
-/** A turn's messages ready to be stored from `firstSeq` on. */
-interface Turn {
-  key: ConversationKey;
-  encoded: readonly { incoming: NewMessage; messageJson: string }[];
-  turnKey: string | undefined;
-  turnDigest: string | undefined;
-  createdAt: Date;
-}
-
-const MESSAGE_PROJECTION = { _id: 0, seq: 1, messageJson: 1, tokens: 1, cumTokens: 1, digest: 1, turnKey: 1, createdAt: 1 } as const;
-/** What load reads of each document: a message's fields, the summary's, and where the newest turn ends. */
-const LOAD_PROJECTION = { ...MESSAGE_PROJECTION, turnLastSeq: 1, summaryText: 1, coversSeq: 1 } as const;
-/** The summary document's seq: above every message's, so a newest-first read meets it first. */
-export const SUMMARY_SEQ = Number.MAX_SAFE_INTEGER;
-const SUMMARY_CLAIM = 'summary';
-/** Only messages: every seq below the summary's. */
-const MESSAGE_SEQS = { $lt: SUMMARY_SEQ } as const;
-const EMPTY_HEAD: Head = { lastSeq: 0, lastCum: 0 };
-
-interface InsertOutcome {
-  inserted: number;
-  alreadyStored: number;
-  /** Indexes into the documents given. */
-  conflicts: number[];
-}
 
 export class MongoStore implements ConversationStore {
   readonly #db: Db;
@@ -297,7 +208,7 @@ export class MongoStore implements ConversationStore {
       const head = await this.#head(key);
       const documents = turnDocuments(turn, head);
       if (await this.#reserve(key, documents)) {
-        if (head.lastSeq === 0) await this.#createConversation(key, turn.createdAt);
+        if (head.lastSeq === 0) await createConversation(this.#conversations, key, turn.createdAt);
         return { seqs: documents.map((document) => document.seq), duplicate: false };
       }
       if (turnKey !== undefined) {
@@ -397,18 +308,7 @@ export class MongoStore implements ConversationStore {
    */
   async upsertAllocatedMany(batches: readonly { key: ConversationKey; messages: readonly StoredMessage[] }[]): Promise<UpsertAllocatedResult[]> {
     this.#assertOpen();
-    const documents = batches.map(({ key, messages }) => messages.map((stored) => allocatedDocument(key, stored)));
-    const outcomes = await this.#insertIdempotently(documents);
-    const started = batches.filter((_, index) => documents[index]?.some((document) => document.seq === 1));
-    await Promise.all(started.map(({ key }) => this.#createConversation(key, new Date())));
-    return batches.map(({ messages }, index) => {
-      const outcome = outcomes[index] ?? { inserted: 0, alreadyStored: 0, conflicts: [] };
-      return {
-        inserted: outcome.inserted,
-        alreadyStored: outcome.alreadyStored,
-        conflicts: outcome.conflicts.flatMap((position) => messages[position] ?? []),
-      };
-    });
+    return upsertAllocatedMany(this.#messages, this.#conversations, batches);
   }
 
   /** For warming Redis or seeding a cold conversation there: two single-document reads, in parallel. */
@@ -447,15 +347,6 @@ export class MongoStore implements ConversationStore {
     return document === null ? undefined : summaryFrom(document);
   }
 
-  /** Insert-only: a conversation document, once there, is never written again. */
-  async #createConversation(key: ConversationKey, createdAt: Date): Promise<void> {
-    try {
-      await this.#conversations.insertOne({ ...keyFilter(key), createdAt });
-    } catch (error) {
-      if (!isDuplicateKey(error)) throw error;
-    }
-  }
-
   /**
    * Inserts a turn at the seqs after the head; false when its first message
    * could not go in (its seq or its claim is taken), in which case nothing did.
@@ -473,7 +364,7 @@ export class MongoStore implements ConversationStore {
     }
     if (failedIndex === 0) return false;
     // Only a retry of this turn filling it in can have been first at these seqs.
-    const [outcome] = await this.#insertIdempotently([documents.slice(failedIndex)]);
+    const [outcome] = await insertIdempotently(this.#messages, [documents.slice(failedIndex)]);
     if (outcome !== undefined && outcome.conflicts.length > 0) {
       throw new Error(`MongoDB holds other messages at seqs reserved for a turn of ${conversationKeyString(key)}`);
     }
@@ -491,159 +382,8 @@ export class MongoStore implements ConversationStore {
     if (present.length === documents.length) return;
     const stored = new Set(present.map((document) => document.seq));
     // A concurrent retry may insert the same messages: the unique index keeps one.
-    await this.#insertIdempotently([documents.filter((document) => !stored.has(document.seq))]);
+    await insertIdempotently(this.#messages, [documents.filter((document) => !stored.has(document.seq))]);
   }
-
-  /**
-   * Inserts the documents (grouped, each group one conversation's), keeping
-   * whatever is stored at a seq already: a duplicate key means "already
-   * there", and the stored digest tells a copy of the same message from a
-   * different one. One unordered insert for all groups, so one stored seq does
-   * not stop the rest. An outcome per group, its conflicts as indexes into it.
-   */
-  async #insertIdempotently(groups: readonly (readonly MessageDocument[])[]): Promise<InsertOutcome[]> {
-    const all = groups.flat();
-    const outcomes: InsertOutcome[] = groups.map((group) => ({ inserted: group.length, alreadyStored: 0, conflicts: [] }));
-    if (all.length === 0) return outcomes;
-    let duplicates: number[];
-    try {
-      await this.#messages.insertMany(all, { ordered: false });
-      return outcomes;
-    } catch (error) {
-      if (!(error instanceof MongoBulkWriteError) || error.result.getWriteConcernError() !== undefined) throw error;
-      const writeErrors = writeErrorsOf(error);
-      if (writeErrors.some((writeError) => writeError.code !== DUPLICATE_KEY_CODE)) throw error;
-      duplicates = writeErrors.map((writeError) => writeError.index);
-      // A connection cut mid-batch also surfaces as a bulk write error, with
-      // documents neither inserted nor reported as duplicates: not an answer.
-      if (error.insertedCount + duplicates.length !== all.length) throw error;
-    }
-
-    // Where each duplicate sits: its group and its index there.
-    const groupOf: { group: number; index: number }[] = groups.flatMap((group, g) => group.map((_, index) => ({ group: g, index })));
-    const byGroup = new Map<number, number[]>();
-    for (const position of duplicates) {
-      const at = groupOf[position];
-      if (at !== undefined) byGroup.set(at.group, [...(byGroup.get(at.group) ?? []), at.index]);
-    }
-    await Promise.all(
-      [...byGroup].map(async ([g, indexes]) => {
-        const group = groups[g]!;
-        const first = group[0]!;
-        const seqs = indexes.flatMap((index) => group[index]?.seq ?? []);
-        const stored = await this.#messages
-          .find({ tenant: first.tenant, conversation: first.conversation, seq: { $in: seqs } }, { projection: { _id: 0, seq: 1, digest: 1 }, hint: SEQ_INDEX })
-          .toArray();
-        const storedDigests = new Map(stored.map((document) => [document.seq, document.digest]));
-        const conflicts = indexes.filter((index) => {
-          const document = group[index];
-          const storedDigest = document === undefined ? undefined : storedDigests.get(document.seq);
-          // Gone again (a racing delete) counts as stored: there is nothing to conflict with.
-          return storedDigest !== undefined && storedDigest !== document?.digest;
-        });
-        outcomes[g] = { inserted: group.length - indexes.length, alreadyStored: indexes.length - conflicts.length, conflicts };
-      }),
-    );
-    return outcomes;
-  }
-}
-
-function keyFilter(key: ConversationKey): { tenant: string; conversation: string } {
-  return { tenant: key.tenant, conversation: key.conversation };
-}
-
-function turnClaim(turnKey: string): string {
-  return `turn:${turnKey}`;
-}
-
-/** The turn's documents at the seqs after `head`, every one carrying where the turn ends. */
-function turnDocuments(turn: Turn, head: Head): MessageDocument[] {
-  const turnLastSeq = head.lastSeq + turn.encoded.length;
-  const turnLastCum = turn.encoded.reduce((sum, { incoming }) => sum + incoming.tokens, head.lastCum);
-  let cumTokens = head.lastCum;
-  return turn.encoded.map(({ incoming, messageJson }, index) => {
-    cumTokens += incoming.tokens;
-    const document = messageDocument(turn.key, { incoming, messageJson, seq: head.lastSeq + 1 + index, cumTokens, createdAt: turn.createdAt });
-    document.turnLastSeq = turnLastSeq;
-    document.turnLastCum = turnLastCum;
-    if (index === 0 && turn.turnKey !== undefined && turn.turnDigest !== undefined) {
-      document.claim = turnClaim(turn.turnKey);
-      document.turnKey = turn.turnKey;
-      document.turnDigest = turn.turnDigest;
-    }
-    return document;
-  });
-}
-
-/**
- * A message as its own turn: what upsertAllocated stores (another tier knew the
- * turns) and what turnDocuments starts from. Optional fields are left out, never
- * set to undefined, which the driver would store as null.
- */
-function messageDocument(
-  key: ConversationKey,
-  fields: { incoming: NewMessage; messageJson: string; seq: number; cumTokens: number; createdAt: Date },
-): MessageDocument {
-  const { incoming, messageJson, seq, cumTokens } = fields;
-  const role: unknown = incoming.message.role;
-  return {
-    ...keyFilter(key),
-    seq,
-    claim: `seq:${seq}`,
-    role: typeof role === 'string' ? role : 'unknown',
-    messageBytes: Buffer.byteLength(messageJson),
-    messageJson,
-    tokens: incoming.tokens,
-    cumTokens,
-    digest: incoming.digest,
-    turnLastSeq: seq,
-    turnLastCum: cumTokens,
-    createdAt: fields.createdAt,
-  };
-}
-
-/** A message another tier allocated (seq and cumTokens given), as stored; throws on a seq or total that cannot be stored. */
-function allocatedDocument(key: ConversationKey, stored: StoredMessage): MessageDocument {
-  const { seq, cumTokens } = stored;
-  if (!Number.isSafeInteger(seq) || seq <= 0 || seq >= SUMMARY_SEQ) throw new TypeError(`upsertAllocated: seq must be a positive integer, got ${String(seq)}`);
-  if (cumTokens === undefined || !Number.isFinite(cumTokens)) throw new TypeError(`upsertAllocated: message ${seq} has no cumTokens`);
-  const document = messageDocument(key, { incoming: stored, messageJson: JSON.stringify(stored.message), seq, cumTokens, createdAt: new Date(stored.createdAtMs) });
-  if (stored.turnKey !== undefined) document.turnKey = stored.turnKey;
-  return document;
-}
-
-function fromMessageDocument(document: MessageDocument): StoredMessage {
-  const stored: StoredMessage = {
-    message: JSON.parse(document.messageJson) as ChatMessage,
-    tokens: document.tokens,
-    digest: document.digest,
-    seq: document.seq,
-    createdAtMs: document.createdAt.getTime(),
-    cumTokens: document.cumTokens,
-  };
-  if (typeof document.turnKey === 'string') stored.turnKey = document.turnKey;
-  return stored;
-}
-
-function summaryFrom(document: Pick<LoadedDocument, 'summaryText' | 'tokens' | 'coversSeq' | 'createdAt'>): Summary | undefined {
-  const { summaryText, tokens, coversSeq, createdAt } = document;
-  if (typeof summaryText !== 'string' || tokens === undefined || coversSeq === undefined || createdAt === undefined) return undefined;
-  return { text: summaryText, tokens, coversSeq, createdAtMs: createdAt.getTime() };
-}
-
-function digestOfTurn(messages: readonly NewMessage[]): string {
-  return createHash('sha256')
-    .update(JSON.stringify(messages.map((m) => m.digest)))
-    .digest('base64url');
-}
-
-function writeErrorsOf(error: MongoBulkWriteError): readonly WriteError[] {
-  const { writeErrors } = error;
-  return Array.isArray(writeErrors) ? writeErrors : [writeErrors as WriteError];
-}
-
-function isDuplicateKey(error: unknown): boolean {
-  return error instanceof MongoServerError && error.code === DUPLICATE_KEY_CODE;
 }
 
 function seqRange(firstSeq: number, count: number): number[] {

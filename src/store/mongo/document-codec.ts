@@ -1,0 +1,196 @@
+// The MongoDB documents: how a conversation is laid out in the collections,
+// and the conversion between messages and documents.
+//
+// Layout (docs/storage.md, "MongoDB layout")
+//   messages       one document per message:
+//                    { tenant, conversation, seq, claim, role, messageBytes, messageJson,
+//                      tokens, cumTokens, digest, turnKey?, turnDigest?,
+//                      turnLastSeq, turnLastCum, createdAt }
+//                  unique (tenant, conversation, seq): seq allocation and idempotent inserts;
+//                    its prefix (tenant, conversation) is the shard key for scale-out
+//                  unique (tenant, conversation, claim): turn-key deduplication in the same insert
+//                  (tenant, conversation, cumTokens, seq): the window by running total (operators, listings)
+//                  and at seq SUMMARY_SEQ (2^53 - 1, above every message) the conversation's summary:
+//                    { tenant, conversation, seq: SUMMARY_SEQ, claim: 'summary', role: 'summary',
+//                      summaryText, tokens, coversSeq, createdAt }
+//   conversations  one document per conversation: { tenant, conversation, createdAt }
+//                  unique (tenant, conversation), also the shard key
+// The summary is the conversation's top document in `messages`, so that load
+// is one indexed query: newest first on (tenant, conversation, seq), it meets
+// the summary, then the newest messages, and stops at the budget.
+// `cumTokens` is the running token total through the message. `turnLastSeq`
+// and `turnLastCum` are the last seq and running total of the message's turn,
+// so the newest message stored tells the next append where to start even while
+// the rest of its turn is still being inserted. `claim` is `turn:<key>` on the
+// first message of a turn appended with a turn key and `seq:<seq>` on every
+// other message: a unique index over a field only some documents have needs a
+// partial index, which FerretDB v1 lacks (and a sparse compound one indexes the
+// missing field as null in MongoDB).
+//
+// The message itself is kept as its JSON text: unknown fields may carry keys
+// with '.' or '$' (FerretDB rejects those, MongoDB only accepts them in some
+// places) and JSON is what the other stores keep, so every tier round-trips a
+// message identically. `role` and `messageBytes` are there for operators.
+
+import { createHash } from 'node:crypto';
+import type { ChatMessage, ConversationKey, NewMessage, StoredMessage, Summary } from '../../domain.js';
+
+export const SEQ_INDEX = 'tenant_conversation_seq';
+export const CLAIM_INDEX = 'tenant_conversation_claim';
+export const WINDOW_INDEX = 'tenant_conversation_cumTokens_seq';
+export const CONVERSATION_INDEX = 'tenant_conversation';
+
+export interface MessageDocument {
+  tenant: string;
+  conversation: string;
+  seq: number;
+  claim: string;
+  role: string;
+  messageBytes: number;
+  messageJson: string;
+  tokens: number;
+  cumTokens: number;
+  digest: string;
+  turnKey?: string;
+  /** On the first message of a keyed turn: only a retry of the same turn may fill in what a failed insert left out. */
+  turnDigest?: string;
+  turnLastSeq: number;
+  turnLastCum: number;
+  createdAt: Date;
+}
+
+/** The summary, stored in `messages` at SUMMARY_SEQ. */
+export interface SummaryDocument {
+  tenant: string;
+  conversation: string;
+  seq: typeof SUMMARY_SEQ;
+  claim: typeof SUMMARY_CLAIM;
+  role: 'summary';
+  summaryText: string;
+  tokens: number;
+  coversSeq: number;
+  createdAt: Date;
+}
+
+export interface ConversationDocument {
+  tenant: string;
+  conversation: string;
+  createdAt: Date;
+}
+
+/** A document load reads: a message, or the summary (with summaryText and coversSeq). */
+export type LoadedDocument = Partial<MessageDocument> & Partial<SummaryDocument> & { seq: number };
+
+export interface Head {
+  lastSeq: number;
+  lastCum: number;
+}
+
+/** A turn's messages ready to be stored from `firstSeq` on. */
+export interface Turn {
+  key: ConversationKey;
+  encoded: readonly { incoming: NewMessage; messageJson: string }[];
+  turnKey: string | undefined;
+  turnDigest: string | undefined;
+  createdAt: Date;
+}
+
+export const MESSAGE_PROJECTION = { _id: 0, seq: 1, messageJson: 1, tokens: 1, cumTokens: 1, digest: 1, turnKey: 1, createdAt: 1 } as const;
+/** What load reads of each document: a message's fields, the summary's, and where the newest turn ends. */
+export const LOAD_PROJECTION = { ...MESSAGE_PROJECTION, turnLastSeq: 1, summaryText: 1, coversSeq: 1 } as const;
+/** The summary document's seq: above every message's, so a newest-first read meets it first. */
+export const SUMMARY_SEQ = Number.MAX_SAFE_INTEGER;
+export const SUMMARY_CLAIM = 'summary';
+/** Only messages: every seq below the summary's. */
+export const MESSAGE_SEQS = { $lt: SUMMARY_SEQ } as const;
+export const EMPTY_HEAD: Head = { lastSeq: 0, lastCum: 0 };
+
+export function keyFilter(key: ConversationKey): { tenant: string; conversation: string } {
+  return { tenant: key.tenant, conversation: key.conversation };
+}
+
+export function turnClaim(turnKey: string): string {
+  return `turn:${turnKey}`;
+}
+
+/** The turn's documents at the seqs after `head`, every one carrying where the turn ends. */
+export function turnDocuments(turn: Turn, head: Head): MessageDocument[] {
+  const turnLastSeq = head.lastSeq + turn.encoded.length;
+  const turnLastCum = turn.encoded.reduce((sum, { incoming }) => sum + incoming.tokens, head.lastCum);
+  let cumTokens = head.lastCum;
+  return turn.encoded.map(({ incoming, messageJson }, index) => {
+    cumTokens += incoming.tokens;
+    const document = messageDocument(turn.key, { incoming, messageJson, seq: head.lastSeq + 1 + index, cumTokens, createdAt: turn.createdAt });
+    document.turnLastSeq = turnLastSeq;
+    document.turnLastCum = turnLastCum;
+    if (index === 0 && turn.turnKey !== undefined && turn.turnDigest !== undefined) {
+      document.claim = turnClaim(turn.turnKey);
+      document.turnKey = turn.turnKey;
+      document.turnDigest = turn.turnDigest;
+    }
+    return document;
+  });
+}
+
+/**
+ * A message as its own turn: what upsertAllocated stores (another tier knew the
+ * turns) and what turnDocuments starts from. Optional fields are left out, never
+ * set to undefined, which the driver would store as null.
+ */
+export function messageDocument(
+  key: ConversationKey,
+  fields: { incoming: NewMessage; messageJson: string; seq: number; cumTokens: number; createdAt: Date },
+): MessageDocument {
+  const { incoming, messageJson, seq, cumTokens } = fields;
+  const role: unknown = incoming.message.role;
+  return {
+    ...keyFilter(key),
+    seq,
+    claim: `seq:${seq}`,
+    role: typeof role === 'string' ? role : 'unknown',
+    messageBytes: Buffer.byteLength(messageJson),
+    messageJson,
+    tokens: incoming.tokens,
+    cumTokens,
+    digest: incoming.digest,
+    turnLastSeq: seq,
+    turnLastCum: cumTokens,
+    createdAt: fields.createdAt,
+  };
+}
+
+/** A message another tier allocated (seq and cumTokens given), as stored; throws on a seq or total that cannot be stored. */
+export function allocatedDocument(key: ConversationKey, stored: StoredMessage): MessageDocument {
+  const { seq, cumTokens } = stored;
+  if (!Number.isSafeInteger(seq) || seq <= 0 || seq >= SUMMARY_SEQ) throw new TypeError(`upsertAllocated: seq must be a positive integer, got ${String(seq)}`);
+  if (cumTokens === undefined || !Number.isFinite(cumTokens)) throw new TypeError(`upsertAllocated: message ${seq} has no cumTokens`);
+  const document = messageDocument(key, { incoming: stored, messageJson: JSON.stringify(stored.message), seq, cumTokens, createdAt: new Date(stored.createdAtMs) });
+  if (stored.turnKey !== undefined) document.turnKey = stored.turnKey;
+  return document;
+}
+
+export function fromMessageDocument(document: MessageDocument): StoredMessage {
+  const stored: StoredMessage = {
+    message: JSON.parse(document.messageJson) as ChatMessage,
+    tokens: document.tokens,
+    digest: document.digest,
+    seq: document.seq,
+    createdAtMs: document.createdAt.getTime(),
+    cumTokens: document.cumTokens,
+  };
+  if (typeof document.turnKey === 'string') stored.turnKey = document.turnKey;
+  return stored;
+}
+
+export function summaryFrom(document: Pick<LoadedDocument, 'summaryText' | 'tokens' | 'coversSeq' | 'createdAt'>): Summary | undefined {
+  const { summaryText, tokens, coversSeq, createdAt } = document;
+  if (typeof summaryText !== 'string' || tokens === undefined || coversSeq === undefined || createdAt === undefined) return undefined;
+  return { text: summaryText, tokens, coversSeq, createdAtMs: createdAt.getTime() };
+}
+
+export function digestOfTurn(messages: readonly NewMessage[]): string {
+  return createHash('sha256')
+    .update(JSON.stringify(messages.map((m) => m.digest)))
+    .digest('base64url');
+}
+

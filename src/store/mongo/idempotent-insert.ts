@@ -1,0 +1,86 @@
+// Inserts against the unique indexes, the one write FerretDB v1 and MongoDB
+// both do atomically (mongo-store.ts): a duplicate key means "already there".
+
+import { MongoBulkWriteError, MongoServerError, type Collection, type WriteError } from 'mongodb';
+import type { ConversationKey } from '../../domain.js';
+import { keyFilter, SEQ_INDEX, type ConversationDocument, type MessageDocument } from './document-codec.js';
+
+export const DUPLICATE_KEY_CODE = 11000;
+
+export interface InsertOutcome {
+  inserted: number;
+  alreadyStored: number;
+  /** Indexes into the documents given. */
+  conflicts: number[];
+}
+
+/**
+ * Inserts the documents (grouped, each group one conversation's), keeping
+ * whatever is stored at a seq already: a duplicate key means "already
+ * there", and the stored digest tells a copy of the same message from a
+ * different one. One unordered insert for all groups, so one stored seq does
+ * not stop the rest. An outcome per group, its conflicts as indexes into it.
+ */
+export async function insertIdempotently(messages: Collection<MessageDocument>, groups: readonly (readonly MessageDocument[])[]): Promise<InsertOutcome[]> {
+  const all = groups.flat();
+  const outcomes: InsertOutcome[] = groups.map((group) => ({ inserted: group.length, alreadyStored: 0, conflicts: [] }));
+  if (all.length === 0) return outcomes;
+  let duplicates: number[];
+  try {
+    await messages.insertMany(all, { ordered: false });
+    return outcomes;
+  } catch (error) {
+    if (!(error instanceof MongoBulkWriteError) || error.result.getWriteConcernError() !== undefined) throw error;
+    const writeErrors = writeErrorsOf(error);
+    if (writeErrors.some((writeError) => writeError.code !== DUPLICATE_KEY_CODE)) throw error;
+    duplicates = writeErrors.map((writeError) => writeError.index);
+    // A connection cut mid-batch also surfaces as a bulk write error, with
+    // documents neither inserted nor reported as duplicates: not an answer.
+    if (error.insertedCount + duplicates.length !== all.length) throw error;
+  }
+
+  // Where each duplicate sits: its group and its index there.
+  const groupOf: { group: number; index: number }[] = groups.flatMap((group, g) => group.map((_, index) => ({ group: g, index })));
+  const byGroup = new Map<number, number[]>();
+  for (const position of duplicates) {
+    const at = groupOf[position];
+    if (at !== undefined) byGroup.set(at.group, [...(byGroup.get(at.group) ?? []), at.index]);
+  }
+  await Promise.all(
+    [...byGroup].map(async ([g, indexes]) => {
+      const group = groups[g]!;
+      const first = group[0]!;
+      const seqs = indexes.flatMap((index) => group[index]?.seq ?? []);
+      const stored = await messages
+        .find({ tenant: first.tenant, conversation: first.conversation, seq: { $in: seqs } }, { projection: { _id: 0, seq: 1, digest: 1 }, hint: SEQ_INDEX })
+        .toArray();
+      const storedDigests = new Map(stored.map((document) => [document.seq, document.digest]));
+      const conflicts = indexes.filter((index) => {
+        const document = group[index];
+        const storedDigest = document === undefined ? undefined : storedDigests.get(document.seq);
+        // Gone again (a racing delete) counts as stored: there is nothing to conflict with.
+        return storedDigest !== undefined && storedDigest !== document?.digest;
+      });
+      outcomes[g] = { inserted: group.length - indexes.length, alreadyStored: indexes.length - conflicts.length, conflicts };
+    }),
+  );
+  return outcomes;
+}
+
+/** Insert-only: a conversation document, once there, is never written again. */
+export async function createConversation(conversations: Collection<ConversationDocument>, key: ConversationKey, createdAt: Date): Promise<void> {
+  try {
+    await conversations.insertOne({ ...keyFilter(key), createdAt });
+  } catch (error) {
+    if (!isDuplicateKey(error)) throw error;
+  }
+}
+
+export function writeErrorsOf(error: MongoBulkWriteError): readonly WriteError[] {
+  const { writeErrors } = error;
+  return Array.isArray(writeErrors) ? writeErrors : [writeErrors as WriteError];
+}
+
+export function isDuplicateKey(error: unknown): boolean {
+  return error instanceof MongoServerError && error.code === DUPLICATE_KEY_CODE;
+}

@@ -1,0 +1,89 @@
+// A message as an entry of a conversation's msgs list:
+//   `<seq>:<tokens>:<cumTokens>:<json of the rest>`
+// The scripts read the three figures from the prefix and never decode the JSON
+// (scripts.ts), so the JSON is the client's, byte for byte.
+
+import type { ChatMessage, NewMessage, StoredMessage } from '../../domain.js';
+
+/** What a list entry's JSON holds: the StoredMessage fields the entry's prefix does not. */
+interface EntryBody {
+  message: ChatMessage;
+  digest: string;
+  createdAtMs: number;
+  turnKey?: string;
+}
+
+export function encodeEntry(stored: StoredMessage, cumTokens: number): string {
+  requireCount('seq', stored.seq);
+  requireCount('tokens', stored.tokens);
+  requireCount('cumTokens', cumTokens);
+  const body: EntryBody = {
+    message: stored.message,
+    digest: stored.digest,
+    createdAtMs: stored.createdAtMs,
+    ...(stored.turnKey !== undefined ? { turnKey: stored.turnKey } : {}),
+  };
+  return `${stored.seq}:${stored.tokens}:${cumTokens}:${JSON.stringify(body)}`;
+}
+
+/**
+ * A turn as APPEND takes it: per message its tokens and the entry's JSON (the
+ * script allocates the seqs and running totals); the turn key goes on the
+ * first message. Throws before Redis is touched when a message cannot be encoded.
+ */
+export function encodeTurn(messages: readonly NewMessage[], createdAtMs: number, turnKey: string | undefined): string[] {
+  const perMessage: string[] = [];
+  messages.forEach((incoming, index) => {
+    requireCount('tokens', incoming.tokens);
+    const body: EntryBody = {
+      message: incoming.message,
+      digest: incoming.digest,
+      createdAtMs,
+      ...(index === 0 && turnKey !== undefined ? { turnKey } : {}),
+    };
+    perMessage.push(String(incoming.tokens), JSON.stringify(body));
+  });
+  return perMessage;
+}
+
+export function decodeEntry(entry: string): StoredMessage {
+  const afterSeq = entry.indexOf(':');
+  const afterTokens = entry.indexOf(':', afterSeq + 1);
+  const afterCum = entry.indexOf(':', afterTokens + 1);
+  const body = JSON.parse(entry.slice(afterCum + 1)) as EntryBody;
+  return {
+    message: body.message,
+    tokens: Number(entry.slice(afterSeq + 1, afterTokens)),
+    digest: body.digest,
+    seq: Number(entry.slice(0, afterSeq)),
+    createdAtMs: body.createdAtMs,
+    ...(body.turnKey !== undefined ? { turnKey: body.turnKey } : {}),
+    cumTokens: Number(entry.slice(afterTokens + 1, afterCum)),
+  };
+}
+
+/**
+ * What LOAD looks for in its entry at a cached window's `through`: the digest and
+ * createdAtMs, spelled as in the entry's JSON (EntryBody's order, JSON.stringify's
+ * numbers). A different message stored under that seq carries another pair.
+ */
+export function entryTag(stored: StoredMessage): string {
+  return `"digest":${JSON.stringify(stored.digest)},"createdAtMs":${JSON.stringify(stored.createdAtMs)}`;
+}
+
+export function seqOf(entry: string): number {
+  return Number(entry.slice(0, entry.indexOf(':')));
+}
+
+/** An entry's seq and tokens, read from its prefix without decoding the JSON. */
+export function figuresOf(entry: string): { seq: number; tokens: number } {
+  const afterSeq = entry.indexOf(':');
+  return { seq: Number(entry.slice(0, afterSeq)), tokens: Number(entry.slice(afterSeq + 1, entry.indexOf(':', afterSeq + 1))) };
+}
+
+/** The scripts read these figures as digits: only non-negative integers fit. */
+export function requireCount(name: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new RangeError(`RedisStore: ${name} must be a non-negative integer, got ${String(value)}`);
+  }
+}

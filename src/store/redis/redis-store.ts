@@ -1,0 +1,524 @@
+// Redis as a conversation store: the only store ('standalone') or the hot tier
+// in front of MongoDB ('cache'); works unchanged on a Redis Cluster. This file
+// holds the store operations; the rest of the folder holds the key layout
+// (keys.ts), the list entries (entry-codec.ts), the Lua (scripts.ts), the
+// decoded-window cache (window-cache.ts), the fast load (fast-load.ts) and
+// corking (cork.ts), CLIENT TRACKING (tracking.ts), the dirty set the flusher
+// reads (flush-source.ts), the summary lock (summary-lock.ts) and cache warming
+// (warm.ts). The layout and its guarantees: docs/storage.md.
+//
+// How a load is answered, cheapest first: from a *tracked* window (CLIENT
+// TRACKING vouches that no other client changed the conversation since a read
+// validated it) with no round trip; by the fast load's plain reads; by LOAD.
+// The store's own appends and markFlushed keep a window tracked (both scripts
+// return the new list length and end by reading both keys again, since a write,
+// one's own included, stops Redis tracking a key for every client). A LOAD
+// tracks the window it leaves when no invalidation at all arrived while it was
+// out. Anything else the store writes itself (a summary, a warm) untracks it,
+// as does an invalidation, a new tracking epoch and a TTL refresh falling due.
+// A write by another instance is seen once its invalidation message has
+// arrived, not when Redis ran it: a load within that flight time answers with
+// the state just before it, as a load sent a moment earlier would have.
+
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { Cluster, Redis } from 'ioredis';
+import type { AppendOptions, AppendResult, ConversationKey, ConversationSnapshot, NewMessage, StoredMessage, Summary } from '../../domain.js';
+import { ColdConversationError, StoreUnavailableError } from '../../errors.js';
+import type { ConversationStore, LoadLimits, LockLease } from '../conversation-store.js';
+import { TickCork } from './cork.js';
+import { decodeEntry, encodeTurn } from './entry-codec.js';
+import { entriesAfterWindow, readTail, walkWindow } from './fast-load.js';
+import { RedisFlushSource } from './flush-source.js';
+import { conversationKeys, DEFAULT_KEY_PREFIX, hashTag, isCluster, tagBase, windowKeyTag, type ConversationKeys } from './keys.js';
+import { clampCount, defineScripts, type ScriptCommands } from './scripts.js';
+import { acquireSummaryLock } from './summary-lock.js';
+import type { RedisTracking } from './tracking.js';
+import { warmArgs, type WarmState } from './warm.js';
+import { heldMessages, WindowCache, type CachedWindow } from './window-cache.js';
+
+export interface RedisStoreOptions {
+  /** An ioredis client (Redis or Cluster) created by main.ts; the store never creates connections itself. */
+  client: Redis | Cluster;
+  /** Per-conversation keys expire after this, refreshed on every load and append. */
+  ttlMs: number;
+  /** Cap per conversation (newest kept); in cache mode unflushed messages are never trimmed. */
+  maxCachedMessages: number;
+  /**
+   * 'standalone': Redis is the only store (seqs start at 1 for an unknown conversation; the cap trims freely).
+   * 'cache': Redis in front of MongoDB: an append to a conversation Redis does not hold is refused with
+   * ColdConversationError (the caller seeds it with warm() and retries), messages above flushedSeq are never
+   * trimmed, and appends mark the conversation dirty for the flusher.
+   */
+  mode: 'standalone' | 'cache';
+  /** Default 'contextd:'. Must not contain '{' or '}' (the hash tag is the conversation's). */
+  keyPrefix?: string;
+  /**
+   * A turn was stored but could not be marked dirty (cache mode); the append
+   * still succeeds, because the turn is in Redis, and sweepDirty finds it later.
+   */
+  onDirtyMarkFailed?: (key: ConversationKey, error: unknown) => void;
+  /**
+   * Decoded messages kept in this process across all conversations, so that a
+   * load fetches and decodes only what is new (default 20,000; 0 turns the local
+   * cache off). Least recently used conversations are dropped beyond it.
+   */
+  localCacheMaxEntries?: number;
+  /** Monotonic clock (ms) that tells when a load must refresh the TTL; performance.now by default, injectable for tests. */
+  now?: () => number;
+  /**
+   * CLIENT TRACKING on `client` (standalone Redis only; see tracking.ts):
+   * loads of a window Redis has not invalidated are answered from memory.
+   */
+  tracking?: RedisTracking;
+  /** Each load, by how it was answered: from a tracked window, by the fast reads, or by the LOAD script. */
+  onLoad?: (path: RedisLoadPath) => void;
+}
+
+export type RedisLoadPath = 'tracked' | 'fast' | 'script';
+
+const DEFAULT_LOCAL_CACHE_MAX_ENTRIES = 20_000;
+
+export class RedisStore implements ConversationStore {
+  readonly #client: Redis | Cluster;
+  readonly #scripts: ScriptCommands;
+  readonly #ttlMs: number;
+  readonly #cap: number;
+  readonly #mode: 'standalone' | 'cache';
+  readonly #modeArg: 's' | 'c';
+  readonly #prefix: string;
+  /** Cache mode on standalone Redis: the scripts keep the dirty set themselves (on a Cluster it lives in another slot). */
+  readonly #marksInScripts: boolean;
+  readonly #now: () => number;
+  /** A load later than this after the last touch this store saw runs LOAD, which refreshes the TTL. */
+  readonly #touchFreshMs: number;
+  readonly #windows: WindowCache;
+  readonly #cork: TickCork;
+  readonly #flushSource: RedisFlushSource;
+  /** New incarnation ids: random per store, then a counter, so no two calls anywhere pass the same one. */
+  readonly #incPrefix = `${randomBytes(9).toString('base64url')}.`;
+  #incCount = 0;
+  #decodedEntries = 0;
+  #fastLoads = 0;
+  #trackedLoads = 0;
+  readonly #tracking: RedisTracking | undefined;
+  #stopInvalidations: (() => void) | undefined;
+  readonly #onLoad: (path: RedisLoadPath) => void;
+  #isClosed = false;
+
+  constructor(options: RedisStoreOptions) {
+    for (const field of ['ttlMs', 'maxCachedMessages'] as const) {
+      const value = options[field];
+      if (!Number.isSafeInteger(value) || value <= 0) {
+        throw new RangeError(`RedisStore option ${field} must be a positive integer, got ${String(value)}`);
+      }
+    }
+    const localCacheMaxEntries = options.localCacheMaxEntries ?? DEFAULT_LOCAL_CACHE_MAX_ENTRIES;
+    if (!Number.isSafeInteger(localCacheMaxEntries) || localCacheMaxEntries < 0) {
+      throw new RangeError(`RedisStore option localCacheMaxEntries must be a non-negative integer, got ${String(localCacheMaxEntries)}`);
+    }
+    const prefix = options.keyPrefix ?? DEFAULT_KEY_PREFIX;
+    if (/[{}]/.test(prefix)) throw new RangeError(`RedisStore keyPrefix must not contain '{' or '}', got ${prefix}`);
+    this.#client = options.client;
+    this.#ttlMs = options.ttlMs;
+    this.#cap = options.maxCachedMessages;
+    this.#mode = options.mode;
+    this.#modeArg = options.mode === 'cache' ? 'c' : 's';
+    this.#prefix = prefix;
+    this.#marksInScripts = options.mode === 'cache' && !isCluster(options.client);
+    this.#windows = new WindowCache(localCacheMaxEntries);
+    this.#cork = new TickCork(options.client);
+    this.#now = options.now ?? (() => performance.now());
+    this.#touchFreshMs = options.ttlMs / 100;
+    this.#onLoad = options.onLoad ?? (() => undefined);
+    if (options.tracking !== undefined) {
+      if (options.tracking.client !== options.client) throw new RangeError('RedisStore: tracking must be on the store\'s own client');
+      this.#tracking = options.tracking;
+      this.#stopInvalidations = options.tracking.onInvalidate((keys) => this.#invalidate(keys));
+    }
+    this.#scripts = defineScripts(this.#client);
+    this.#flushSource = new RedisFlushSource({
+      client: this.#client,
+      scripts: this.#scripts,
+      prefix,
+      ttlMs: this.#ttlMs,
+      cap: this.#cap,
+      marksInScripts: this.#marksInScripts,
+      windows: this.#windows,
+      cork: this.#cork,
+      onDirtyMarkFailed: options.onDirtyMarkFailed,
+    });
+  }
+
+  /**
+   * Entries JSON-parsed by this store since it was created: those loads,
+   * listings and unflushed() received, and the copies of its own appends that
+   * join the local cache. What the local cache saves shows here.
+   */
+  get decodedEntries(): number {
+    return this.#decodedEntries;
+  }
+
+  /** Loads answered by plain reads alone, without the LOAD script (see fast-load.ts). */
+  get fastLoads(): number {
+    return this.#fastLoads;
+  }
+
+  /** Loads answered from a tracked window, without asking Redis (see the top of this file). */
+  get trackedLoads(): number {
+    return this.#trackedLoads;
+  }
+
+  /**
+   * `hit` when Redis holds the conversation, else `miss` with no messages. One
+   * round trip; in Redis O(log n) plus the entries this store has not decoded
+   * yet, which alone are sent and decoded (O(window) when the newest messages
+   * have gaps, see scripts.ts). With the conversation's window cached,
+   * usually plain reads of O(1) entries instead of the script, and two round
+   * trips when they cannot settle it. With the local cache on, messages are
+   * fresh objects over deep-frozen contents, shared with later loads (as the
+   * embedded store's).
+   */
+  async load(key: ConversationKey, limits: LoadLimits): Promise<ConversationSnapshot> {
+    this.#requireOpen();
+    const tag = hashTag(key);
+    const cached = this.#windows.get(tag);
+    if (cached !== undefined && cached.throughTag !== '' && this.#now() - cached.touchedAtMs < this.#touchFreshMs) {
+      if (this.#windows.isTracked(cached, this.#tracking?.activeEpoch)) {
+        const tracked = this.#walkWindow(tag, cached, [], cached.listLength, cached.summary?.coversSeq ?? 0, cached.through, limits);
+        if (tracked !== undefined) {
+          this.#trackedLoads++;
+          this.#onLoad('tracked');
+          return tracked;
+        }
+      }
+      const fast = await this.#loadFast(tag, cached, limits);
+      if (fast !== undefined) {
+        this.#fastLoads++;
+        this.#onLoad('fast');
+        return fast;
+      }
+    }
+    this.#onLoad('script');
+    const snapshot = await this.#loadKnowing(tag, limits, this.#windows.get(tag));
+    if (snapshot !== undefined) return snapshot;
+    // Redis named a seq or summary the cached window lacks, which the invariants
+    // rule out; rather than fail the request, forget the window and ask for everything.
+    this.#windows.forget(tag);
+    const retried = await this.#loadKnowing(tag, limits, undefined);
+    if (retried === undefined) throw new Error('RedisStore.load: Redis referred to cached entries although none were offered');
+    return retried;
+  }
+
+  /**
+   * The load without the script, from the cached window `known` and four plain
+   * reads (fast-load.ts); undefined when those cannot settle it.
+   */
+  async #loadFast(tag: string, known: CachedWindow, limits: LoadLimits): Promise<ConversationSnapshot | undefined> {
+    // What the window holds now: a call of this store that changes it while the reads are out sends the load to LOAD.
+    const { inc, from, through, throughTag, summary, summaryBytes } = known;
+    const epochAtSend = this.#tracking?.activeEpoch;
+    const clockAtSend = this.#windows.invalidationClock;
+    const [meta, msgs] = this.#keysOf(tag);
+    const [tail, listLength, [lastSeqText = null, incText = null, coversSeqText = null], summaryBytesNow] = await readTail(this.#client, meta, msgs, this.#cork);
+    if (lastSeqText === null) {
+      this.#windows.forget(tag);
+      return { summary: undefined, messages: [], lastSeq: 0, cache: 'miss' };
+    }
+    const isUnchanged = this.#windows.get(tag) === known && known.from === from && known.through === through && known.summary === summary;
+    if (!isUnchanged || incText !== inc) return undefined;
+    const coversSeq = Number(coversSeqText ?? 0);
+    const isSameSummary = summary === undefined ? summaryBytesNow === 0 : summaryBytesNow === summaryBytes && coversSeq === summary.coversSeq;
+    if (!isSameSummary) return undefined;
+
+    const lastSeq = Number(lastSeqText);
+    const fresh = entriesAfterWindow(tail, lastSeq, { through, throughTag });
+    if (fresh === undefined) return undefined;
+    const snapshot = this.#walkWindow(tag, known, fresh, listLength, coversSeq, lastSeq, limits);
+    if (snapshot === undefined) return undefined;
+
+    // Tracked from now on if tracking was on throughout and no invalidation of this conversation came while the reads were out.
+    const window = this.#windows.get(tag);
+    const isTracked = epochAtSend !== undefined && this.#tracking?.activeEpoch === epochAtSend && known.invalidatedAt <= clockAtSend;
+    if (window !== undefined && window.through === lastSeq) {
+      window.listLength = listLength;
+      window.validEpoch = isTracked ? epochAtSend : -1;
+    }
+    return snapshot;
+  }
+
+  /** fast-load.ts's walk, then the cached window moved to its result. */
+  #walkWindow(
+    tag: string,
+    known: CachedWindow,
+    freshEntries: readonly string[],
+    listLength: number,
+    coversSeq: number,
+    lastSeq: number,
+    limits: LoadLimits,
+  ): ConversationSnapshot | undefined {
+    const walked = walkWindow(known, freshEntries, listLength, coversSeq, limits, this.#mode);
+    if (walked === undefined) return undefined;
+    const { inc, summary, summaryBytes } = known;
+    const fresh = walked.freshEntries.map(decodeEntry);
+    this.#decodedEntries += fresh.length;
+    let messages: StoredMessage[];
+    if (walked.held.length > 0) {
+      messages = [...walked.held, ...fresh];
+      this.#windows.slide(tag, known, messages[0]!.seq, fresh, summary, summaryBytes, known.touchedAtMs);
+    } else {
+      messages = fresh;
+      this.#windows.remember(tag, inc, lastSeq, messages, summary, summaryBytes, known.touchedAtMs);
+    }
+    return { summary: summary === undefined ? undefined : { ...summary }, messages, lastSeq, cache: 'hit' };
+  }
+
+  /** One LOAD offering `known`; undefined when the reply refers to something `known` does not hold. */
+  async #loadKnowing(tag: string, limits: LoadLimits, known: CachedWindow | undefined): Promise<ConversationSnapshot | undefined> {
+    const sentAtMs = this.#now();
+    const epochAtSend = this.#tracking?.activeEpoch;
+    const clockAtSend = this.#windows.invalidationClock;
+    const reply = (await this.#scripts.contextdLoad(
+      ...this.#keysOf(tag),
+      this.#modeArg,
+      this.#ttlMs,
+      clampCount(limits.maxMessages),
+      clampCount(limits.maxTokens),
+      this.#newInc(),
+      known?.inc ?? '',
+      known?.from ?? 1,
+      known?.through ?? 0,
+      known?.throughTag ?? '',
+      known?.summary?.coversSeq ?? '',
+      known?.summaryBytes ?? 0,
+    )) as unknown[];
+    if (reply[0] === 0) {
+      this.#windows.forget(tag);
+      return { summary: undefined, messages: [], lastSeq: 0, cache: 'miss' };
+    }
+    const [, lastSeqReply, inc, summarySlot, heldFromReply, heldThroughReply, heldCountReply, listLength, ...entries] = reply;
+    const lastSeq = Number(lastSeqReply);
+
+    let summary: Summary | undefined;
+    let summaryBytes = 0;
+    if (summarySlot === 0) {
+      if (known?.summary === undefined) return undefined;
+      summary = known.summary;
+      summaryBytes = known.summaryBytes;
+    } else if (typeof summarySlot === 'string') {
+      summary = JSON.parse(summarySlot) as Summary;
+      summaryBytes = Buffer.byteLength(summarySlot);
+    }
+
+    // Oldest first: what Redis sent from before the held range, the held range, what it sent from after.
+    const fetched = (entries as string[]).map(decodeEntry);
+    this.#decodedEntries += fetched.length;
+    let messages = fetched;
+    const heldCount = Number(heldCountReply);
+    if (heldCount > 0) {
+      const heldThrough = Number(heldThroughReply);
+      const held = heldMessages(known, Number(heldFromReply), heldThrough, heldCount);
+      if (held === undefined) return undefined;
+      const newer = fetched.findIndex((message) => message.seq > heldThrough);
+      const split = newer < 0 ? fetched.length : newer;
+      messages = [...fetched.slice(0, split), ...held, ...fetched.slice(split)];
+    }
+
+    if (this.#windows.maxEntries === 0 || typeof inc !== 'string') return { summary, messages, lastSeq, cache: 'hit' };
+    const isSlide = known !== undefined && known.inc === inc && this.#windows.get(tag) === known && heldCount > 0 && Number(heldThroughReply) === known.through;
+    if (isSlide && fetched.every((message) => message.seq > known.through)) {
+      this.#windows.slide(tag, known, Number(heldFromReply), fetched, summary, summaryBytes, sentAtMs);
+    } else {
+      this.#windows.remember(tag, inc, lastSeq, messages, summary, summaryBytes, sentAtMs);
+    }
+    // Tracked from now on if tracking was on throughout and no invalidation at all
+    // came while LOAD was out (with no window cached, none would have been noted).
+    const window = this.#windows.get(tag);
+    if (window !== undefined) {
+      const isTracked = epochAtSend !== undefined && this.#tracking?.activeEpoch === epochAtSend && this.#windows.invalidationClock === clockAtSend;
+      window.listLength = Number(listLength);
+      window.validEpoch = isTracked && window.through === lastSeq ? epochAtSend : -1;
+    }
+    // The messages are the cached, deep-frozen ones: shared, as the embedded store's are.
+    return { summary: summary === undefined ? undefined : { ...summary }, messages, lastSeq, cache: 'hit' };
+  }
+
+  /**
+   * Only what Redis holds: messages trimmed by the cap or covered by a summary
+   * are not listed (in cache mode MongoDB has them).
+   */
+  async listMessages(key: ConversationKey, page: { afterSeq: number; limit: number }): Promise<StoredMessage[]> {
+    this.#requireOpen();
+    const limit = clampCount(page.limit);
+    if (limit === 0) return [];
+    const afterSeq = Number.isFinite(page.afterSeq) ? Math.floor(page.afterSeq) : 0;
+    const entries = (await this.#scripts.contextdList(...this.#keys(key), this.#modeArg, this.#ttlMs, afterSeq, limit)) as string[];
+    this.#decodedEntries += entries.length;
+    return entries.map(decodeEntry);
+  }
+
+  async append(key: ConversationKey, messages: readonly NewMessage[], options?: AppendOptions): Promise<AppendResult> {
+    this.#requireOpen();
+    if (messages.length === 0) return { seqs: [], duplicate: false };
+    const turnKey = options?.turnKey;
+    // Encoded before Redis is touched: a message JSON cannot encode changes nothing.
+    const perMessage = encodeTurn(messages, Date.now(), turnKey);
+
+    const tag = hashTag(key);
+    const script = this.#marksInScripts ? 'contextdAppendMarking' : 'contextdAppend';
+    const sentAtMs = this.#now();
+    const [outcome, firstSeq, count, inc, lastCum, listLength] = (await this.#scripts[script](
+      ...this.#keys(key),
+      ...(this.#marksInScripts ? [this.#flushSource.dirtyKey] : []),
+      this.#modeArg,
+      this.#ttlMs,
+      this.#cap,
+      turnKey === undefined ? '0' : '1',
+      turnKey ?? '',
+      this.#newInc(),
+      Date.now(),
+      tag,
+      ...perMessage,
+    )) as [string, number, number, string?, number?, number?];
+    if (outcome === 'cold') throw new ColdConversationError(key);
+    // Either way APPEND ended with touch, as LOAD does: fast loads may go on.
+    const window = this.#windows.get(tag);
+    if (window !== undefined) window.touchedAtMs = Math.max(window.touchedAtMs, sentAtMs);
+    const seqs = Array.from({ length: count }, (_, index) => firstSeq + index);
+    if (outcome === 'duplicate') return { seqs, duplicate: true };
+    if (inc !== undefined && lastCum !== undefined) {
+      const extended = this.#windows.extend(tag, inc, firstSeq, lastCum, perMessage, Number(listLength ?? -1));
+      this.#decodedEntries += extended.decoded;
+      if (!extended.staysTracked) this.#windows.untrack(tag);
+    }
+    if (this.#mode === 'cache' && !this.#marksInScripts) await this.#flushSource.markDirty(key);
+    return { seqs, duplicate: false };
+  }
+
+  /**
+   * Ignored (false) when Redis does not hold the conversation, when the summary
+   * covers no more than the stored one, or covers seqs never given. The covered
+   * messages are dropped (in cache mode only those MongoDB already has).
+   */
+  async replaceSummary(key: ConversationKey, summary: Summary): Promise<boolean> {
+    this.#requireOpen();
+    if (!Number.isFinite(summary.coversSeq)) return false;
+    const stored = await this.#scripts.contextdReplaceSummary(
+      ...this.#keys(key),
+      this.#modeArg,
+      this.#ttlMs,
+      summary.coversSeq,
+      JSON.stringify(summary),
+    );
+    // This store's own writes bring no invalidation (NOLOOP); the next load looks again.
+    this.#windows.untrack(hashTag(key));
+    return stored === 1;
+  }
+
+  /** Erases every key of the conversation (and its dirty entry): a later append starts again at seq 1. */
+  async delete(key: ConversationKey): Promise<void> {
+    this.#requireOpen();
+    this.#windows.forget(hashTag(key));
+    await this.#client.del(...this.#keys(key));
+    if (this.#mode === 'cache') await this.#flushSource.forget(key);
+  }
+
+  async ping(): Promise<void> {
+    this.#requireOpen();
+    await this.#client.ping();
+  }
+
+  /** Later calls reject with StoreUnavailableError. The client is main.ts's to quit. */
+  async close(): Promise<void> {
+    this.#isClosed = true;
+    this.#stopInvalidations?.();
+  }
+
+  /**
+   * Cache mode: makes a conversation Redis does not hold known, from MongoDB's
+   * state (flushedSeq = lastSeq). A no-op if Redis already holds it, so a racing
+   * append is never clobbered. Messages the summary covers, and all but the
+   * newest maxCachedMessages, are not kept.
+   */
+  async warm(key: ConversationKey, state: WarmState): Promise<void> {
+    this.#requireCache('warm');
+    const args = warmArgs(state, this.#cap, () => this.#newInc());
+    await this.#scripts.contextdWarm(...this.#keys(key), this.#ttlMs, ...args);
+    this.#windows.untrack(hashTag(key));
+  }
+
+  /**
+   * Cache mode, for the flusher: claims up to `limit` dirty conversations whose
+   * lease is due (score <= nowMs) and sets their lease to nowMs + leaseMs in the
+   * same script, so two instances never hold one conversation at once.
+   */
+  async claimDirty(limit: number, leaseMs: number, nowMs: number): Promise<ConversationKey[]> {
+    this.#requireCache('claimDirty');
+    return this.#flushSource.claimDirty(limit, leaseMs, nowMs);
+  }
+
+  /**
+   * Cache mode: the messages above flushedSeq, oldest first, with cumTokens, and
+   * the summary Redis holds, read together; O(unflushed).
+   */
+  async unflushed(key: ConversationKey): Promise<{ flushedSeq: number; messages: StoredMessage[]; summary: Summary | undefined }> {
+    this.#requireCache('unflushed');
+    const unflushed = await this.#flushSource.unflushed(key);
+    this.#decodedEntries += unflushed.messages.length;
+    return unflushed;
+  }
+
+  /**
+   * Cache mode: advances flushedSeq to max(flushedSeq, seq) (never past
+   * lastSeq) and applies the cap trimming held back for unflushed messages.
+   * Caught up: leaves the dirty set and gets its TTL back; otherwise stays
+   * dirty, due now (which is also how a flusher hands back a claim).
+   */
+  async markFlushed(key: ConversationKey, seq: number): Promise<void> {
+    this.#requireCache('markFlushed');
+    await this.#flushSource.markFlushed(key, seq);
+  }
+
+  /**
+   * Cache mode: puts back into the dirty set every conversation with
+   * lastSeq > flushedSeq that is missing from it (an instance died between an
+   * append and its ZADD, or the ZADD failed). SCANs the meta keys of every
+   * master of a Cluster. Returns how many were added.
+   */
+  async sweepDirty(): Promise<number> {
+    this.#requireCache('sweepDirty');
+    return this.#flushSource.sweepDirty();
+  }
+
+  /** The conversation's summary lock (summary-lock.ts). */
+  async acquireSummaryLock(key: ConversationKey, ttlMs: number): Promise<LockLease | undefined> {
+    this.#requireOpen();
+    return acquireSummaryLock(this.#client, tagBase(this.#prefix, hashTag(key)), ttlMs);
+  }
+
+  /** Redis says these keys changed (null: all of them). Only a conversation's meta and msgs matter to its window. */
+  #invalidate(keys: readonly string[] | null): void {
+    this.#windows.invalidate(keys === null ? null : keys.map((key) => windowKeyTag(this.#prefix, key)));
+  }
+
+  #newInc(): string {
+    return `${this.#incPrefix}${(this.#incCount++).toString(36)}`;
+  }
+
+  #keys(key: ConversationKey): ConversationKeys {
+    return this.#keysOf(hashTag(key));
+  }
+
+  #keysOf(tag: string): ConversationKeys {
+    return conversationKeys(this.#prefix, tag);
+  }
+
+  #requireOpen(): void {
+    if (this.#isClosed) throw new StoreUnavailableError(new Error('the Redis store is closed'));
+  }
+
+  #requireCache(operation: string): void {
+    this.#requireOpen();
+    if (this.#mode !== 'cache') throw new Error(`RedisStore.${operation} is for cache mode; this store is standalone`);
+  }
+}
