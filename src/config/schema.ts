@@ -4,6 +4,7 @@
 // turns into the normalised Config (src/config/config-types.ts).
 
 import { z } from 'zod';
+import { UPSTREAM_KINDS } from '../routing/api-paths.js';
 import { ENCODINGS } from '../tokens/encoding-for-model.js';
 import { HEADER_NAME, MAX_TIMER_MS, anyString, boolean, databaseName, durationLeaf, flushDelay, glob, headerName, httpUrl, mongodbUrl, nonNegativeInteger, oneOf, port, positiveInteger, redisUrl, routeName, size, storeTimeout, tenant, text, timeout, ttl } from './leaves.js';
 
@@ -26,7 +27,7 @@ const serverSchema = z
 const upstreamSchema = z
   .strictObject({
     kind: z
-      .enum(['openai', 'azure'])
+      .enum(UPSTREAM_KINDS)
       .prefault('openai')
       .describe(
         'openai: base_url is an OpenAI-style URL with its version prefix (/v1/<rest> goes to <base_url>/<rest>). azure: base_url is the Azure OpenAI root, https://<resource>.openai.azure.com/openai (deployment paths keep their shape; contextd\'s own summary calls go to a deployment with api-version and api-key).',

@@ -81,23 +81,43 @@ export function findToolSequenceProblem(messages: readonly ChatMessage[], option
 }
 
 /**
- * A call id in `later` that an assistant message in `earlier` already made:
- * the stored history beyond a prompt's window is not in the prompt, so its
- * calls are checked apart before a turn joins it.
+ * A call id that `later` makes twice, or that `earlier` already used (made, or
+ * answered: a window may hold a result whose call lies before it): the stored
+ * history beyond a prompt's window is not in the prompt, so its ids are
+ * checked apart before a turn joins it.
  */
 export function findReusedCallId(earlier: readonly ChatMessage[], later: readonly ChatMessage[]): ToolSequenceProblem | undefined {
   const laterCalls = new Map<string, number>();
-  later.forEach((message, index) => {
-    for (const id of toolCallIds(message)) laterCalls.set(id, index);
-  });
+  for (const [index, message] of later.entries()) {
+    for (const id of toolCallIds(message)) {
+      if (laterCalls.has(id)) return { rule: 'duplicate_tool_call_id', index, id };
+      laterCalls.set(id, index);
+    }
+  }
   if (laterCalls.size === 0) return undefined;
   for (const message of earlier) {
-    for (const id of toolCallIds(message)) {
+    const used = message.role === 'tool' && typeof message.tool_call_id === 'string' ? [message.tool_call_id] : toolCallIds(message);
+    for (const id of used) {
       const index = laterCalls.get(id);
       if (index !== undefined) return { rule: 'duplicate_tool_call_id', index, id };
     }
   }
   return undefined;
+}
+
+/**
+ * Whether storing a turn and its reply would leave a state that breaks the
+ * rules: the prompt as contextd would send it must keep them (`promptProblem`,
+ * found before the request went upstream), and no call id of the turn or the
+ * reply may repeat one the loaded history, or the turn, already made.
+ */
+export function findStoreProblem(
+  promptProblem: ToolSequenceProblem | undefined,
+  history: readonly ChatMessage[],
+  turn: readonly ChatMessage[],
+  reply: ChatMessage,
+): ToolSequenceProblem | undefined {
+  return promptProblem ?? findReusedCallId(history, [...turn, reply]);
 }
 
 /** A one-line account of a problem, for logs and error messages. */

@@ -8,7 +8,7 @@ import type { Route } from '../routing/route.js';
 import { assemblePrompt, type AssembledPrompt, type CountedMessage } from '../context/assemble-prompt.js';
 import { digestMessage } from '../context/message-digest.js';
 import { splitRequest } from '../context/split-request.js';
-import { describeToolSequenceProblem, findReusedCallId, findToolSequenceProblem, type ToolSequenceProblem } from '../context/tool-sequence.js';
+import { describeToolSequenceProblem, findStoreProblem, findToolSequenceProblem, type ToolSequenceProblem } from '../context/tool-sequence.js';
 import { resultsForUnansweredCalls } from '../context/unanswered-calls.js';
 import type { ChatMessage, ConversationKey, ConversationSnapshot, NewMessage } from '../domain.js';
 import { ContextLengthExceededError, StoreUnavailableError } from '../errors.js';
@@ -141,7 +141,8 @@ export async function handleChatWithMemory(req: IncomingMessage, res: ServerResp
   });
   // A request that breaks OpenAI's tool-message rules goes as it came: the upstream's
   // answer (a 400 from OpenAI) is the client's. The turn is stored only if the state stays valid.
-  const toolProblem = toolSequenceProblemOf(body.messages.slice(split.instructionCount), prompt.messages, turn.length);
+  const promptProblem = findToolSequenceProblem(prompt.messages);
+  const toolProblem = toolSequenceProblemOf(body.messages.slice(split.instructionCount), promptProblem, prompt.messages.length - turn.length);
   if (toolProblem !== undefined) {
     log.memory = 'bypassed';
     deps.metrics.memorySkipped.inc({ reason: toolProblem.whose === 'client' ? 'invalid_tool_sequence' : 'unsendable_history' });
@@ -202,14 +203,13 @@ export async function handleChatWithMemory(req: IncomingMessage, res: ServerResp
       deps.metrics.turnsStored.inc({ outcome: 'retry_skipped' });
       return;
     }
-    // The stored state must keep the rules: the prompt (as contextd would send it) and the
-    // reply must, so an invalid turn, or a reply reusing the prompt's call ids, is not stored.
-    const storeProblem =
-      findToolSequenceProblem([...prompt.messages, reply.message], { allowOpenTail: true }) ??
-      findReusedCallId(
-        split.history.map((m) => m.message),
-        [...turn.map((m) => m.message), reply.message],
-      );
+    // The stored state must keep the rules (a lenient upstream may answer what OpenAI refuses).
+    const storeProblem = findStoreProblem(
+      promptProblem,
+      split.history.map((m) => m.message),
+      turn.map((m) => m.message),
+      reply.message,
+    );
     if (storeProblem !== undefined) {
       log.stored = 'not_stored';
       log.notStoredReason = `tool messages: ${describeToolSequenceProblem(storeProblem)}`;
@@ -254,14 +254,14 @@ export async function handleChatWithMemory(req: IncomingMessage, res: ServerResp
  */
 function toolSequenceProblemOf(
   requestMessages: readonly ChatMessage[],
-  promptMessages: readonly ChatMessage[],
-  turnLength: number,
+  promptProblem: ToolSequenceProblem | undefined,
+  /** Where the new turn starts in the prompt. */
+  turnStart: number,
 ): (ToolSequenceProblem & { whose: 'client' | 'contextd' }) | undefined {
   const own = findToolSequenceProblem(requestMessages, { allowLeadingResults: true });
   if (own !== undefined) return { ...own, whose: 'client' };
-  const inPrompt = findToolSequenceProblem(promptMessages);
-  if (inPrompt === undefined) return undefined;
-  return { ...inPrompt, whose: inPrompt.index >= promptMessages.length - turnLength ? 'client' : 'contextd' };
+  if (promptProblem === undefined) return undefined;
+  return { ...promptProblem, whose: promptProblem.index >= turnStart ? 'client' : 'contextd' };
 }
 
 /** The caller's own credential, for a summary job that has no key of its own. */

@@ -7,7 +7,9 @@
 //   `/openai/deployments/{deployment}/chat/completions?api-version=…`, or Azure's
 //   v1 API, `/openai/v1/chat/completions`).
 
-export type UpstreamKind = 'openai' | 'azure';
+/** How the upstream lays out its paths; the config's `upstream.kind` takes these values. */
+export const UPSTREAM_KINDS = ['openai', 'azure'] as const;
+export type UpstreamKind = (typeof UPSTREAM_KINDS)[number];
 
 export interface ChatCompletionsPath {
   /** The Azure deployment named in the path; it stands for the model. */

@@ -9,8 +9,6 @@ export type TeeOutcome =
 export interface ReplyTee {
   /** A chunk of the upstream body exactly as relayed to the client (possibly compressed). */
   push(chunk: Buffer): void;
-  /** Whether a stream's terminal event has gone by (see SseReplyAccumulator.isComplete); false for JSON replies. */
-  isComplete(): boolean;
   /** Call once the body has ended (or the client left after the terminal event): the rebuilt reply, or why there is none to store. */
   finish(): Promise<TeeOutcome>;
   /** The reply will not be stored (client gone): free the decoder. */
@@ -55,7 +53,6 @@ export function teeReply(headers: Readonly<Record<string, string | string[]>>, o
     };
     return {
       push: (chunk) => safely(() => decoder.push(chunk, onData), onDecoderError),
-      isComplete: () => failure === undefined && accumulator.isComplete(),
       finish: async () => {
         await decoder.end(onData).catch(onDecoderError);
         return outcome(failure, accumulator.finish());
@@ -73,7 +70,6 @@ export function teeReply(headers: Readonly<Record<string, string | string[]>>, o
   };
   return {
     push: (chunk) => safely(() => decoder.push(chunk, onData), onDecoderError),
-    isComplete: () => false,
     finish: async () => {
       await decoder.end(onData).catch(onDecoderError);
       if (failure !== undefined) return { kind: 'not_stored', reason: failure };
@@ -107,7 +103,7 @@ export function asHistoryMessage(reply: ChatMessage): ChatMessage {
 }
 
 function unreadable(reason: string): ReplyTee {
-  return { push: () => undefined, isComplete: () => false, finish: async () => ({ kind: 'not_stored', reason }), discard: () => undefined };
+  return { push: () => undefined, finish: async () => ({ kind: 'not_stored', reason }), discard: () => undefined };
 }
 
 function safely(action: () => void, onError: (error: unknown) => void): void {

@@ -7,7 +7,11 @@ const DONE_EVENT = Buffer.from('data: [DONE]');
 export interface RelayOptions {
   /** Sees each chunk after it was handed to the client: parsing happens on that side branch and never holds a byte back. */
   onChunk?: (chunk: Buffer) => void;
-  /** Asked after each chunk: whether the reply the client is owed has now been relayed whole (a stream's terminal event, as the tee saw it). */
+  /**
+   * Whether the reply the client is owed has been relayed whole by what the
+   * caller knows (a stream's terminal event, as its tee saw it): then a body
+   * cut short afterwards, because the client left, is no failure.
+   */
   isReplyComplete?: () => boolean;
   /**
    * Runs once, in the same tick as the write that gives the client everything
@@ -50,7 +54,7 @@ export async function relayResponse(
       const isWritable = res.write(chunk);
       onChunk?.(chunk);
       written += chunk.length;
-      if (written >= declaredLength || (isEventStream && chunk.includes(DONE_EVENT)) || isReplyComplete?.() === true) markClientHasAll();
+      if (written >= declaredLength || (isEventStream && chunk.includes(DONE_EVENT))) markClientHasAll();
       if (!isWritable) await Promise.race([once(res, 'drain'), once(res, 'close')]);
     }
   } catch (error) {

@@ -77,6 +77,15 @@ async function storedWhen(conversation: string, count: number): Promise<Awaited<
   return rows;
 }
 
+/** The client's leaving cancelled the turn: a 499, the upstream call aborted, nothing stored. */
+async function expectCancelled(conversation: string): Promise<void> {
+  const log = await requestLog(conversation);
+  expect(log).toMatchObject({ status: 499, stored: 'not_stored', clientAborted: true });
+  await waitFor(() => upstream.chatRequests()[0]!.outcome === 'client_closed', { message: 'upstream call aborted' });
+  upstream.release();
+  expect(await storedMessages(contextd, conversation)).toEqual([]);
+}
+
 async function requestLog(conversation: string): Promise<Record<string, unknown>> {
   return contextd.waitForLog((line) => line.msg === 'request' && line.conversation === conversation);
 }
@@ -134,22 +143,14 @@ test('a client that leaves after finish_reason but before the usage it asked for
   await streamAndLeave(conversation, { stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'wait for usage' }] }, (text) =>
     text.includes('"finish_reason":"stop"'),
   );
-  const log = await requestLog(conversation);
-  expect(log).toMatchObject({ status: 499, stored: 'not_stored', clientAborted: true });
-  await waitFor(() => upstream.chatRequests()[0]!.outcome === 'client_closed', { message: 'upstream call aborted' });
-  upstream.release();
-  expect(await storedMessages(contextd, conversation)).toEqual([]);
+  await expectCancelled(conversation);
 });
 
 test('a client that leaves before the terminal event aborts the upstream call and nothing is stored', async () => {
   const conversation = newConversation();
   upstream.enqueue({ kind: 'text', content: 'never finished', chunkCount: 4, holdAfterChunks: 2 });
   await streamAndLeave(conversation, { messages: [{ role: 'user', content: 'leave early' }] }, (text) => text.includes('data: '));
-  const log = await requestLog(conversation);
-  expect(log).toMatchObject({ status: 499, stored: 'not_stored', clientAborted: true });
-  await waitFor(() => upstream.chatRequests()[0]!.outcome === 'client_closed', { message: 'upstream call aborted' });
-  upstream.release();
-  expect(await storedMessages(contextd, conversation)).toEqual([]);
+  await expectCancelled(conversation);
 });
 
 test('a JSON reply whose body was written whole is stored even if the client closes at once', async () => {

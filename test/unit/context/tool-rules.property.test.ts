@@ -13,7 +13,7 @@ import { describe, expect, test } from 'vitest';
 import { assemblePrompt } from '../../../src/context/assemble-prompt.js';
 import { digestMessage } from '../../../src/context/message-digest.js';
 import { splitRequest } from '../../../src/context/split-request.js';
-import { describeToolSequenceProblem, findReusedCallId, findToolSequenceProblem } from '../../../src/context/tool-sequence.js';
+import { describeToolSequenceProblem, findStoreProblem, findToolSequenceProblem } from '../../../src/context/tool-sequence.js';
 import { resultsForUnansweredCalls } from '../../../src/context/unanswered-calls.js';
 import type { ChatMessage, StoredMessage } from '../../../src/domain.js';
 
@@ -129,7 +129,8 @@ describe('tool-message rules, over random conversations and requests', () => {
         fc.nat(6),
         arbClient,
         fc.integer({ min: 60, max: 600 }),
-        (units, openTail, loadCut, client, budgetTokens) => {
+        fc.oneof(fc.constant('text' as const), fc.constant('fresh call' as const), fc.integer({ min: 1, max: 12 })),
+        (units, openTail, loadCut, client, budgetTokens, replyKind) => {
           const history = buildHistory(openTail === null ? units : [...units, openTail]);
           const all = stored(history);
           // The load returns the newest messages (at least the newest one, as the stores'
@@ -167,14 +168,17 @@ describe('tool-message rules, over random conversations and requests', () => {
 
           // The store guard of the request path, whatever the client sent: a turn it lets through
           // leaves the stored state (as far as it was loaded) valid.
-          const reply: ChatMessage = { role: 'assistant', content: 'reply' };
-          const guard =
-            findToolSequenceProblem([...prompt.messages, reply], { allowOpenTail: true }) ??
-            findReusedCallId(
-              split.history.map((m) => m.message),
-              [...turn, reply],
-            );
-          if (isWellBehaved) expect(guard === undefined ? 'stored' : describeToolSequenceProblem(guard)).toBe('stored');
+          // The reply: text, a call with a new id, or (a careless upstream) a call reusing an id.
+          const replyCall = (id: string): ChatMessage => ({ role: 'assistant', content: null, tool_calls: [{ id, type: 'function', function: { name: 'lookup', arguments: '{}' } }] });
+          const reply: ChatMessage =
+            replyKind === 'text' ? { role: 'assistant', content: 'reply' } : replyCall(replyKind === 'fresh call' ? `call_reply_${++callNo}` : `call_${replyKind}`);
+          const guard = findStoreProblem(
+            promptProblem,
+            split.history.map((m) => m.message),
+            turn,
+            reply,
+          );
+          if (isWellBehaved && typeof replyKind === 'string') expect(guard === undefined ? 'stored' : describeToolSequenceProblem(guard)).toBe('stored');
           if (guard !== undefined) return;
           const after = [...loaded.map((m) => m.message), ...turn, reply];
           const storedProblem = findToolSequenceProblem(after, { allowLeadingResults: true, allowOpenTail: true });

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { findToolSequenceProblem, type ToolSequenceOptions } from '../../../src/context/tool-sequence.js';
+import { findReusedCallId, findToolSequenceProblem, type ToolSequenceOptions } from '../../../src/context/tool-sequence.js';
 import type { ChatMessage } from '../../../src/domain.js';
 
 const u = (content: string): ChatMessage => ({ role: 'user', content });
@@ -30,5 +30,15 @@ describe('findToolSequenceProblem', () => {
     const problem = findToolSequenceProblem(messages, options);
     expect(problem?.rule).toBe(rule);
     if (index !== undefined) expect(problem?.index).toBe(index);
+  });
+});
+
+describe('findReusedCallId', () => {
+  test('a call id made again, answered earlier, or made twice later is found; answers to earlier calls are not', () => {
+    expect(findReusedCallId([calls('a'), result('a')], [calls('a')])?.id).toBe('a');
+    // The window may hold a result whose call lies before it.
+    expect(findReusedCallId([result('b')], [u('q'), calls('b')])).toMatchObject({ index: 1, id: 'b' });
+    expect(findReusedCallId([], [calls('c'), result('c'), calls('c')])).toMatchObject({ index: 2, id: 'c' });
+    expect(findReusedCallId([calls('d')], [result('d'), u('next'), calls('e')])).toBeUndefined();
   });
 });
