@@ -38,8 +38,9 @@ export interface Stage {
 export const CONTEXTD_STAGES: readonly Stage[] = [
   // After an await the stack starts anew from the microtask queue: these count the synchronous stretches under each function only.
   { label: 'handleChatWithMemory (stretches on its stack: the request, relay and tee)', pattern: /^handleChatWithMemory .*chat-completions/ },
-  { label: '  loadConversation (store load, before the upstream call)', pattern: /^loadConversation .*chat-completions/ },
-  { label: '  forward (upstream request: body, undici)', pattern: /^forward .*chat-completions/ },
+  { label: '  loadWindow (store load, before the upstream call)', pattern: /^loadWindow .*load-window/ },
+  { label: '  forwardWithMemory (upstream request: headers, undici)', pattern: /^forwardWithMemory .*forward-with-memory/ },
+  { label: '  storeTurn (after the reply: rebuild, count, queue)', pattern: /^storeTurn .*store-turn/ },
   { label: '  relayResponse (reply to the client)', pattern: /^relayResponse .*relay-response/ },
   { label: 'persist queue (storing the turn, after the reply)', pattern: /persist-queue\.js/ },
   { label: 'outbox flusher (Redis → MongoDB, after the reply)', pattern: /outbox-flusher\.js/ },

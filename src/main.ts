@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { PersistQueue } from './background/persist-queue.js';
+import { ReadYourWrites } from './background/read-your-writes.js';
 import { parseCliArgs } from './config/cli-args.js';
 import { loadConfig } from './config/load-config.js';
 import { ConfigError } from './errors.js';
@@ -105,6 +106,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number | 
     config,
     routes: compileRoutes(config.routes),
     store,
+    windows: new ReadYourWrites(store, persist),
     persist,
     upstream,
     metrics,

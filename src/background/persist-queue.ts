@@ -1,4 +1,4 @@
-import type { AppendOptions, ConversationKey, ConversationSnapshot, NewMessage, StoredMessage } from '../domain.js';
+import type { AppendOptions, ConversationKey, NewMessage } from '../domain.js';
 import { conversationKeyString } from '../domain.js';
 import type { ConversationStore } from '../store/conversation-store.js';
 
@@ -13,7 +13,8 @@ export interface PersistQueueOptions {
   onRetry?: (key: ConversationKey, attempt: number, error: unknown) => void;
 }
 
-interface PendingTurn {
+/** A turn offered and not yet stored (storedSeqs set once its append completed). */
+export interface PendingTurn {
   key: ConversationKey;
   messages: readonly NewMessage[];
   options: AppendOptions;
@@ -33,8 +34,8 @@ export interface TurnReservation {
 /**
  * Writes turns after the reply, off the request path. Turns of one conversation
  * are appended in the order they were offered; different conversations proceed
- * in parallel. Until a turn is stored, `overlay` shows it to the next request on
- * this instance, so a fast follow-up always sees the previous turn.
+ * in parallel. Until a turn is stored, `pendingFor` hands it to ReadYourWrites,
+ * so a fast follow-up on this instance always sees the previous turn.
  */
 export class PersistQueue {
   readonly #options: PersistQueueOptions;
@@ -73,28 +74,6 @@ export class PersistQueue {
   }
 
   /**
-   * The snapshot with this instance's unstored turns of the conversation added.
-   * A turn whose append finished while the snapshot was read is added only if
-   * the snapshot does not already hold it.
-   */
-  overlay(key: ConversationKey, snapshot: ConversationSnapshot, pendingBeforeLoad: readonly PendingTurn[]): ConversationSnapshot {
-    if (pendingBeforeLoad.length === 0) return snapshot;
-    const messages = [...snapshot.messages];
-    let lastSeq = snapshot.lastSeq;
-    for (const turn of pendingBeforeLoad) {
-      const lastStored = turn.storedSeqs?.at(-1);
-      if (lastStored !== undefined && lastStored <= snapshot.lastSeq) continue;
-      for (const m of turn.messages) {
-        lastSeq++;
-        const provisional: StoredMessage = { ...m, seq: lastSeq, createdAtMs: turn.createdAtMs };
-        if (turn.options.turnKey !== undefined && m === turn.messages[0]) provisional.turnKey = turn.options.turnKey;
-        messages.push(provisional);
-      }
-    }
-    return { ...snapshot, messages, lastSeq };
-  }
-
-  /**
    * Announces a turn whose reply has just ended but whose messages are still
    * being put together (reply parsed, tokens counted). Taken in the same tick
    * as the reply's last byte, so a follow-up that the client sends after that
@@ -127,8 +106,8 @@ export class PersistQueue {
   }
 
   /**
-   * Take this before loading a conversation, and pass it to `overlay` after.
-   * Waits for the conversation's reserved turns first (see reserve).
+   * The conversation's turns not yet stored, taken before its load (see
+   * ReadYourWrites). Waits for the conversation's reserved turns first (see reserve).
    */
   async pendingFor(key: ConversationKey): Promise<readonly PendingTurn[]> {
     const id = conversationKeyString(key);

@@ -106,6 +106,27 @@ export function findReusedCallId(earlier: readonly ChatMessage[], later: readonl
 }
 
 /**
+ * Whether a request with memory breaks the tool-message rules, and whose
+ * doing it is: the client's when its own messages break them (a tool result
+ * after a user message, a call left unanswered) or when the assembled prompt
+ * breaks them within the new turn (a result for a call the store never held);
+ * contextd's when its history does (a state written by an older version).
+ */
+export function findRequestToolProblem(
+  /** The request's messages after its instructions. */
+  requestMessages: readonly ChatMessage[],
+  /** findToolSequenceProblem of the assembled prompt. */
+  promptProblem: ToolSequenceProblem | undefined,
+  /** Where the new turn starts in the prompt. */
+  promptTurnStart: number,
+): (ToolSequenceProblem & { whose: 'client' | 'contextd' }) | undefined {
+  const own = findToolSequenceProblem(requestMessages, { allowLeadingResults: true });
+  if (own !== undefined) return { ...own, whose: 'client' };
+  if (promptProblem === undefined) return undefined;
+  return { ...promptProblem, whose: promptProblem.index >= promptTurnStart ? 'client' : 'contextd' };
+}
+
+/**
  * Whether storing a turn and its reply would leave a state that breaks the
  * rules: the prompt as contextd would send it must keep them (`promptProblem`,
  * found before the request went upstream), and no call id of the turn or the

@@ -1,12 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Metrics } from '../ops/metrics.js';
 import { endToEndHeaders, type UpstreamClient } from '../upstream/upstream-client.js';
 import { forwardAndRelay } from '../upstream/forward.js';
 import type { RequestLog } from './request-log.js';
 
 export interface PassThroughDeps {
   upstream: UpstreamClient;
-  metrics: Metrics;
   config: { conversation: { header: string } };
 }
 
@@ -36,8 +34,7 @@ export async function passThrough(
       log.clientAborted = true;
     },
   });
-  log.upstreamMs = Math.round(outcome.upstreamMs * 100) / 100;
+  log.upstreamMs = outcome.upstreamMs;
   log.upstreamStatus = outcome.status;
-  deps.metrics.upstreamLatency.observe({ kind: 'passthrough' }, outcome.upstreamMs / 1000);
   if (outcome.error !== undefined) throw outcome.error;
 }

@@ -5,3 +5,13 @@ export function firstHeader(headers: IncomingHttpHeaders, name: string): string 
   const value = headers[name];
   return Array.isArray(value) ? value[0] : value;
 }
+
+/** The caller's own credential (authorization / api-key), for a summary job that has no key of its own. */
+export function credentialHeaders(headers: IncomingHttpHeaders): Record<string, string> {
+  const credential: Record<string, string> = {};
+  const authorization = firstHeader(headers, 'authorization');
+  const apiKey = firstHeader(headers, 'api-key');
+  if (authorization !== undefined) credential.authorization = authorization;
+  if (apiKey !== undefined) credential['api-key'] = apiKey;
+  return credential;
+}

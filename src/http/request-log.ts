@@ -1,4 +1,4 @@
-/** What one request did, gathered along the path and logged as one line when it ends. */
+/** What one request did, gathered along the path; logged as one line, and turned into metrics, when it ends (record-request.ts). */
 export interface RequestLog {
   requestId: string;
   kind: 'memory' | 'passthrough' | 'websocket' | 'ops' | 'unmatched';
@@ -15,10 +15,14 @@ export interface RequestLog {
   droppedMessages?: number;
   droppedTokens?: number;
   storeDegraded?: boolean;
+  /** Request received → request sent upstream (exact; rounded in the log line). */
   addedMs?: number;
+  /** Request sent → upstream response head. */
   upstreamMs?: number;
   upstreamStatus?: number;
   clientAborted?: boolean;
   /** Why a request that asked for memory got none (x-contextd-memory). */
   memory?: 'unsupported' | 'bypassed' | 'unavailable';
+  /** contextd_memory_skipped_total's reason, when memory was skipped for a reason it counts. */
+  memorySkipped?: 'unsupported_path' | 'invalid_tool_sequence' | 'unsendable_history';
 }

@@ -4,19 +4,23 @@ import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { BodyTooLargeError, NotFoundError } from '../errors.js';
 import type { Metrics } from '../ops/metrics.js';
+import type { ConversationStore } from '../store/conversation-store.js';
 import type { WebSocketPassThrough } from '../upstream/websocket-pass-through.js';
-import { handleConversationApi, isConversationApiPath } from '../ops/conversation-api.js';
+import { handleConversationApi, isConversationApiPath } from './conversation-api.js';
 import { handleChatWithMemory, type ChatCompletionsDeps } from './chat-completions.js';
 import { parseConversationId } from './conversation-identity.js';
 import { firstHeader } from './request-headers.js';
 import { matchChatCompletions, upstreamPathFor } from '../routing/api-paths.js';
 import { passThrough } from './pass-through.js';
 import type { RequestLog } from './request-log.js';
+import { recordRequest } from './record-request.js';
 import { errorBody, sendError } from './send-error.js';
 import { sendJson } from './send-json.js';
 
 export interface ServerDeps extends ChatCompletionsDeps {
   metrics: Metrics;
+  /** For the conversation API. */
+  store: ConversationStore;
   websockets: WebSocketPassThrough;
   isDraining: () => boolean;
   adminToken: string | undefined;
@@ -88,7 +92,7 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Se
         // Memory was asked for on a path that has none: say so, rather than let anyone believe otherwise.
         log.kind = 'passthrough';
         log.memory = 'unsupported';
-        deps.metrics.memorySkipped.inc({ reason: 'unsupported_path' });
+        log.memorySkipped = 'unsupported_path';
         await passThrough(req, res, upstreamPath, deps, log, { 'x-contextd-memory': 'unsupported' });
       } else {
         log.kind = 'passthrough';
@@ -112,11 +116,7 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Se
     if (!req.complete) discardBody(req);
   } finally {
     if (!res.writableEnded && !res.destroyed) await new Promise((resolve) => res.once('close', resolve));
-    const status = log.clientAborted ? 499 : res.statusCode;
-    deps.metrics.requests.inc({ kind: log.kind, route: log.route ?? '', status: String(status) });
-    if (log.kind !== 'ops') {
-      deps.logger.info({ ...log, method: req.method, path, status, durationMs: Math.round((performance.now() - startedAt) * 100) / 100 }, 'request');
-    }
+    recordRequest(deps.metrics, deps.logger, log, { method: req.method, path, status: log.clientAborted === true ? 499 : res.statusCode, durationMs: performance.now() - startedAt });
   }
 }
 

@@ -54,6 +54,8 @@ test.each([
   expect(received.url).toBe(path);
   expect(received.headers['x-conversation-id']).toBeUndefined();
   expect(received.headers.authorization).toBe(`Bearer ${API_KEY}`);
+  // Metrics are written when the request has ended, which the client may see first.
+  await waitFor(async () => (await metric('contextd_memory_skipped_total', 'reason="unsupported_path"')) > before, { message: 'the skip counted' });
   expect(await metric('contextd_memory_skipped_total', 'reason="unsupported_path"')).toBe(before + 1);
 });
 

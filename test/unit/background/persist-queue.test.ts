@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { PersistQueue } from '../../../src/background/persist-queue.js';
+import { ReadYourWrites, withPendingTurns } from '../../../src/background/read-your-writes.js';
 import type { AppendOptions, AppendResult, ConversationId, ConversationKey, NewMessage, TenantId } from '../../../src/domain.js';
 import type { ConversationStore } from '../../../src/store/conversation-store.js';
 import { MemoryStore } from '../../../src/store/memory-store.js';
@@ -34,20 +35,20 @@ describe('PersistQueue', () => {
   test('a load started while a turn is reserved waits for it and sees it; a cancelled reservation releases it with nothing', async () => {
     const store = new MemoryStore({ ttlMs: 60_000, maxConversations: 10, maxBytes: 1 << 20, maxMessagesPerConversation: 100 });
     const queue = queueOn(store);
+    const windows = new ReadYourWrites(store, queue);
     const reservation = queue.reserve(key);
-    let pendingSettled = false;
-    const pending = queue.pendingFor(key).then((turns) => {
-      pendingSettled = true;
-      return turns;
+    let loadSettled = false;
+    const loading = windows.load(key, LIMITS).then((snapshot) => {
+      loadSettled = true;
+      return snapshot;
     });
     // Other conversations do not wait.
-    expect(await queue.pendingFor({ ...key, conversation: 'other' as ConversationId })).toEqual([]);
+    expect((await windows.load({ ...key, conversation: 'other' as ConversationId }, LIMITS)).messages).toEqual([]);
     await Promise.resolve();
-    expect(pendingSettled).toBe(false);
+    expect(loadSettled).toBe(false);
 
     expect(reservation.fill([msg('q'), msg('a', 'assistant')], { turnKey: 'k' }, 1_000)).toBe(true);
-    const overlaid = queue.overlay(key, await store.load(key, LIMITS), await pending);
-    expect(overlaid.messages.map((m) => m.message.content)).toEqual(['q', 'a']);
+    expect((await loading).messages.map((m) => m.message.content)).toEqual(['q', 'a']);
     // Filling twice, or cancelling after, changes nothing.
     expect(reservation.fill([msg('again')], {}, 1_001)).toBe(false);
     reservation.cancel();
@@ -79,14 +80,14 @@ describe('PersistQueue', () => {
     queue.offer(key, [msg('q1'), msg('a1', 'assistant')], {}, 1000);
 
     const pending = await queue.pendingFor(key);
-    const early = queue.overlay(key, await store.load(key, LIMITS), pending);
+    const early = withPendingTurns(await store.load(key, LIMITS), pending);
     expect(early.messages.map((m) => [m.seq, m.message.content])).toEqual([[1, 'q1'], [2, 'a1']]);
 
     await waitFor(() => store.gates.length === 1, { message: 'append started' });
     store.open();
     await queue.drain();
     // The snapshot was taken while pending; the store now holds the turn: overlay must not add it again.
-    const late = queue.overlay(key, await store.load(key, LIMITS), pending);
+    const late = withPendingTurns(await store.load(key, LIMITS), pending);
     expect(late.messages.map((m) => m.message.content)).toEqual(['q1', 'a1']);
   });
 
@@ -95,7 +96,7 @@ describe('PersistQueue', () => {
     const queue = queueOn(store);
     queue.offer(key, [msg('q1'), msg('a1', 'assistant')], { turnKey: 'k1' }, 1);
     queue.offer(key, [msg('q2'), msg('a2', 'assistant')], {}, 2);
-    const overlaid = queue.overlay(key, await store.load(key, LIMITS), await queue.pendingFor(key));
+    const overlaid = await new ReadYourWrites(store, queue).load(key, LIMITS);
     expect(overlaid.messages.map((m) => m.turnKey)).toEqual(['k1', undefined, undefined, undefined]);
     for (let i = 0; i < 2; i++) {
       await waitFor(() => store.gates.length === 1, { message: `append ${i + 1} started` });

@@ -3,8 +3,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ConversationId, TenantId, TenantMode } from '../domain.js';
 import { AdminOnlyError, InvalidConversationIdError, InvalidRequestError, NotFoundError } from '../errors.js';
 import type { ConversationStore } from '../store/conversation-store.js';
-import { conversationKey, parseConversationId, resolveTenant } from '../http/conversation-identity.js';
-import { sendJson } from '../http/send-json.js';
+import { conversationKey, parseConversationId, resolveTenant } from './conversation-identity.js';
+import { sendJson } from './send-json.js';
 
 export interface ConversationApiDeps {
   store: ConversationStore;

@@ -1,0 +1,89 @@
+import { randomUUID } from 'node:crypto';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import type { PersistQueue, TurnReservation } from '../background/persist-queue.js';
+import type { Summarizer } from '../background/summarizer.js';
+import { digestMessage } from '../context/message-digest.js';
+import type { SplitRequest } from '../context/split-request.js';
+import { describeToolSequenceProblem, findStoreProblem, type ToolSequenceProblem } from '../context/tool-sequence.js';
+import type { ChatMessage, ConversationKey, NewMessage } from '../domain.js';
+import type { Route } from '../routing/route.js';
+import type { ReplyTee } from '../streaming/tee-reply.js';
+import { countMessageYielding } from '../tokens/count-message-yielding.js';
+import type { TokenCounter } from '../tokens/count-tokens.js';
+
+export interface TurnToStore {
+  key: ConversationKey;
+  route: Route;
+  counter: TokenCounter;
+  split: SplitRequest;
+  turn: readonly NewMessage[];
+  /** The tool-message problem of the prompt as assembled, if any (found before forwarding). */
+  promptProblem: ToolSequenceProblem | undefined;
+  /** The seq of the first stored message the prompt left out of the window, if any: the summary folds what is before the window. */
+  foldBeforeSeq: number | undefined;
+  /** The reply's side branch, rebuilt once the client has it whole. */
+  tee: ReplyTee;
+  /** Taken the moment the client had the whole reply, if it was. */
+  reservation: TurnReservation | undefined;
+  idempotencyKey: string | undefined;
+  /** The caller's credential, for a summary job that has no key of its own. */
+  credentialHeaders: Record<string, string>;
+}
+
+export interface TurnStoreDeps {
+  persist: Pick<PersistQueue, 'offer'>;
+  summarizer: Pick<Summarizer, 'offer'>;
+  now: () => number;
+}
+
+export type StoreOutcome = { stored: 'queued' | 'dropped' | 'retry' } | { stored: 'not_stored'; reason: string };
+
+/**
+ * Step 6: the turn (its new messages and the rebuilt reply) is queued for the
+ * store, and a summary job is offered when history was left out. Runs after
+ * the client has its last byte.
+ */
+export async function storeTurn(deps: TurnStoreDeps, input: TurnToStore): Promise<StoreOutcome> {
+  // What follows is bookkeeping: let the last bytes reach the socket first
+  // (measured: without this yield, a turn that starts a summary job was 1.4x slower).
+  await yieldToEventLoop();
+  const reply = await input.tee.finish();
+  if (reply.kind === 'not_stored') return { stored: 'not_stored', reason: reply.reason };
+  if (input.split.isRetry) return { stored: 'retry' };
+  // The stored state must keep the rules (a lenient upstream may answer what OpenAI refuses).
+  const storeProblem = findStoreProblem(
+    input.promptProblem,
+    input.split.history.map((m) => m.message),
+    input.turn.map((m) => m.message),
+    reply.message,
+  );
+  if (storeProblem !== undefined) return { stored: 'not_stored', reason: `tool messages: ${describeToolSequenceProblem(storeProblem)}` };
+
+  const replyMessage: NewMessage = {
+    message: reply.message,
+    tokens: await replyTokens(input.counter, reply.message, reply.completionTokens),
+    digest: digestMessage(reply.message),
+  };
+  // Every turn carries a key: the client's Idempotency-Key, else one of ours, so
+  // a write retried after a timeout (that in fact succeeded) is stored once.
+  const options = { turnKey: input.idempotencyKey ?? `auto:${randomUUID()}` };
+  const messages = [...input.turn, replyMessage];
+  const isQueued = input.reservation === undefined ? deps.persist.offer(input.key, messages, options, deps.now()) : input.reservation.fill(messages, options, deps.now());
+
+  // History left out of this window, not yet in a summary: fold it (the job
+  // checks trigger_tokens against the store, so this offer costs nothing here).
+  if (input.route.summary.enabled && input.foldBeforeSeq !== undefined) {
+    deps.summarizer.offer({ key: input.key, route: input.route, foldBeforeSeq: input.foldBeforeSeq, credentialHeaders: input.credentialHeaders, counter: input.counter });
+  }
+  return { stored: isQueued ? 'queued' : 'dropped' };
+}
+
+/**
+ * What the reply will cost when sent back as history: our count, or the
+ * upstream's own completion count plus message overhead when that is larger,
+ * so the budget holds as the model counts.
+ */
+async function replyTokens(counter: TokenCounter, message: ChatMessage, completionTokens: number | undefined): Promise<number> {
+  const counted = await countMessageYielding(counter, message);
+  return completionTokens === undefined ? counted : Math.max(counted, completionTokens + counter.countMessage({ role: 'assistant', content: '' }));
+}
