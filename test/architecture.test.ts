@@ -60,6 +60,12 @@ describe('architecture', () => {
     }
   });
 
+  test('ops/ (logger, metrics) never imports http/', () => {
+    for (const m of modules.filter((m) => folder(m.path) === 'ops')) {
+      for (const { target } of m.imports) expect(folder(target), `${m.path} imports ${target}`).not.toBe('http');
+    }
+  });
+
   test('adapters never import http/', () => {
     for (const m of modules.filter((m) => ADAPTERS.includes(folder(m.path)))) {
       for (const { target } of m.imports) expect(folder(target), `${m.path} imports ${target}`).not.toBe('http');
@@ -73,6 +79,14 @@ describe('architecture', () => {
         const allowed = (isTypeOnly && target === 'store/conversation-store.ts') || target === 'store/store-health.ts';
         expect(allowed, `${m.path} imports ${target}`).toBe(true);
       }
+    }
+  });
+
+  test('the two-tier store sees its tiers only through the store interfaces, never the Redis or MongoDB code', () => {
+    const tiered = modules.find((m) => m.path === 'store/tiered-store.ts');
+    expect(tiered, 'store/tiered-store.ts').toBeDefined();
+    for (const { target } of tiered!.imports) {
+      expect(target, `store/tiered-store.ts imports ${target}`).not.toMatch(/^store\/(redis|mongo)\//);
     }
   });
 

@@ -8,6 +8,7 @@ import type {
   Summary,
 } from '../domain.js';
 
+/** How much of a conversation a load returns; every store cuts the window by the one rule in context/window-cut.ts. */
 export interface LoadLimits {
   /** Never return more than this many messages. */
   maxMessages: number;
@@ -78,4 +79,31 @@ export interface LockLease {
 /** One summary job per conversation at a time, across every instance that shares the lock. */
 export interface SummaryLock {
   acquire(key: ConversationKey, ttlMs: number): Promise<LockLease | undefined>;
+}
+
+/** Where a conversation stands in the durable tier: the last seq given, the running token total through it, the summary. */
+export interface ConversationState {
+  lastSeq: number;
+  lastCum: number;
+  summary: Summary | undefined;
+}
+
+/** What the hot tier is seeded with: the durable tier's state and its newest messages, oldest first. */
+export interface WarmState extends ConversationState {
+  messages: readonly StoredMessage[];
+}
+
+/** The hot tier (Redis in cache mode) as the two-tier store sees it. */
+export interface HotTier extends ConversationStore {
+  /** Seeds a conversation the tier does not hold (everything flushed); a no-op if it holds it already. */
+  warm(key: ConversationKey, state: WarmState): Promise<void>;
+  unflushed: FlushSource['unflushed'];
+  /** The summary lock every instance sharing the tier sees. */
+  acquireSummaryLock(key: ConversationKey, ttlMs: number): Promise<LockLease | undefined>;
+}
+
+/** The durable tier (MongoDB) as the two-tier store sees it. */
+export interface DurableTier extends ConversationStore {
+  /** For seeding the hot tier when a load could not tell the state (the newest turn still being inserted). */
+  conversationState(key: ConversationKey): Promise<ConversationState>;
 }

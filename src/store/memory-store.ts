@@ -22,6 +22,7 @@ import type {
 import { StoreUnavailableError } from '../errors.js';
 import type { ConversationStore, LoadLimits } from './conversation-store.js';
 import { deepFreeze } from '../freeze.js';
+import { startWindowWalk } from '../context/window-cut.js';
 
 export interface MemoryStoreOptions {
   /** A conversation not loaded, appended to or summarized for this long is gone. */
@@ -116,16 +117,13 @@ export class MemoryStore implements ConversationStore {
     const conversation = this.#use(storageKey(key), nowMs);
     if (conversation === undefined) return { summary: undefined, messages: [], lastSeq: 0, cache: 'miss' };
 
-    const coversSeq = conversation.summary?.coversSeq ?? 0;
+    const walk = startWindowWalk(limits, conversation.summary?.coversSeq ?? 0);
     const newestFirst: StoredMessage[] = [];
-    let usedTokens = 0;
     // Newest first and stop early: the cost follows the window, not the conversation's length.
     for (let i = conversation.entries.length - 1; i >= conversation.first; i--) {
-      if (newestFirst.length >= limits.maxMessages || usedTokens > limits.maxTokens) break;
       const entry = conversation.entries[i];
-      if (entry === undefined || entry.seq <= coversSeq) break;
+      if (entry === undefined || !walk.takes(entry)) break;
       newestFirst.push(handOut(entry));
-      usedTokens += entry.tokens;
     }
     return {
       summary: conversation.summary === undefined ? undefined : { ...conversation.summary },

@@ -7,15 +7,16 @@
 import type { AppendOptions, AppendResult, ConversationKey, ConversationSnapshot, NewMessage, StoredMessage, Summary } from '../domain.js';
 import { conversationKeyString } from '../domain.js';
 import { ColdConversationError, StoreUnavailableError } from '../errors.js';
-import type { ConversationStore, LoadLimits, LockLease, SummaryLock } from './conversation-store.js';
+import { startWindowWalk } from '../context/window-cut.js';
+import type { ConversationStore, DurableTier, HotTier, LoadLimits, LockLease, SummaryLock } from './conversation-store.js';
 import { InProcessLock } from './in-process-lock.js';
-import type { MongoStore } from './mongo/mongo-store.js';
-import type { RedisStore } from './redis/redis-store.js';
 import { callTier, type StoreHealth, type TierName } from './store-health.js';
 
 export interface TieredStoreOptions {
-  redis: RedisStore | undefined;
-  mongo: MongoStore | undefined;
+  /** The hot tier: a RedisStore, in cache mode in front of a durable tier, standalone without one. */
+  redis: HotTier | undefined;
+  /** The durable tier (MongoStore). */
+  mongo: DurableTier | undefined;
   health: StoreHealth;
   redisTimeoutMs: number;
   mongoTimeoutMs: number;
@@ -211,7 +212,7 @@ export class TieredStore implements ConversationStore, SummaryLock {
     return dropped;
   }
 
-  async #appendHot(redis: RedisStore, key: ConversationKey, messages: readonly NewMessage[], options?: AppendOptions): Promise<AppendResult> {
+  async #appendHot(redis: HotTier, key: ConversationKey, messages: readonly NewMessage[], options?: AppendOptions): Promise<AppendResult> {
     try {
       return await this.#redis('append', () => redis.append(key, messages, options));
     } catch (error) {
@@ -263,33 +264,31 @@ export class TieredStore implements ConversationStore, SummaryLock {
 }
 
 /**
- * Whether a Redis answer holds the whole window: it crossed the token budget,
- * hit the message limit, or reached back to the summary (or the first message).
+ * Whether a Redis answer holds the whole window: walked by the window rule
+ * (context/window-cut.ts), it hit the message limit or crossed the token
+ * budget, or it reached back to the summary (or the first message).
  */
 function isWholeWindow(snapshot: ConversationSnapshot, limits: LoadLimits): boolean {
-  if (snapshot.messages.length >= limits.maxMessages) return true;
-  const oldest = snapshot.messages[0];
   const coveredSeq = snapshot.summary?.coversSeq ?? 0;
-  if (oldest === undefined) return snapshot.lastSeq <= coveredSeq;
-  if (oldest.seq <= coveredSeq + 1) return true;
-  return snapshot.messages.reduce((sum, m) => sum + m.tokens, 0) > limits.maxTokens;
+  // Redis cut its answer by the same rule, so the walk takes all of it; what matters is why it stopped.
+  const walk = startWindowWalk(limits, coveredSeq);
+  let index = snapshot.messages.length - 1;
+  while (index >= 0 && walk.takes(snapshot.messages[index]!)) index--;
+  if (walk.isFull) return true;
+  const oldest = snapshot.messages[0];
+  return oldest === undefined ? snapshot.lastSeq <= coveredSeq : oldest.seq <= coveredSeq + 1;
 }
 
 /**
  * Redis's newest messages (some possibly not yet in MongoDB) continued by
- * MongoDB's older ones, cut to the limits the same way every store cuts:
- * newest first, while the sum stays within maxTokens, plus the one that crosses.
+ * MongoDB's older ones, cut by the rule every store cuts by (context/window-cut.ts).
  */
 function mergeWindows(hot: ConversationSnapshot, cold: ConversationSnapshot, limits: LoadLimits): ConversationSnapshot {
   const hotOldestSeq = hot.messages[0]?.seq ?? hot.lastSeq + 1;
   const summary = (cold.summary?.coversSeq ?? 0) > (hot.summary?.coversSeq ?? 0) ? cold.summary : hot.summary;
-  const coveredSeq = summary?.coversSeq ?? 0;
-  const candidates = [...cold.messages.filter((m) => m.seq < hotOldestSeq), ...hot.messages].filter((m) => m.seq > coveredSeq);
-  const window = [];
-  let usedTokens = 0;
-  for (let i = candidates.length - 1; i >= 0 && window.length < limits.maxMessages && usedTokens <= limits.maxTokens; i--) {
-    window.push(candidates[i]!);
-    usedTokens += candidates[i]!.tokens;
-  }
-  return { summary, messages: window.reverse(), lastSeq: Math.max(hot.lastSeq, cold.lastSeq), cache: 'miss' };
+  const candidates = [...cold.messages.filter((m) => m.seq < hotOldestSeq), ...hot.messages];
+  const walk = startWindowWalk(limits, summary?.coversSeq ?? 0);
+  let first = candidates.length;
+  while (first > 0 && walk.takes(candidates[first - 1]!)) first--;
+  return { summary, messages: candidates.slice(first), lastSeq: Math.max(hot.lastSeq, cold.lastSeq), cache: 'miss' };
 }

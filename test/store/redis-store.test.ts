@@ -1,6 +1,9 @@
 // RedisStore against a real redis-server (standalone and a 3-master Cluster):
 // the shared contract in standalone mode, then what cache mode adds for the
-// two-tier store and its flusher, TTLs, and the key layout.
+// two-tier store and its flusher, TTLs, and the key layout. What its local
+// cache and fast load save is watched from outside (support/redis-watch.ts):
+// the commands Redis ran, how the store reported each load, which loaded
+// messages it decoded anew.
 
 import { randomUUID } from 'node:crypto';
 import { Redis, Cluster, type Command } from 'ioredis';
@@ -8,13 +11,14 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { ConversationId, ConversationKey, NewMessage, StoredMessage, TenantId } from '../../src/domain.js';
 import { ColdConversationError, StoreUnavailableError } from '../../src/errors.js';
 import type { LoadLimits } from '../../src/store/conversation-store.js';
-import { FAST_LOAD_TAIL_ENTRIES } from '../../src/store/redis/fast-load.js';
 import { RedisStore, type RedisStoreOptions } from '../../src/store/redis/redis-store.js';
 import { RECENT_TURN_KEY_LIMIT } from '../../src/store/redis/scripts.js';
 import { RedisTracking } from '../../src/store/redis/tracking.js';
 import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '../support/redis-server.js';
+import { commandsDuring, DecodedMessages, LoadPaths, named } from '../support/redis-watch.js';
 import { seededRandom } from '../support/seeded-random.js';
 import { describeWithRedis, describeWithRedisCluster } from '../support/services.js';
+import { waitFor } from '../support/wait-for.js';
 import { runStoreContract } from './store-contract.js';
 
 const UNLIMITED = { maxMessages: 10_000, maxTokens: Number.MAX_SAFE_INTEGER };
@@ -440,7 +444,8 @@ describeWithRedis('RedisStore', () => {
 
     test('loads, fast or not, never give an unflushed conversation a TTL; flushed, a load due for a refresh gives it back', async () => {
       const clock = { nowMs: 0 };
-      const { store, prefix } = cacheStore({ ttlMs: 60_000, now: () => clock.nowMs });
+      const loads = new LoadPaths();
+      const { store, prefix } = cacheStore({ ttlMs: 60_000, now: () => clock.nowMs, onLoad: loads.onLoad });
       const otherInstance = cacheStore({ keyPrefix: prefix }).store;
       const names = ['meta', 'msgs', 'turns'].map((suffix) => `${prefix}{tenant:c}:${suffix}`);
       const ttlsMs = () => Promise.all(names.map((name) => client.pttl(name)));
@@ -453,7 +458,7 @@ describeWithRedis('RedisStore', () => {
         expect(await ttlsMs(), `round ${round}`).toEqual([-1, -1, -1]);
         clock.nowMs += 400;
       }
-      expect(store.fastLoads).toBe(2);
+      expect(loads.seen).toEqual(['script', 'fast', 'script', 'fast']);
 
       // Flushed: the TTL is back. A due load refreshes it, a fast one 400 ms later leaves it.
       await store.markFlushed(key('c'), 2);
@@ -463,13 +468,13 @@ describeWithRedis('RedisStore', () => {
       for (const name of names) await client.pexpire(name, 30_000);
       clock.nowMs += 400;
       await store.load(key('c'), UNLIMITED);
-      expect(store.fastLoads).toBe(3);
+      expect(loads.seen.slice(4)).toEqual(['script', 'fast']);
       for (const ttlMs of await ttlsMs()) expect(ttlMs).toBeLessThanOrEqual(30_000);
 
       // Another instance's turn takes the TTL away again; this store's fast load sees that turn and gives none.
       await otherInstance.append(key('c'), texts(1, 'theirs'));
       await store.load(key('c'), UNLIMITED);
-      expect(store.fastLoads).toBe(4);
+      expect(loads.seen.slice(6)).toEqual(['fast']);
       expect(await ttlsMs()).toEqual([-1, -1, -1]);
     });
 
@@ -505,7 +510,7 @@ describeWithRedis('RedisStore', () => {
       for (let index = 0; index < 5; index++) clients.push(new Redis(server.url, { maxRetriesPerRequest: 1, autoResubscribe: false }));
       await Promise.all(clients.map((each) => each.ping()));
       tracking = new RedisTracking({ client: clients[3]!, subscriber: clients[4]! });
-      expect(await tracking.whenActive(5_000)).toBe(true);
+      await waitFor(() => tracking.activeEpoch !== undefined, { message: 'tracking on' });
     });
 
     afterAll(async () => {
@@ -513,63 +518,77 @@ describeWithRedis('RedisStore', () => {
       await Promise.all(clients.map((each) => each.quit()));
     });
 
-    /** Stores on one prefix over the connections: local cache on (default), on but tiny (5), off, and on with tracking. */
+    /**
+     * Stores on one prefix over the connections: local cache on (default), on but tiny (5), off, and on with
+     * tracking; how the first and the last answered their loads is recorded.
+     */
     function instances(mode: RedisStoreOptions['mode'], options: Partial<RedisStoreOptions> = {}) {
       const shared = { ttlMs: HOUR_MS, maxCachedMessages: 1_000, mode, keyPrefix: `test:${randomUUID()}:`, ...options };
+      const cachedLoads = new LoadPaths();
+      const trackedLoads = new LoadPaths();
       return {
-        cached: new RedisStore({ ...shared, client: clients[0]! }),
+        cached: new RedisStore({ ...shared, client: clients[0]!, onLoad: cachedLoads.onLoad }),
         tiny: new RedisStore({ ...shared, client: clients[1]!, localCacheMaxEntries: 5 }),
         plain: new RedisStore({ ...shared, client: clients[2]!, localCacheMaxEntries: 0 }),
-        tracked: new RedisStore({ ...shared, client: clients[3]!, tracking }),
+        tracked: new RedisStore({ ...shared, client: clients[3]!, tracking, onLoad: trackedLoads.onLoad }),
+        cachedLoads,
+        trackedLoads,
         prefix: shared.keyPrefix,
       };
     }
 
-    test('a repeated load decodes nothing; then only what another instance appended; after an own append, nothing', async () => {
-      const { cached: mine, plain: other } = instances('standalone');
+    test('a repeated load decodes nothing; then only what another instance appended; an own append is not fetched back', async () => {
+      const clock = { nowMs: 0 };
+      const { cached: mine, plain: other } = instances('standalone', { now: () => clock.nowMs });
+      const decoded = new DecodedMessages();
       for (let turn = 0; turn < 50; turn++) await other.append(key('c'), texts(2, `turn-${turn}`, 3));
 
       const first = await mine.load(key('c'), UNLIMITED);
-      const decodedOnce = mine.decodedEntries;
       const second = await mine.load(key('c'), UNLIMITED);
 
       expect(first.messages).toHaveLength(100);
-      expect(decodedOnce).toBe(100);
-      expect(mine.decodedEntries).toBe(decodedOnce);
+      expect(decoded.newIn(first)).toBe(100);
+      expect(decoded.newIn(second)).toBe(0);
       expect(second).toStrictEqual(first);
 
       await other.append(key('c'), texts(2, 'theirs'));
       const afterTheirs = await mine.load(key('c'), UNLIMITED);
-      expect(mine.decodedEntries).toBe(decodedOnce + 2);
+      expect(decoded.newIn(afterTheirs)).toBe(2);
       expect(afterTheirs).toStrictEqual(await other.load(key('c'), UNLIMITED));
 
       await mine.append(key('c'), texts(2, 'mine', 5), { turnKey: 'k' });
-      const beforeLoad = mine.decodedEntries;
-      const afterMine = await mine.load(key('c'), UNLIMITED);
-      expect(mine.decodedEntries).toBe(beforeLoad);
+      // Due for a TTL refresh, so LOAD runs, offering the window: Redis sends no entry, its own turn's included.
+      clock.nowMs += HOUR_MS;
+      let afterMine: Awaited<ReturnType<RedisStore['load']>> | undefined;
+      const commands = await commandsDuring(clients[0]!, async () => (afterMine = await mine.load(key('c'), UNLIMITED)));
+      expect(named(commands, 'evalsha')).toHaveLength(1);
+      expect(named(commands, 'lrange')).toEqual([]);
+      // New to the test are its own two messages, decoded from what the append sent; the rest are the cached ones.
+      expect(decoded.newIn(afterMine!)).toBe(2);
       expect(afterMine).toStrictEqual(await other.load(key('c'), UNLIMITED));
-      expect(afterMine.messages.at(-2)).toMatchObject({ seq: 103, turnKey: 'k', cumTokens: 307 });
+      expect(afterMine!.messages.at(-2)).toMatchObject({ seq: 103, turnKey: 'k', cumTokens: 307 });
     });
 
     test('a budget window is reused as it slides, widens and narrows: only messages new to this store are decoded', async () => {
       const { cached: mine, plain: other } = instances('standalone');
       const limits = { maxMessages: 81, maxTokens: 400 };
+      const decoded = new DecodedMessages();
       for (let turn = 0; turn < 60; turn++) await other.append(key('c'), texts(2, `turn-${turn}`, 3));
-      await mine.load(key('c'), limits);
+      decoded.newIn(await mine.load(key('c'), limits));
 
       for (let turn = 0; turn < 5; turn++) {
         await other.append(key('c'), texts(2, `more-${turn}`, 3));
-        const before = mine.decodedEntries;
-        expect(await mine.load(key('c'), limits)).toStrictEqual(await other.load(key('c'), limits));
-        expect(mine.decodedEntries - before).toBe(2);
+        const loaded = await mine.load(key('c'), limits);
+        expect(loaded).toStrictEqual(await other.load(key('c'), limits));
+        expect(decoded.newIn(loaded)).toBe(2);
       }
 
       // Wider: only the 19 older messages are new to it; narrower again: nothing is.
-      const before = mine.decodedEntries;
       const wider = await mine.load(key('c'), { maxMessages: 100, maxTokens: 400 });
       const narrower = await mine.load(key('c'), { maxMessages: 10, maxTokens: 400 });
       expect(wider.messages).toHaveLength(100);
-      expect(mine.decodedEntries - before).toBe(19);
+      expect(decoded.newIn(wider)).toBe(19);
+      expect(decoded.newIn(narrower)).toBe(0);
       expect(narrower).toStrictEqual(await other.load(key('c'), { maxMessages: 10, maxTokens: 400 }));
     });
 
@@ -578,13 +597,14 @@ describeWithRedis('RedisStore', () => {
       await mine.append(key('c'), texts(4));
       await clients[0]!.hdel(`${prefix}{tenant:c}:meta`, 'inc');
 
+      const decoded = new DecodedMessages();
       const first = await mine.load(key('c'), UNLIMITED);
-      const decoded = mine.decodedEntries;
       const second = await mine.load(key('c'), UNLIMITED);
 
       expect(await clients[0]!.hget(`${prefix}{tenant:c}:meta`, 'inc')).toEqual(expect.any(String));
       expect(second).toStrictEqual(first);
-      expect(mine.decodedEntries).toBe(decoded);
+      expect(decoded.newIn(first)).toBe(4);
+      expect(decoded.newIn(second)).toBe(0);
     });
 
     test('when Redis calls a seq known that the cached window lacks, the load starts over without the cache', async () => {
@@ -594,16 +614,17 @@ describeWithRedis('RedisStore', () => {
       const msgs = `${prefix}{tenant:c}:msgs`;
       const third = (await clients[0]!.lindex(msgs, 2))!;
       await clients[0]!.lrem(msgs, 1, third);
-      await mine.load(key('c'), UNLIMITED);
+      const decoded = new DecodedMessages();
+      expect(decoded.newIn(await mine.load(key('c'), UNLIMITED))).toBe(4);
       // ... and then 3 appears inside it.
       await clients[0]!.linsert(msgs, 'BEFORE', (await clients[0]!.lindex(msgs, 2))!, third);
-      const before = mine.decodedEntries;
 
       const loaded = await mine.load(key('c'), UNLIMITED);
 
       expect(seqsOf(loaded.messages)).toEqual([1, 2, 3, 4, 5]);
       expect(loaded).toStrictEqual(await other.load(key('c'), UNLIMITED));
-      expect(mine.decodedEntries - before).toBe(5);
+      // All five decoded again, the four it had cached too.
+      expect(decoded.newIn(loaded)).toBe(5);
     });
 
     test('a list with gaps (warmed from MongoDB) is windowed by its tokens, and served from the cache', async () => {
@@ -613,8 +634,8 @@ describeWithRedis('RedisStore', () => {
       await other.warm(key('c'), { lastSeq: 8, lastCum: 80, summary: undefined, messages });
       const limits = { maxMessages: 10, maxTokens: 20 };
 
+      const decoded = new DecodedMessages();
       const first = await mine.load(key('c'), limits);
-      const decoded = mine.decodedEntries;
       const again = await mine.load(key('c'), limits);
       await other.append(key('c'), texts(2, 'new', 0));
       const afterAppend = await mine.load(key('c'), limits);
@@ -624,7 +645,9 @@ describeWithRedis('RedisStore', () => {
       expect(again).toStrictEqual(first);
       expect(afterAppend).toStrictEqual(await other.load(key('c'), limits));
       expect(seqsOf(afterAppend.messages)).toEqual([4, 5, 7, 8, 9, 10]);
-      expect(mine.decodedEntries - decoded).toBe(2);
+      expect(decoded.newIn(first)).toBe(4);
+      expect(decoded.newIn(again)).toBe(0);
+      expect(decoded.newIn(afterAppend)).toBe(2);
     });
 
     test('seqs reused after Redis lost writes (failover to a lagging replica) are not served from the cache', async () => {
@@ -687,7 +710,7 @@ describeWithRedis('RedisStore', () => {
      * loads took the fast path.
      */
     async function randomRun(mode: RedisStoreOptions['mode'], seed: number): Promise<{ compared: number; fast: number; tracked: number }> {
-      const { cached, tiny, plain, tracked, prefix } = instances(mode, { maxCachedMessages: 8 });
+      const { cached, tiny, plain, tracked, cachedLoads, trackedLoads, prefix } = instances(mode, { maxCachedMessages: 8 });
       const writers = [cached, tiny, plain, tracked];
       const random = seededRandom(seed);
       const between = (low: number, high: number): number => low + Math.floor(random() * (high - low + 1));
@@ -739,16 +762,17 @@ describeWithRedis('RedisStore', () => {
         const expected = await plain.load(k, limits);
         const walked = await walkedWindow(clients[0]!, `${prefix}{${k.tenant}:${k.conversation}}`, limits);
         expect(expected.cache === 'hit' ? seqsOf(expected.messages) : undefined, `seed ${seed}, ${step}, walk, ${JSON.stringify(limits)}`).toEqual(walked);
-        const fastBefore = cached.fastLoads;
-        const trackedBefore = tracked.trackedLoads;
-        // The tracking store sees another's write once its invalidation has arrived.
-        await tracking.settled();
+        const fastBefore = cachedLoads.count('fast');
+        const trackedBefore = trackedLoads.count('tracked');
+        // The tracking store sees another's write once its invalidation has arrived: the
+        // subscriber's PING reply comes after every invalidation Redis queued before it.
+        await clients[4]!.ping();
         for (const [name, store] of [['cached', cached], ['tiny', tiny], ['tracked', tracked]] as const) {
           expect(await store.load(k, limits), `seed ${seed}, ${step}, ${name}, ${JSON.stringify(limits)}`).toStrictEqual(expected);
         }
         counts.compared++;
-        counts.fast += cached.fastLoads - fastBefore;
-        counts.tracked += tracked.trackedLoads - trackedBefore;
+        counts.fast += cachedLoads.count('fast') - fastBefore;
+        counts.tracked += trackedLoads.count('tracked') - trackedBefore;
       };
 
       for (let step = 0; step < 60; step++) {
@@ -811,34 +835,8 @@ describeWithRedis('RedisStore', () => {
       await dedicated?.stop();
     });
 
-    /** Every command Redis ran while `run` ran, those of scripts included, as MONITOR shows them. */
-    async function commandsDuring(run: () => Promise<unknown>): Promise<string[][]> {
-      const monitor = await observer.monitor();
-      const seen: string[][] = [];
-      const marker = `done-${randomUUID()}`;
-      let isRecording = true;
-      const isDone = new Promise<void>((resolve) => {
-        monitor.on('monitor', (_time: string, args: string[]) => {
-          if (!isRecording) return;
-          if (args[0]?.toLowerCase() === 'echo' && args[1] === marker) {
-            isRecording = false;
-            resolve();
-          } else {
-            seen.push(args);
-          }
-        });
-      });
-      try {
-        await run();
-        await observer.echo(marker);
-        await isDone;
-      } finally {
-        monitor.disconnect();
-      }
-      return seen;
-    }
-
-    const named = (commands: string[][], name: string): string[][] => commands.filter((args) => args[0]?.toLowerCase() === name);
+    /** Every command Redis ran while `run` ran, those of scripts included. */
+    const commandsOf = (run: () => Promise<unknown>): Promise<string[][]> => commandsDuring(observer, run);
 
     /** How many entries the LRANGEs returned, on a list of `length`. */
     function entriesRead(commands: string[][], length: number): number {
@@ -904,14 +902,16 @@ describeWithRedis('RedisStore', () => {
       await loading;
     }
 
-    /** `mine` caches windows and reads the clock the test moves; `other` caches nothing. */
+    /** `mine` caches windows, reads the clock the test moves and reports how it answered its loads; `other` caches nothing. */
     function storesOn(prefix: string) {
       const shared = { ttlMs: HOUR_MS, maxCachedMessages: 100_000, mode: 'standalone' as const, keyPrefix: prefix };
       const clock = { nowMs: 0 };
+      const loads = new LoadPaths();
       return {
-        mine: new RedisStore({ ...shared, client: storeClient, now: () => clock.nowMs }),
+        mine: new RedisStore({ ...shared, client: storeClient, now: () => clock.nowMs, onLoad: loads.onLoad }),
         other: new RedisStore({ ...shared, client: observer, localCacheMaxEntries: 0 }),
         clock,
+        loads,
       };
     }
 
@@ -942,31 +942,34 @@ describeWithRedis('RedisStore', () => {
         clock.nowMs += HOUR_MS;
         return mine.load(key('long'), limits);
       };
+      const decoded = new DecodedMessages();
       let loaded = await loadByScript(byCount);
+      decoded.newIn(loaded);
 
       // Everything in the window held already: nothing is read but a few entries.
-      const repeated = await commandsDuring(async () => (loaded = await loadByScript(byCount)));
+      const repeated = await commandsOf(async () => (loaded = await loadByScript(byCount)));
       expect(named(repeated, 'evalsha')).toHaveLength(1);
       expect(named(repeated, 'lindex').length).toBeLessThanOrEqual(maxProbes(2_000));
       expect(entriesRead(repeated, 2_000)).toBe(0);
+      expect(decoded.newIn(loaded)).toBe(0);
 
       // The window slid over what another instance appended: only that is read.
       await other.append(key('long'), texts(3, 'theirs', 4));
-      const slid = await commandsDuring(async () => (loaded = await loadByScript(byCount)));
+      const slid = await commandsOf(async () => (loaded = await loadByScript(byCount)));
       expect(loaded).toStrictEqual(await other.load(key('long'), byCount));
       expect(named(slid, 'lindex').length).toBeLessThanOrEqual(maxProbes(2_003));
       expect(entriesRead(slid, 2_003)).toBe(3);
+      expect(decoded.newIn(loaded)).toBe(3);
 
       // Bound by the budget alone, the window reaches further back: a binary search over the
       // whole list finds its start, and only the entries older than the held ones are read.
       const byBudget = { maxMessages: 10_000, maxTokens: 2_000 };
-      const before = mine.decodedEntries;
-      const widened = await commandsDuring(async () => (loaded = await loadByScript(byBudget)));
+      const widened = await commandsOf(async () => (loaded = await loadByScript(byBudget)));
       expect(seqsOf(loaded.messages)).toEqual(await walkedWindow(observer, base, byBudget));
       expect(loaded.messages.length).toBeGreaterThan(100);
       expect(named(widened, 'lindex').length).toBeLessThanOrEqual(maxProbes(2_003));
       expect(entriesRead(widened, 2_003)).toBe(loaded.messages.length - 100);
-      expect(mine.decodedEntries - before).toBe(loaded.messages.length - 100);
+      expect(decoded.newIn(loaded)).toBe(loaded.messages.length - 100);
     });
 
     test("a hot conversation's load checks meta's TTL once instead of refreshing three keys; fast loads leave it for 1% of the TTL", async () => {
@@ -981,13 +984,13 @@ describeWithRedis('RedisStore', () => {
       };
 
       // No window cached yet: LOAD, which finds the TTL the append gave.
-      const hot = await commandsDuring(() => mine.load(key('c'), UNLIMITED));
+      const hot = await commandsOf(() => mine.load(key('c'), UNLIMITED));
       await pass(30_000);
       // Within ttl/100 (36 s) of that: the fast reads, which leave the TTL alone.
-      const fast = await commandsDuring(() => mine.load(key('c'), UNLIMITED));
+      const fast = await commandsOf(() => mine.load(key('c'), UNLIMITED));
       const ttlsAfterFast = await Promise.all(names.map((name) => observer.pttl(name)));
       await pass(30_000);
-      const later = await commandsDuring(() => mine.load(key('c'), UNLIMITED));
+      const later = await commandsOf(() => mine.load(key('c'), UNLIMITED));
 
       expect(named(hot, 'pttl')).toHaveLength(1);
       expect(named(hot, 'pexpire')).toEqual([]);
@@ -999,53 +1002,62 @@ describeWithRedis('RedisStore', () => {
       for (const name of names) expect(await observer.pttl(name)).toBeGreaterThan(HOUR_MS - 60_000);
     });
 
-    test(`a hot load is one round trip of plain reads; a turn another instance stored is decoded alone; ${FAST_LOAD_TAIL_ENTRIES} new entries need LOAD`, async () => {
+    test('a hot load is one round trip of plain reads; a turn another instance stored is decoded alone; a batch the tail read misses needs LOAD', async () => {
       const prefix = `test:${randomUUID()}:`;
-      const { mine, other } = storesOn(prefix);
+      const { mine, other, loads } = storesOn(prefix);
+      const decoded = new DecodedMessages();
       await other.append(key('c'), texts(6, 'old', 3));
       const limits = { maxMessages: 100, maxTokens: 1_000 };
-      await mine.load(key('c'), limits);
+      decoded.newIn(await mine.load(key('c'), limits));
       let loaded: Awaited<ReturnType<RedisStore['load']>> | undefined;
       let roundTrips = 0;
-      const watchLoad = () => commandsDuring(async () => (roundTrips = await roundTripsOf(async () => (loaded = await mine.load(key('c'), limits)))));
+      const watchLoad = () => commandsOf(async () => (roundTrips = await roundTripsOf(async () => (loaded = await mine.load(key('c'), limits)))));
 
       const hot = await watchLoad();
       expect(hot.map(([name]) => name?.toLowerCase())).toEqual(['lrange', 'llen', 'hmget', 'hstrlen']);
       expect(roundTrips).toBe(1);
-      expect(mine.fastLoads).toBe(1);
+      expect(loads.seen).toEqual(['script', 'fast']);
+      expect(decoded.newIn(loaded!)).toBe(0);
       expect(loaded).toStrictEqual(await other.load(key('c'), limits));
 
       // Another instance stores a turn: still the fast reads, and only its two entries are decoded.
       await other.append(key('c'), texts(2, 'theirs', 3));
-      let decodedBefore = mine.decodedEntries;
       const slid = await watchLoad();
       expect(named(slid, 'evalsha')).toEqual([]);
       expect(roundTrips).toBe(1);
-      expect(mine.fastLoads).toBe(2);
-      expect(mine.decodedEntries - decodedBefore).toBe(2);
+      expect(loads.seen.at(-1)).toBe('fast');
+      expect(decoded.newIn(loaded!)).toBe(2);
       expect(loaded).toStrictEqual(await other.load(key('c'), limits));
       expect(seqsOf(loaded!.messages)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
 
-      // Too many new entries for the tail read to reach the cached window's end: LOAD, in a second round trip.
-      await other.append(key('c'), texts(FAST_LOAD_TAIL_ENTRIES, 'many', 3));
-      decodedBefore = mine.decodedEntries;
+      // Far more new entries than a turn, so the tail read cannot reach the cached window's end:
+      // LOAD, in a second round trip, and only the new entries are decoded.
+      await other.append(key('c'), texts(40, 'many', 3));
       const behind = await watchLoad();
       expect(named(behind, 'evalsha')).toHaveLength(1);
       expect(roundTrips).toBe(2);
-      expect(mine.fastLoads).toBe(2);
-      expect(mine.decodedEntries - decodedBefore).toBe(FAST_LOAD_TAIL_ENTRIES);
+      expect(loads.seen.at(-1)).toBe('script');
+      expect(decoded.newIn(loaded!)).toBe(40);
       expect(loaded).toStrictEqual(await other.load(key('c'), limits));
 
       // And fast again after it, now that the window is caught up.
       const again = await watchLoad();
       expect(named(again, 'evalsha')).toEqual([]);
-      expect(mine.fastLoads).toBe(3);
+      expect(loads.seen.at(-1)).toBe('fast');
       expect(loaded).toStrictEqual(await other.load(key('c'), limits));
+
+      // Wherever the tail read ends: batches of 1 to 8 new entries each load what LOAD does, decoding only them.
+      for (let count = 1; count <= 8; count++) {
+        await other.append(key('c'), texts(count, `batch-${count}`, 3));
+        const batch = await mine.load(key('c'), limits);
+        expect(batch, `${count} new`).toStrictEqual(await other.load(key('c'), limits));
+        expect(decoded.newIn(batch), `${count} new`).toBe(count);
+      }
     });
 
     test('a turn stored between the fast reads is not mixed into the window: LOAD answers instead', async () => {
       const prefix = `test:${randomUUID()}:`;
-      const { mine, other } = storesOn(prefix);
+      const { mine, other, loads } = storesOn(prefix);
       await other.append(key('c'), texts(6, 'old'));
       const limits = { maxMessages: 3, maxTokens: 1_000 };
       await mine.load(key('c'), limits);
@@ -1057,7 +1069,7 @@ describeWithRedis('RedisStore', () => {
       );
 
       // The tail read showed seq 6 as the newest, meta's lastSeq read after it says 8.
-      expect(mine.fastLoads).toBe(0);
+      expect(loads.seen).toEqual(['script', 'script']);
       expect(loaded).toStrictEqual(await other.load(key('c'), limits));
       expect(seqsOf(loaded!.messages)).toEqual([6, 7, 8]);
     });
@@ -1135,7 +1147,8 @@ describeWithRedisCluster('RedisStore on a 3-master Redis Cluster', () => {
   });
 
   test("a hot load takes the fast reads (a MULTI on the conversation's slot) and loads what LOAD does", async () => {
-    const { store, prefix } = storeWith({}, clusterClient);
+    const loads = new LoadPaths();
+    const { store, prefix } = storeWith({ onLoad: loads.onLoad }, clusterClient);
     const uncached = storeWith({ keyPrefix: prefix, localCacheMaxEntries: 0 }, clusterClient).store;
     const keys = Array.from({ length: 9 }, (_, index) => key(`conversation-${index}`));
     for (const k of keys) {
@@ -1147,8 +1160,9 @@ describeWithRedisCluster('RedisStore on a 3-master Redis Cluster', () => {
     const keysPerMaster = await Promise.all(masters.map((node) => node.keys(`${prefix}{*}:meta`)));
     expect(keysPerMaster.every((metaKeys) => metaKeys.length > 0)).toBe(true);
 
+    const earlierLoads = loads.seen.length;
     for (const k of keys) expect(await store.load(k, UNLIMITED)).toStrictEqual(await uncached.load(k, UNLIMITED));
-    expect(store.fastLoads).toBe(keys.length);
+    expect(loads.seen.slice(earlierLoads)).toEqual(keys.map(() => 'fast'));
   });
 
   function fresh() {

@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { Cluster, Redis } from 'ioredis';
 import { MongoClient } from 'mongodb';
 import { afterAll, beforeAll, expect, test } from 'vitest';
@@ -81,12 +81,14 @@ describeWithRedis('startRedis', () => {
 
   test('a fixed port that stays taken fails with what redis-server said', async () => {
     // Something else on the port that reads and never answers, as a foreign server would.
-    const blocker: Server = createServer((socket) => socket.resume());
+    const accepted = new Set<Socket>();
+    const blocker: Server = createServer((socket) => accepted.add(socket.resume()));
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
     const address = blocker.address();
     if (address === null || typeof address === 'string') throw new Error('no port');
     try {
-      const error: unknown = await startRedis({ port: address.port, startTimeoutMs: 1_000 }).then(
+      // Each redis-server fails within milliseconds; the port is retried until this short deadline.
+      const error: unknown = await startRedis({ port: address.port, startTimeoutMs: 300 }).then(
         () => undefined,
         (caught: unknown) => caught,
       );
@@ -94,6 +96,8 @@ describeWithRedis('startRedis', () => {
       expect((error as ServiceStartError).isAddressInUse).toBe(true);
       expect((error as Error).message).toMatch(/address already in use/i);
     } finally {
+      // Readiness probes left waiting for a PONG would otherwise hold close() until their own timeout.
+      for (const socket of accepted) socket.destroy();
       await new Promise((resolve) => blocker.close(resolve));
     }
   });

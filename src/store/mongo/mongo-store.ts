@@ -19,7 +19,8 @@ import { MongoBulkWriteError, type Collection, type Db, type IndexDescription } 
 import type { AppendOptions, AppendResult, ConversationKey, ConversationSnapshot, NewMessage, StoredMessage, Summary } from '../../domain.js';
 import { conversationKeyString } from '../../domain.js';
 import { StoreUnavailableError } from '../../errors.js';
-import type { ConversationStore, LoadLimits, UpsertAllocatedResult } from '../conversation-store.js';
+import { startWindowWalk, windowLimit, type WindowWalk } from '../../context/window-cut.js';
+import type { ConversationState, ConversationStore, LoadLimits, UpsertAllocatedResult } from '../conversation-store.js';
 import {
   CLAIM_INDEX,
   CONVERSATION_INDEX,
@@ -50,12 +51,6 @@ import { createConversation, DUPLICATE_KEY_CODE, insertIdempotently, isDuplicate
 export interface MongoStoreOptions {
   /** From a MongoClient that main.ts owns: the store never opens or closes connections. */
   db: Db;
-}
-
-export interface ConversationState {
-  lastSeq: number;
-  lastCum: number;
-  summary: Summary | undefined;
 }
 
 /**
@@ -115,8 +110,8 @@ export class MongoStore implements ConversationStore {
    */
   async load(key: ConversationKey, limits: LoadLimits): Promise<ConversationSnapshot> {
     this.#assertOpen();
-    const maxMessages = Math.max(0, Math.min(Math.floor(limits.maxMessages), MAX_CURSOR_LIMIT - 2));
-    const maxTokens = Number.isNaN(limits.maxTokens) ? 0 : limits.maxTokens;
+    const maxMessages = Math.min(windowLimit(limits.maxMessages), MAX_CURSOR_LIMIT - 2);
+    const maxTokens = windowLimit(limits.maxTokens);
     // The summary and the newest message (for lastSeq) come in the first batch even when no message may be returned.
     const firstBatch = 1 + Math.max(1, Math.min(maxMessages, this.#messagesFitting(maxTokens)));
     const cursor = this.#db.runCursorCommand({
@@ -132,7 +127,7 @@ export class MongoStore implements ConversationStore {
     let summary: Summary | undefined;
     let lastSeq = 0;
     const newestFirst: StoredMessage[] = [];
-    let usedTokens = 0;
+    let walk: WindowWalk | undefined;
     try {
       for (;;) {
         const document = (await cursor.next()) as LoadedDocument | null;
@@ -142,24 +137,25 @@ export class MongoStore implements ConversationStore {
           continue;
         }
         if (lastSeq === 0) lastSeq = document.turnLastSeq ?? document.seq;
-        // A message belongs to the window while the messages newer than it add up to at most maxTokens.
-        if (document.seq <= (summary?.coversSeq ?? 0) || newestFirst.length >= maxMessages || usedTokens > maxTokens) break;
-        const message = fromMessageDocument(document as MessageDocument);
-        newestFirst.push(message);
-        usedTokens += message.tokens;
-        const stillPossible = Math.min(maxMessages - newestFirst.length, document.seq - 1 - (summary?.coversSeq ?? 0));
-        if (usedTokens > maxTokens || stillPossible <= 0) break;
+        // The summary document sorts first (SUMMARY_SEQ is above every seq), so its coverage is known by the first message.
+        walk ??= startWindowWalk({ maxMessages, maxTokens }, summary?.coversSeq ?? 0);
+        const messageDocument = document as MessageDocument;
+        if (!walk.takes(messageDocument)) break;
+        newestFirst.push(fromMessageDocument(messageDocument));
+        // Stop before the cursor fetches a message the walk would refuse anyway.
+        const stillPossible = Math.min(maxMessages - walk.taken, document.seq - 1 - walk.coversSeq);
+        if (walk.isFull || stillPossible <= 0) break;
         if (cursor.bufferedCount() === 0) {
           // The next batch: as many as the budget left holds at this conversation's tokens per message, plus the one that crosses.
-          const perMessage = Math.max(1, usedTokens / newestFirst.length);
-          cursor.setBatchSize(Math.max(1, Math.min(stillPossible, Math.floor((maxTokens - usedTokens) / perMessage) + 1)));
+          const perMessage = Math.max(1, walk.usedTokens / walk.taken);
+          cursor.setBatchSize(Math.max(1, Math.min(stillPossible, Math.floor((maxTokens - walk.usedTokens) / perMessage) + 1)));
         }
       }
     } finally {
       // Closing a cursor the server has not exhausted is a killCursors round trip: not the caller's wait.
       void cursor.close().catch(() => undefined);
     }
-    if (newestFirst.length > 0) this.#learnTokensPerMessage(usedTokens / newestFirst.length);
+    if (walk !== undefined && walk.taken > 0) this.#learnTokensPerMessage(walk.usedTokens / walk.taken);
     return { summary, messages: newestFirst.reverse(), lastSeq, cache: 'miss' };
   }
 

@@ -2,8 +2,7 @@
 // round trip instead of the LOAD script (whose fixed cost, EVALSHA dispatch,
 // Lua and its inner commands, is most of a load's):
 //   LRANGE msgs -4 -1 · LLEN msgs · HMGET meta lastSeq inc coversSeq · HSTRLEN meta summary
-// and walks the window itself as LOAD does (newest first: seq > coversSeq, at
-// most maxMessages, while the newer ones' tokens add up to at most maxTokens),
+// and walks the window itself by the rule LOAD mirrors (context/window-cut.ts),
 // over the cached entries and the new ones at the tail. The cached seqs are the
 // list's entries from..through (the list only grows at the tail and loses its
 // head), so LLEN tells how many of them the list still holds. It answers only
@@ -24,11 +23,11 @@
 
 import type { Cluster, Redis } from 'ioredis';
 import type { StoredMessage } from '../../domain.js';
+import { startWindowWalk, type WindowCandidate } from '../../context/window-cut.js';
 import type { LoadLimits } from '../conversation-store.js';
 import type { TickCork } from './cork.js';
 import { figuresOf, seqOf } from './entry-codec.js';
 import { isCluster } from './keys.js';
-import { clampCount } from './scripts.js';
 import type { CachedWindow } from './window-cache.js';
 
 /**
@@ -37,7 +36,7 @@ import type { CachedWindow } from './window-cache.js';
  * stored (a user message and the reply, or a tool call and its result) while
  * costing little when this store appended the turn itself.
  */
-export const FAST_LOAD_TAIL_ENTRIES = 4;
+const FAST_LOAD_TAIL_ENTRIES = 4;
 
 /** The fast load's four reads, in the order Redis runs them. */
 export type TailReads = [tail: string[], length: number, meta: (string | null)[], summaryBytes: number];
@@ -113,29 +112,20 @@ export function walkWindow(
   const inList = Math.min(held.length, listLength - freshEntries.length);
   if (inList <= 0 || held.at(-1)?.seq !== known.through) return undefined;
 
-  // LOAD's walk, newest first, over the new entries and then the cached ones.
-  const maxMessages = clampCount(limits.maxMessages);
-  const maxTokens = clampCount(limits.maxTokens);
+  // The window rule (context/window-cut.ts, which LOAD mirrors), newest first, over the new entries and then the cached ones.
+  const walk = startWindowWalk(limits, coversSeq);
   const freshCount = freshEntries.length;
   const reachable = freshCount + inList;
-  const newest = (index: number): { seq: number; tokens: number } =>
+  const newest = (index: number): WindowCandidate =>
     index < freshCount ? freshFigures[freshCount - 1 - index]! : held[held.length - 1 - (index - freshCount)]!;
-  let taken = 0;
-  let usedTokens = 0;
   let isEnded = false;
-  for (; taken < reachable; taken++) {
-    const message = newest(taken);
-    if (taken >= maxMessages || usedTokens > maxTokens || message.seq <= coversSeq) {
-      isEnded = true;
-      break;
-    }
-    usedTokens += message.tokens;
-  }
-  if (!isEnded && reachable < listLength && taken < maxMessages && usedTokens <= maxTokens) {
+  for (let index = 0; index < reachable && !isEnded; index++) isEnded = !walk.takes(newest(index));
+  if (!isEnded && reachable < listLength && !walk.isFull) {
     // The list holds older entries than any cached one; only covered ones (cache mode keeps the unflushed) end the window there.
     const isCoveredNext = mode === 'cache' && newest(reachable - 1).seq <= coversSeq + 1;
     if (!isCoveredNext) return undefined;
   }
+  const taken = walk.taken;
   const takenHeld = taken - freshCount;
   return {
     held: takenHeld > 0 ? held.slice(held.length - takenHeld) : [],

@@ -25,7 +25,8 @@ import { performance } from 'node:perf_hooks';
 import type { Cluster, Redis } from 'ioredis';
 import type { AppendOptions, AppendResult, ConversationKey, ConversationSnapshot, NewMessage, StoredMessage, Summary } from '../../domain.js';
 import { ColdConversationError, StoreUnavailableError } from '../../errors.js';
-import type { ConversationStore, LoadLimits, LockLease } from '../conversation-store.js';
+import { windowLimit } from '../../context/window-cut.js';
+import type { ConversationStore, LoadLimits, LockLease, WarmState } from '../conversation-store.js';
 import { TickCork } from './cork.js';
 import { decodeEntry, encodeTurn } from './entry-codec.js';
 import { entriesAfterWindow, readTail, walkWindow } from './fast-load.js';
@@ -34,7 +35,7 @@ import { conversationKeys, DEFAULT_KEY_PREFIX, hashTag, isCluster, tagBase, wind
 import { clampCount, defineScripts, type ScriptCommands } from './scripts.js';
 import { acquireSummaryLock } from './summary-lock.js';
 import type { RedisTracking } from './tracking.js';
-import { warmArgs, type WarmState } from './warm.js';
+import { warmArgs } from './warm.js';
 import { heldMessages, WindowCache, type CachedWindow } from './window-cache.js';
 
 export interface RedisStoreOptions {
@@ -98,9 +99,6 @@ export class RedisStore implements ConversationStore {
   /** New incarnation ids: random per store, then a counter, so no two calls anywhere pass the same one. */
   readonly #incPrefix = `${randomBytes(9).toString('base64url')}.`;
   #incCount = 0;
-  #decodedEntries = 0;
-  #fastLoads = 0;
-  #trackedLoads = 0;
   readonly #tracking: RedisTracking | undefined;
   #stopInvalidations: (() => void) | undefined;
   readonly #onLoad: (path: RedisLoadPath) => void;
@@ -151,25 +149,6 @@ export class RedisStore implements ConversationStore {
   }
 
   /**
-   * Entries JSON-parsed by this store since it was created: those loads,
-   * listings and unflushed() received, and the copies of its own appends that
-   * join the local cache. What the local cache saves shows here.
-   */
-  get decodedEntries(): number {
-    return this.#decodedEntries;
-  }
-
-  /** Loads answered by plain reads alone, without the LOAD script (see fast-load.ts). */
-  get fastLoads(): number {
-    return this.#fastLoads;
-  }
-
-  /** Loads answered from a tracked window, without asking Redis (see the top of this file). */
-  get trackedLoads(): number {
-    return this.#trackedLoads;
-  }
-
-  /**
    * `hit` when Redis holds the conversation, else `miss` with no messages. One
    * round trip; in Redis O(log n) plus the entries this store has not decoded
    * yet, which alone are sent and decoded (O(window) when the newest messages
@@ -187,14 +166,12 @@ export class RedisStore implements ConversationStore {
       if (this.#windows.isTracked(cached, this.#tracking?.activeEpoch)) {
         const tracked = this.#walkWindow(tag, cached, [], cached.listLength, cached.summary?.coversSeq ?? 0, cached.through, limits);
         if (tracked !== undefined) {
-          this.#trackedLoads++;
           this.#onLoad('tracked');
           return tracked;
         }
       }
       const fast = await this.#loadFast(tag, cached, limits);
       if (fast !== undefined) {
-        this.#fastLoads++;
         this.#onLoad('fast');
         return fast;
       }
@@ -261,7 +238,6 @@ export class RedisStore implements ConversationStore {
     if (walked === undefined) return undefined;
     const { inc, summary, summaryBytes } = known;
     const fresh = walked.freshEntries.map(decodeEntry);
-    this.#decodedEntries += fresh.length;
     let messages: StoredMessage[];
     if (walked.held.length > 0) {
       messages = [...walked.held, ...fresh];
@@ -282,8 +258,9 @@ export class RedisStore implements ConversationStore {
       ...this.#keysOf(tag),
       this.#modeArg,
       this.#ttlMs,
-      clampCount(limits.maxMessages),
-      clampCount(limits.maxTokens),
+      // As the window rule reads them (context/window-cut.ts), which LOAD mirrors.
+      windowLimit(limits.maxMessages),
+      windowLimit(limits.maxTokens),
       this.#newInc(),
       known?.inc ?? '',
       known?.from ?? 1,
@@ -312,7 +289,6 @@ export class RedisStore implements ConversationStore {
 
     // Oldest first: what Redis sent from before the held range, the held range, what it sent from after.
     const fetched = (entries as string[]).map(decodeEntry);
-    this.#decodedEntries += fetched.length;
     let messages = fetched;
     const heldCount = Number(heldCountReply);
     if (heldCount > 0) {
@@ -353,7 +329,6 @@ export class RedisStore implements ConversationStore {
     if (limit === 0) return [];
     const afterSeq = Number.isFinite(page.afterSeq) ? Math.floor(page.afterSeq) : 0;
     const entries = (await this.#scripts.contextdList(...this.#keys(key), this.#modeArg, this.#ttlMs, afterSeq, limit)) as string[];
-    this.#decodedEntries += entries.length;
     return entries.map(decodeEntry);
   }
 
@@ -387,9 +362,8 @@ export class RedisStore implements ConversationStore {
     const seqs = Array.from({ length: count }, (_, index) => firstSeq + index);
     if (outcome === 'duplicate') return { seqs, duplicate: true };
     if (inc !== undefined && lastCum !== undefined) {
-      const extended = this.#windows.extend(tag, inc, firstSeq, lastCum, perMessage, Number(listLength ?? -1));
-      this.#decodedEntries += extended.decoded;
-      if (!extended.staysTracked) this.#windows.untrack(tag);
+      const staysTracked = this.#windows.extend(tag, inc, firstSeq, lastCum, perMessage, Number(listLength ?? -1));
+      if (!staysTracked) this.#windows.untrack(tag);
     }
     if (this.#mode === 'cache' && !this.#marksInScripts) await this.#flushSource.markDirty(key);
     return { seqs, duplicate: false };
@@ -463,9 +437,7 @@ export class RedisStore implements ConversationStore {
    */
   async unflushed(key: ConversationKey): Promise<{ flushedSeq: number; messages: StoredMessage[]; summary: Summary | undefined }> {
     this.#requireCache('unflushed');
-    const unflushed = await this.#flushSource.unflushed(key);
-    this.#decodedEntries += unflushed.messages.length;
-    return unflushed;
+    return this.#flushSource.unflushed(key);
   }
 
   /**

@@ -207,8 +207,12 @@ return {'ok', firstSeq, count, inc, cum, redis.call('LLEN', msgs)}
  * client holds with seqs in [heldFrom, heldThrough] (all of its seqs there, when heldCount > 0), then the
  * entries with seq > heldThrough.
  *
- * The window is the messages m with seq(m) > coversSeq, among the newest maxMessages, whose newer
- * messages add up to at most maxTokens (so the one that crosses the budget comes too).
+ * The window is cut by the rule of src/context/window-cut.ts, which Lua cannot call, so LOAD
+ * mirrors it (`takes` below; windowByArithmetic finds the same messages by position and
+ * cumTokens); test/store/window-cut.property.test.ts holds the two equal. Newest first, a
+ * message belongs while seq > coversSeq, fewer than maxMessages are taken and the newer ones'
+ * tokens add up to at most maxTokens (so the one that crosses the budget comes too). The
+ * client sends both limits through windowLimit: whole numbers a double holds exactly.
  */
 const LOAD = `${HELPERS}
 local mode, ttlMs, maxMessages, maxTokens = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -229,6 +233,16 @@ local summary = state[3] or false
 if summary and sameInc and tonumber(ARGV[10]) == coversSeq and tonumber(ARGV[11]) == #summary then summary = 0 end
 local reply = {1, lastSeq, inc, summary, 1, 0, 0, 0}
 local canTrust = sameInc and knownTag ~= ''
+
+-- The window rule, as WindowWalk.takes in src/context/window-cut.ts (keep the two alike):
+-- walking newest first, whether the next older message belongs; if it does, it is taken.
+local taken, usedTokens = 0, 0
+local function takes(seq, tokens)
+  if seq <= coversSeq or taken >= maxMessages or usedTokens > maxTokens then return false end
+  taken = taken + 1
+  usedTokens = usedTokens + tokens
+  return true
+end
 
 local function isKnownAt(entry)
   return string.find(entry, knownTag, 1, true) ~= nil
@@ -257,7 +271,8 @@ end
 
 -- The newest maxMessages, from position oldest (seq oldestSeq) on, are contiguous:
 -- the position of seq s there is oldest + s - oldestSeq, and each cumTokens is the
--- previous one's plus its tokens.
+-- previous one's plus its tokens. The messages takes() would take, found in
+-- O(log n): each bound below is one of its three conditions.
 local function windowByArithmetic(len, oldest, oldestSeq)
   local function positionOf(s) return oldest + s - oldestSeq end
   -- Among the newest maxMessages, and after the summary.
@@ -288,25 +303,22 @@ local function windowByArithmetic(len, oldest, oldestSeq)
 end
 
 -- The newest maxMessages have gaps (WARM from MongoDB can leave them; the cumTokens
--- across a gap count the missing messages): newest first, summing tokens, in
+-- across a gap count the missing messages): takes() over the entries newest first, in
 -- growing chunks from the tail, so the work follows the window, not the list.
 local function windowByWalk(len)
   -- The client's range is checked once, at the newest entry at or below knownThrough.
   local isChecked, isTrusted = not canTrust, false
   local newestFirst, heldFrom, heldCount = {}, 1, 0
-  local picked, usedTokens, offset, chunk = 0, 0, 0, 16
+  local offset, chunk = 0, 16
   local done = false
-  while not done and offset < len and picked < maxMessages do
-    local size = math.min(chunk, len - offset, maxMessages - picked)
+  while not done and offset < len and taken < maxMessages do
+    local size = math.min(chunk, len - offset, maxMessages - taken)
     local part = redis.call('LRANGE', msgs, -(offset + size), -(offset + 1))
     for i = #part, 1, -1 do
-      if picked >= maxMessages or usedTokens > maxTokens then done = true break end
       local entry = part[i]
       local seqText, tokens = string.match(entry, '^(%d+):(%d+):')
       local seq = tonumber(seqText)
-      if seq <= coversSeq then done = true break end
-      picked = picked + 1
-      usedTokens = usedTokens + tonumber(tokens)
+      if not takes(seq, tonumber(tokens)) then done = true break end
       if not isChecked and seq <= knownThrough then
         isChecked = true
         isTrusted = seq == knownThrough and isKnownAt(entry)

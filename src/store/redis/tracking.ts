@@ -49,7 +49,6 @@ export class RedisTracking {
   #isActive = false;
   #subscriberId: number | undefined;
   #isClosed = false;
-  readonly #waiters = new Set<(isActive: boolean) => void>();
 
   constructor(options: RedisTrackingOptions) {
     this.#client = options.client;
@@ -79,16 +78,6 @@ export class RedisTracking {
     return this.#isActive ? this.#epoch : undefined;
   }
 
-  /**
-   * Resolves once every invalidation for a write Redis ran before this call
-   * has been delivered: a PING on the subscriber, whose reply Redis queues
-   * behind the messages already queued for it. A round trip: for tests and
-   * for callers that must see other clients' writes at once.
-   */
-  async settled(): Promise<void> {
-    await this.#subscriber.ping();
-  }
-
   /** Calls `listener` with every invalidation from now on; returns what stops it. */
   onInvalidate(listener: InvalidationListener): () => void {
     this.#listeners.add(listener);
@@ -99,21 +88,6 @@ export class RedisTracking {
   close(): void {
     this.#isClosed = true;
     this.#lose();
-    for (const waiter of [...this.#waiters]) waiter(false);
-  }
-
-  /** Resolves true once tracking is on (for tests and tools), false if it is not within timeoutMs. */
-  async whenActive(timeoutMs: number): Promise<boolean> {
-    if (this.activeEpoch !== undefined) return true;
-    return new Promise<boolean>((resolve) => {
-      const done = (isActive: boolean): void => {
-        clearTimeout(timer);
-        this.#waiters.delete(done);
-        resolve(isActive);
-      };
-      const timer = setTimeout(() => done(false), timeoutMs);
-      this.#waiters.add(done);
-    });
   }
 
   async #subscribe(): Promise<void> {
@@ -137,10 +111,7 @@ export class RedisTracking {
     try {
       // Again on an already tracking connection only changes where the messages go.
       await this.#client.client('TRACKING', 'ON', 'REDIRECT', id, 'NOLOOP');
-      if (this.#epoch === epoch && this.#subscriberId === id && !this.#isClosed) {
-        this.#isActive = true;
-        for (const waiter of [...this.#waiters]) waiter(true);
-      }
+      if (this.#epoch === epoch && this.#subscriberId === id && !this.#isClosed) this.#isActive = true;
     } catch (error) {
       this.#onError(error);
     }

@@ -2,16 +2,9 @@
 // hold with, from MongoDB's state (flushedSeq = lastSeq). Messages the summary
 // covers, and all but the newest maxCachedMessages, are not kept.
 
-import type { StoredMessage, Summary } from '../../domain.js';
+import type { WarmState } from '../conversation-store.js';
 import { encodeEntry, requireCount } from './entry-codec.js';
 import type { ScriptArg } from './scripts.js';
-
-export interface WarmState {
-  lastSeq: number;
-  lastCum: number;
-  summary: Summary | undefined;
-  messages: readonly StoredMessage[];
-}
 
 /** WARM's ARGV after ttlMs: lastSeq, lastCum, summaryJson, coversSeq, newInc, then the entries oldest first. */
 export function warmArgs(state: WarmState, cap: number, newInc: () => string): ScriptArg[] {

@@ -134,8 +134,8 @@ export class WindowCache {
    * incarnation ends just before it, the appended messages join it, so the next
    * load need not fetch them. They are decoded from the very JSON sent to Redis,
    * so they equal what a load would decode. In place: a load still in flight
-   * looks up only seqs it offered. Returns how many entries it decoded, and
-   * whether the window may stay tracked (it was extended and the list's length is known).
+   * looks up only seqs it offered. Returns whether the window may stay tracked
+   * (it was extended and the list's length is known).
    */
   extend(
     tag: string,
@@ -144,9 +144,9 @@ export class WindowCache {
     lastCum: number,
     perMessage: readonly string[],
     listLength: number,
-  ): { decoded: number; staysTracked: boolean } {
+  ): boolean {
     const window = this.#windows.get(tag);
-    if (window === undefined || window.inc !== inc || window.through + 1 !== firstSeq) return { decoded: 0, staysTracked: false };
+    if (window === undefined || window.inc !== inc || window.through + 1 !== firstSeq) return false;
     const count = perMessage.length / 2;
     let cumTokens = lastCum;
     for (let index = 0; index < count; index++) cumTokens -= Number(perMessage[2 * index]);
@@ -157,13 +157,13 @@ export class WindowCache {
       newest = deepFreeze(decodeEntry(`${firstSeq + index}:${tokens}:${cumTokens}:${perMessage[2 * index + 1]!}`));
       window.bySeq.set(newest.seq, newest);
     }
-    if (newest === undefined) return { decoded: count, staysTracked: false };
+    if (newest === undefined) return false;
     window.through = newest.seq;
     window.throughTag = entryTag(newest);
     window.listLength = listLength;
     this.#entries += count;
     this.#store(tag, window);
-    return { decoded: count, staysTracked: listLength >= 0 };
+    return listLength >= 0;
   }
 
   forget(tag: string): void {
