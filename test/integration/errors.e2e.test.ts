@@ -59,7 +59,7 @@ async function expectStillServingAndIntact(): Promise<void> {
 beforeAll(async () => {
   await ensureBuilt();
   upstream = await startFakeUpstream();
-  contextd = await startInFrontOf(upstream, { upstream: { base_url: upstream.url, timeout: '1500ms', connect_timeout: '1s' } });
+  contextd = await startInFrontOf(upstream, { upstream: { base_url: upstream.url, timeout: '500ms', connect_timeout: '1s' } });
   storedBefore = JSON.stringify([]);
 });
 beforeEach(() => upstream.reset());
@@ -135,7 +135,7 @@ describe('bad input gets an OpenAI-shaped error, and nothing is lost', () => {
   });
 
   test('upstream timeout → 504', async () => {
-    upstream.enqueue({ kind: 'text', delayBeforeHeadersMs: 3000 });
+    upstream.enqueue({ kind: 'text', delayBeforeHeadersMs: 2000 });
     expectOpenAIError(await chat({ model: 'gpt-4o', messages: [{ role: 'user', content: 'slow' }] }), 504, 'upstream_timeout');
     await expectStillServingAndIntact();
   });
