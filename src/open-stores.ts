@@ -12,7 +12,7 @@ import type { Metrics } from './ops/metrics.js';
 import type { ConversationStore, SummaryLock } from './store/conversation-store.js';
 import { InProcessLock } from './store/in-process-lock.js';
 import { MemoryStore } from './store/memory-store.js';
-import { connectMongo } from './store/mongo/connection.js';
+import { connectMongo, keepConnecting } from './store/mongo/connection.js';
 import { MongoStore } from './store/mongo/mongo-store.js';
 import { connectRedis, whenRedisReady } from './store/redis/connection.js';
 import { RedisStore } from './store/redis/redis-store.js';
@@ -97,11 +97,12 @@ async function openRedis(config: RedisConfig, isCache: boolean, logger: Logger, 
   return { store, flushStore, tracking, connections };
 }
 
-async function openMongo(config: MongoConfig, health: StoreHealth, logger: Logger, metrics: Metrics): Promise<{ store: MongoStore; client: MongoClient }> {
+async function openMongo(config: MongoConfig, health: StoreHealth, logger: Logger, metrics: Metrics): Promise<{ store: MongoStore; client: MongoClient; connecting: { stop: () => void } }> {
   const client = connectMongo(config, (command, documentsRead) => {
     metrics.mongoCommands.inc({ command });
     if (documentsRead !== undefined) metrics.mongoDocumentsRead.inc(documentsRead);
   });
+  const connecting = keepConnecting(client, (error) => logger.debug({ err: error }, 'MongoDB connection attempt failed; trying again'));
   const store = new MongoStore({ db: client.db(config.database) });
   // Indexes are created at start; if MongoDB is down now, on its first answer.
   const ensureIndexes = (): Promise<void> => callTier(health, 'mongodb', 'ensureIndexes', Math.max(config.timeoutMs, 10_000), () => store.ensureIndexes());
@@ -112,7 +113,7 @@ async function openMongo(config: MongoConfig, health: StoreHealth, logger: Logge
     };
     again();
   });
-  return { store, client };
+  return { store, client, connecting };
 }
 
 async function openTiers(redisConfig: RedisConfig | undefined, mongoConfig: MongoConfig | undefined, logger: Logger, metrics: Metrics): Promise<OpenedStores> {
@@ -162,6 +163,7 @@ async function openTiers(redisConfig: RedisConfig | undefined, mongoConfig: Mong
     probe: () => tiered.ping().catch(() => undefined),
     closeClients: async () => {
       redis?.tracking?.close();
+      mongo?.connecting.stop();
       await Promise.allSettled([...(redis?.connections ?? []).map((connection) => connection.quit()), mongo?.client.close()]);
     },
   };

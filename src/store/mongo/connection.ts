@@ -24,3 +24,33 @@ export function connectMongo(options: MongoConnectionOptions, onCommand: (comman
   });
   return client;
 }
+
+/**
+ * Connects the client, and keeps trying until it has connected once. The
+ * driver gives up on a first connection that fails (every later call then
+ * fails with "Topology is closed"); once connected, it finds a restarted
+ * server by itself. So a contextd started while MongoDB is down connects
+ * as soon as MongoDB comes up.
+ */
+export function keepConnecting(client: MongoClient, onAttemptFailed: (error: unknown) => void): { stop: () => void } {
+  let isStopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const attempt = (failures: number): void => {
+    client.connect().then(
+      () => undefined,
+      (error: unknown) => {
+        if (isStopped) return;
+        onAttemptFailed(error);
+        timer = setTimeout(() => attempt(failures + 1), Math.min(250 * 2 ** failures, 2_000));
+        timer.unref();
+      },
+    );
+  };
+  attempt(0);
+  return {
+    stop: () => {
+      isStopped = true;
+      clearTimeout(timer);
+    },
+  };
+}
