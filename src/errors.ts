@@ -37,6 +37,23 @@ export class BodyTooLargeError extends ContextdError {
   }
 }
 
+export class RequestTimeoutError extends ContextdError {
+  readonly status = 408;
+  readonly code = 'request_timeout';
+  override readonly type = 'timeout_error' as const;
+  constructor() {
+    super('contextd did not receive the whole request in time (server.header_timeout, server.request_timeout).');
+  }
+}
+
+export class RequestHeadersTooLargeError extends ContextdError {
+  readonly status = 431;
+  readonly code = 'request_headers_too_large';
+  constructor(limitBytes: number) {
+    super(`Request headers are larger than the ${limitBytes} bytes contextd accepts.`);
+  }
+}
+
 export class InvalidRequestError extends ContextdError {
   readonly status = 400;
   readonly code: string;

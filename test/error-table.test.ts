@@ -53,6 +53,8 @@ const INVALID_REQUEST = invalidRequestCalls();
 const FACTORIES: Record<string, () => ContextdError[]> = {
   InvalidJsonError: () => [new errors.InvalidJsonError('detail')],
   BodyTooLargeError: () => [new errors.BodyTooLargeError(1024)],
+  RequestTimeoutError: () => [new errors.RequestTimeoutError()],
+  RequestHeadersTooLargeError: () => [new errors.RequestHeadersTooLargeError(16_384)],
   InvalidRequestError: () => [
     ...(INVALID_REQUEST.defaulted > 0 ? [new errors.InvalidRequestError('message', null)] : []),
     ...[...INVALID_REQUEST.codes].map((code) => new errors.InvalidRequestError('message', null, code)),

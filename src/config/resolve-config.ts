@@ -40,6 +40,12 @@ function findCrossFieldProblems(file: ConfigFile): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   const { budget, summary } = file.defaults;
 
+  const { headerTimeoutMs, requestTimeoutMs } = file.server;
+  if (requestTimeoutMs > 0 && requestTimeoutMs < headerTimeoutMs) {
+    // Node refuses to start an HTTP server with headersTimeout > requestTimeout.
+    problems.push({ path: ['server', 'request_timeout'], message: 'must be at least server.header_timeout (or 0: off), since the headers are part of the request' });
+  }
+
   if (budget.summary_max_tokens >= budget.max_context_tokens) {
     problems.push({ path: ['defaults', 'budget', 'summary_max_tokens'], message: SUMMARY_FITS_BUDGET });
   }

@@ -16,12 +16,28 @@ const serverSchema = z
     port: port.prefault(8787).describe('TCP port (0 picks a free one). CONTEXTD_PORT and --port override it.'),
     body_limit: size.prefault('10mb').describe('Largest request body accepted; larger ones get a 413.'),
     shutdown_timeout: timeout.prefault('30s').describe('On SIGTERM, how long to wait for in-flight requests and pending writes.'),
+    header_timeout: timeout
+      .prefault('30s')
+      .describe('Longest a client may take to send a request\'s headers, counted from its first byte (or from the connection, for its first request); then a 408 and the connection is closed.'),
+    request_timeout: durationLeaf({ allowZero: true, maxMs: MAX_TIMER_MS })
+      .prefault('5m')
+      .describe(
+        'Longest a client may take to send a whole request, headers and body (a 408, then the connection is closed); the reply is not counted, however long it streams. At least header_timeout; 0 turns it off (uploads passed through over a slow link).',
+      ),
+    idle_timeout: timeout.prefault('65s').describe('How long a keep-alive connection may sit idle between requests before contextd closes it.'),
+    max_connections: positiveInteger
+      .prefault(1024)
+      .describe('Open client connections (WebSockets included) this process accepts; beyond it a new connection is closed at once, unanswered, and counted in contextd_connections_refused_total.'),
   })
   .transform((server) => ({
     host: server.host,
     port: server.port,
     maxBodyBytes: server.body_limit,
     shutdownTimeoutMs: server.shutdown_timeout,
+    headerTimeoutMs: server.header_timeout,
+    requestTimeoutMs: server.request_timeout,
+    idleTimeoutMs: server.idle_timeout,
+    maxConnections: server.max_connections,
   }));
 
 const upstreamSchema = z

@@ -14,15 +14,27 @@ import type { ChatMessage, ContentPart, StoredMessage } from '../domain.js';
 /** Digests made by this version start with it; older stored digests are recomputed from their message. */
 const DIGEST_VERSION = '2.';
 
-/** JSON text with object keys sorted and null-valued object fields left out. */
-function canonicalJson(value: unknown): string {
+/**
+ * Tool-call arguments nested deeper than this are compared as their text. The
+ * canonical form recurses once per level and overflowed the stack at ~2,300
+ * levels (measured, Node 20): caught, that made the digest depend on how deep
+ * the caller's stack was. Arguments are a string, so the request body's depth
+ * limit (src/http/check-json-depth.ts) does not see inside them, and a reply's
+ * are never checked at all. Content and the rest come from a request that
+ * limit has bounded.
+ */
+const MAX_CANONICAL_DEPTH = 128;
+
+/** JSON text with object keys sorted and null-valued object fields left out; a RangeError past MAX_CANONICAL_DEPTH. */
+function canonicalJson(value: unknown, depth = 1): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (depth > MAX_CANONICAL_DEPTH) throw new RangeError(`nested more than ${MAX_CANONICAL_DEPTH} levels deep`);
+  if (Array.isArray(value)) return `[${value.map((item) => canonicalJson(item, depth + 1)).join(',')}]`;
   const record = value as Record<string, unknown>;
   const fields = Object.keys(record)
     .filter((key) => record[key] !== null && record[key] !== undefined)
     .sort()
-    .map((key) => `${JSON.stringify(key)}:${canonicalJson(record[key])}`);
+    .map((key) => `${JSON.stringify(key)}:${canonicalJson(record[key], depth + 1)}`);
   return `{${fields.join(',')}}`;
 }
 
@@ -35,7 +47,10 @@ function canonicalContent(content: ChatMessage['content']): unknown {
   return canonicalJson(content);
 }
 
-/** Arguments as the model meant them: parsed JSON when they parse, else the text itself; none at all is `{}`. */
+/**
+ * Arguments as the model meant them: parsed JSON when they parse (and nest at
+ * most MAX_CANONICAL_DEPTH levels), else the text itself; none at all is `{}`.
+ */
 function canonicalArguments(text: unknown): string | null {
   if (typeof text !== 'string') return text === undefined || text === null ? '{}' : canonicalJson(text);
   if (text.trim() === '') return '{}';

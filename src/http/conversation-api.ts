@@ -28,7 +28,7 @@ export function isConversationApiPath(path: string): boolean {
 export async function handleConversationApi(req: IncomingMessage, res: ServerResponse, url: URL, deps: ConversationApiDeps): Promise<void> {
   const [rawId, sub, ...rest] = url.pathname.slice(PREFIX.length).split('/');
   if (rawId === undefined || rest.length > 0) throw new NotFoundError(`${req.method} ${url.pathname}`);
-  const conversation = parseConversationId({ id: decodeURIComponent(rawId) }, 'id') as ConversationId | undefined;
+  const conversation = parseConversationId({ id: decodedOrUndefined(rawId) }, 'id') as ConversationId | undefined;
   if (conversation === undefined) throw new InvalidConversationIdError('conversation id');
   const key = conversationKey(tenantOf(req, url, deps), conversation);
 
@@ -96,3 +96,11 @@ function integerParam(url: URL, name: string, fallback: number): number {
   return value;
 }
 
+/** The path segment percent-decoded, or undefined when its encoding is malformed (`%E0%A4%A`): then not a valid id. */
+function decodedOrUndefined(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,5 +1,7 @@
-import { CHAT_ROLES, type ChatMessage } from '../domain.js';
+import type { ChatMessage } from '../domain.js';
 import { InvalidJsonError, InvalidRequestError } from '../errors.js';
+import { checkChatMessages } from './check-chat-messages.js';
+import { checkJsonDepth } from './check-json-depth.js';
 
 export interface ChatRequestBody {
   model: string | undefined;
@@ -10,10 +12,13 @@ export interface ChatRequestBody {
   raw: Record<string, unknown>;
 }
 
-const ROLES: ReadonlySet<string> = new Set(CHAT_ROLES);
-
-/** Parses and checks what contextd needs of a chat-completion body; the upstream judges the rest. */
+/**
+ * Parses and checks what contextd needs of a chat-completion body, once: its
+ * nesting depth, then the shapes of its messages. No later step meets a shape
+ * it does not expect; the upstream judges the rest.
+ */
 export function parseChatRequest(body: Buffer): ChatRequestBody {
+  checkJsonDepth(body);
   let raw: unknown;
   try {
     raw = JSON.parse(body.toString('utf8'));
@@ -28,19 +33,7 @@ export function parseChatRequest(body: Buffer): ChatRequestBody {
   if (messages === undefined) throw new InvalidRequestError("Missing required parameter: 'messages'.", 'messages', 'missing_required_parameter');
   if (!Array.isArray(messages)) throw new InvalidRequestError("'messages' must be an array.", 'messages', 'invalid_type');
   if (messages.length === 0) throw new InvalidRequestError("'messages' must contain at least one message.", 'messages', 'empty_array');
-  messages.forEach((message: unknown, i) => {
-    if (typeof message !== 'object' || message === null || Array.isArray(message)) {
-      throw new InvalidRequestError(`messages[${i}] must be an object.`, `messages[${i}]`, 'invalid_type');
-    }
-    const role = (message as { role?: unknown }).role;
-    if (typeof role !== 'string' || !ROLES.has(role)) {
-      throw new InvalidRequestError(
-        `messages[${i}].role must be one of ${CHAT_ROLES.join(', ')}; got ${JSON.stringify(role ?? null)}.`,
-        `messages[${i}].role`,
-        'invalid_value',
-      );
-    }
-  });
+  checkChatMessages(messages);
   const model = typeof record.model === 'string' ? record.model : undefined;
-  return { model, messages: messages as ChatMessage[], stream: record.stream === true, tools: record.tools, raw: record };
+  return { model, messages, stream: record.stream === true, tools: record.tools, raw: record };
 }

@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
 import { ContextdError } from '../errors.js';
 import { sendJson } from './send-json.js';
 
@@ -42,4 +42,29 @@ export function sendError(res: ServerResponse, error: unknown, extraHeaders: Rec
     return;
   }
   res.destroy();
+}
+
+/**
+ * The error as a whole response, head and every byte of the body, on a
+ * response left open: the caller ends it once it is done reading the request
+ * (http/lingering-close.ts). Call it before the head is sent.
+ */
+export function sendErrorLeavingOpen(res: ServerResponse, error: unknown, extraHeaders: Record<string, string> = {}): void {
+  const { status, body } = errorBody(error);
+  const json = JSON.stringify(body);
+  res.writeHead(status, { ...extraHeaders, 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) });
+  res.write(json);
+}
+
+/**
+ * The error as raw HTTP/1.1 bytes, with `connection: close`, for the socket
+ * of a request Node's parser gave up on: there is no response object then.
+ */
+export function rawErrorResponse(error: unknown): string {
+  const { status, body } = errorBody(error);
+  const json = JSON.stringify(body);
+  return (
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n` +
+    `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(json)}\r\nconnection: close\r\n\r\n${json}`
+  );
 }

@@ -2,18 +2,20 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
-import { BodyTooLargeError, NotFoundError } from '../errors.js';
+import { ContextdError, InvalidRequestError, NotFoundError } from '../errors.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { ConversationStore } from '../store/conversation-store.js';
 import type { WebSocketPassThrough } from '../upstream/websocket-pass-through.js';
 import { handleConversationApi, isConversationApiPath } from './conversation-api.js';
 import { handleChatWithMemory, type ChatCompletionsDeps } from './chat-completions.js';
+import { answerClientError } from './client-error.js';
 import { parseConversationId } from './conversation-identity.js';
 import { firstHeader } from './request-headers.js';
 import { matchChatCompletions, upstreamPathFor } from '../routing/api-paths.js';
 import { passThrough } from './pass-through.js';
 import type { RequestLog } from './request-log.js';
 import { recordRequest } from './record-request.js';
+import { answerBeforeBody, answerOnSocket } from './lingering-close.js';
 import { errorBody, sendError } from './send-error.js';
 import { sendJson } from './send-json.js';
 
@@ -30,14 +32,39 @@ export interface ServerDeps extends ChatCompletionsDeps {
 
 /** The HTTP front door: routes each request to memory, pass-through or ops, and logs one line per request. */
 export function createContextdServer(deps: ServerDeps): Server {
-  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
-    void handleRequest(req, res, deps);
-  });
+  const limits = deps.config.server;
+  // The response each socket is writing, for 'clientError' (a timeout may strike while a request is being handled).
+  const responses = new WeakMap<Duplex, ServerResponse>();
+  const server = createServer(
+    {
+      // Both cover receiving the request only, never the reply, however long it streams.
+      headersTimeout: limits.headerTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      // Node checks them every 30 s by default, which would stretch a 10 s timeout to 40 s.
+      connectionsCheckingInterval: Math.max(10, Math.min(1_000, Math.floor(shortestRequestTimeoutMs(limits) / 4))),
+      keepAliveTimeout: limits.idleTimeoutMs,
+    },
+    (req, res) => {
+      responses.set(req.socket, res);
+      void handleRequest(req, res, deps);
+    },
+  );
+  // Beyond it Node closes each new connection at once, unanswered (clients see a reset and may retry).
+  server.maxConnections = limits.maxConnections;
+  server.on('drop', () => deps.metrics.connectionsRefused.inc());
+  deps.metrics.countOpenConnections(
+    () => new Promise((resolve) => server.getConnections((error, count) => resolve(error === null ? count : 0))),
+  );
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = req.url ?? '/';
     const upstreamPath = upstreamPathFor(deps.config.upstream.kind, path);
     if (upstreamPath === undefined) {
-      socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      answerOnSocket(socket, new NotFoundError(`${req.method} ${path.split('?')[0]}`));
+      return;
+    }
+    if (req.method !== 'GET' || req.headers.upgrade?.toLowerCase() !== 'websocket') {
+      // Node hands every Upgrade request here, h2c included, and it cannot be served as plain HTTP/1.1 from here.
+      answerOnSocket(socket, new InvalidRequestError('contextd upgrades only to WebSocket (GET with Upgrade: websocket); send other requests without Upgrade.', 'upgrade', 'invalid_http'));
       return;
     }
     // The conversation header is contextd's own and never goes upstream; a WebSocket gets no memory.
@@ -45,11 +72,17 @@ export function createContextdServer(deps: ServerDeps): Server {
     deps.logger.info({ kind: 'websocket', path: path.split('?')[0] }, 'websocket pass-through');
     deps.websockets.upgrade(req, socket, head, deps.upstream.targetUrl(upstreamPath));
   });
-  server.on('clientError', (error, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-    deps.logger.debug({ err: error }, 'malformed HTTP from a client');
+  // contextd is not a forward proxy; without this listener Node would drop the connection unanswered.
+  server.on('connect', (req: IncomingMessage, socket: Duplex) => answerOnSocket(socket, new NotFoundError(`${req.method} ${req.url ?? ''}`)));
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+    const answer = answerClientError(error, socket, responses.get(socket));
+    deps.logger.debug({ err: error, status: answer?.status }, 'client error: request not readable or not received in time');
   });
   return server;
+}
+
+function shortestRequestTimeoutMs({ headerTimeoutMs, requestTimeoutMs }: { headerTimeoutMs: number; requestTimeoutMs: number }): number {
+  return requestTimeoutMs === 0 ? headerTimeoutMs : Math.min(headerTimeoutMs, requestTimeoutMs);
 }
 
 async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: ServerDeps): Promise<void> {
@@ -108,26 +141,19 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Se
       log.notStoredReason = log.clientAborted ? 'client disconnected' : (body.error.code ?? 'error');
     }
     if (isUnexpected && !log.clientAborted) deps.logger.error({ err: error, requestId: log.requestId }, 'request failed');
-    const isTooLarge = error instanceof BodyTooLargeError;
-    if (!log.clientAborted) sendError(res, error, isTooLarge ? { connection: 'close' } : {});
-    // A request body left unread would be parsed as the next request on this
-    // connection, and a client still sending would see a reset instead of our
-    // answer: read and discard it, up to a bound beyond which the connection is cut.
-    if (!req.complete) discardBody(req);
+    if (!log.clientAborted && !res.destroyed) {
+      // A client still sending its body must be able to read the answer: the
+      // connection closes only once the body is in (lingering-close.ts).
+      if (req.complete || res.headersSent) sendError(res, error);
+      else answerBeforeBody(req, res, error);
+    }
   } finally {
     if (!res.writableEnded && !res.destroyed) await new Promise((resolve) => res.once('close', resolve));
-    recordRequest(deps.metrics, deps.logger, log, { method: req.method, path, status: log.clientAborted === true ? 499 : res.statusCode, durationMs: performance.now() - startedAt });
+    // A request 'clientError' cut off (a timeout, a malformed chunk) was destroyed with the error it was answered.
+    const cutOff = req.errored instanceof ContextdError ? req.errored : undefined;
+    if (cutOff !== undefined) delete log.clientAborted;
+    const status = cutOff?.status ?? (log.clientAborted === true ? 499 : res.statusCode);
+    recordRequest(deps.metrics, deps.logger, log, { method: req.method, path, status, durationMs: performance.now() - startedAt });
   }
-}
-
-const MAX_DISCARDED_BYTES = 64 * 1024 * 1024;
-
-function discardBody(req: IncomingMessage): void {
-  let discarded = 0;
-  req.on('data', (chunk: Buffer) => {
-    discarded += chunk.length;
-    if (discarded > MAX_DISCARDED_BYTES) req.destroy();
-  });
-  req.resume();
 }
 

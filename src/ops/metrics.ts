@@ -87,6 +87,20 @@ export class Metrics {
     collect: (): void => this.pendingWrites.set(this.#pendingWrites()),
   });
 
+  #openConnections: () => Promise<number> = () => Promise.resolve(0);
+  readonly openConnections: Gauge = new Gauge({
+    name: 'contextd_connections',
+    help: 'Open client connections (WebSockets included); at server.max_connections new ones are refused.',
+    registers: [this.registry],
+    collect: async (): Promise<void> => this.openConnections.set(await this.#openConnections()),
+  });
+
+  readonly connectionsRefused = new Counter({
+    name: 'contextd_connections_refused_total',
+    help: 'Client connections closed unanswered because server.max_connections were open.',
+    registers: [this.registry],
+  });
+
   readonly summaries = new Counter({
     name: 'contextd_summaries_total',
     help: 'Summary jobs by outcome: stored, not_needed (under trigger_tokens), locked (another job runs), stale, retrying, failed, dropped (queue full).',
@@ -139,6 +153,11 @@ export class Metrics {
     labelNames: ['operation'] as const,
     registers: [this.registry],
   });
+
+  /** Where the open-connections gauge reads its value when scraped. */
+  countOpenConnections(source: () => Promise<number>): void {
+    this.#openConnections = source;
+  }
 
   /** Where the pending-writes gauge reads its value when scraped. */
   countPendingWrites(source: () => number): void {

@@ -36,7 +36,16 @@ describe('parseConfig: defaults', () => {
     const config = parseConfig(yaml, FILE, {});
     expect(config).toEqual({
       source: FILE,
-      server: { host: '0.0.0.0', port: 8787, maxBodyBytes: 10 * 1024 * 1024, shutdownTimeoutMs: 30_000 },
+      server: {
+        host: '0.0.0.0',
+        port: 8787,
+        maxBodyBytes: 10 * 1024 * 1024,
+        shutdownTimeoutMs: 30_000,
+        headerTimeoutMs: 30_000,
+        requestTimeoutMs: 300_000,
+        idleTimeoutMs: 65_000,
+        maxConnections: 1024,
+      },
       upstream: { kind: 'openai', baseUrl: 'https://api.openai.com/v1', apiVersion: '2024-10-21', timeoutMs: 600_000, connectTimeoutMs: 10_000 },
       conversation: { header: 'x-conversation-id', tenant: { kind: 'authorization' }, retryWindowMs: 0 },
       admin: { token: undefined },
@@ -76,7 +85,7 @@ describe('parseConfig: defaults', () => {
 
 describe('parseConfig: a full file', () => {
   const FULL = `
-server: { host: 127.0.0.1, port: 9000, body_limit: 512kb, shutdown_timeout: 250ms }
+server: { host: 127.0.0.1, port: 9000, body_limit: 512kb, shutdown_timeout: 250ms, header_timeout: 5s, request_timeout: 1m, idle_timeout: 10s, max_connections: 64 }
 upstream: { kind: azure, base_url: "https://res.openai.azure.com/openai/", api_version: 2025-01-01-preview, timeout: 5m, connect_timeout: 2s }
 conversation: { header: X-Thread-Id, tenant: "header:X-Tenant-Id", retry_window: 0 }
 admin: { token: s3cret-admin-token }
@@ -102,7 +111,16 @@ routes:
 
   test('every key is read, renamed and converted to its unit', () => {
     const config = parseConfig(FULL, FILE, {});
-    expect(config.server).toEqual({ host: '127.0.0.1', port: 9000, maxBodyBytes: 512 * 1024, shutdownTimeoutMs: 250 });
+    expect(config.server).toEqual({
+      host: '127.0.0.1',
+      port: 9000,
+      maxBodyBytes: 512 * 1024,
+      shutdownTimeoutMs: 250,
+      headerTimeoutMs: 5000,
+      requestTimeoutMs: 60_000,
+      idleTimeoutMs: 10_000,
+      maxConnections: 64,
+    });
     expect(config.upstream).toEqual({ kind: 'azure', baseUrl: 'https://res.openai.azure.com/openai', apiVersion: '2025-01-01-preview', timeoutMs: 300_000, connectTimeoutMs: 2000 });
     expect(config.conversation).toEqual({ header: 'x-thread-id', tenant: { kind: 'header', header: 'x-tenant-id' }, retryWindowMs: 0 });
     expect(config.admin).toEqual({ token: 's3cret-admin-token' });
@@ -158,6 +176,7 @@ routes:
     ['plain numbers as bytes', 'server: { body_limit: 100 }', (c: Config) => c.server.maxBodyBytes, 100],
     ['base_url without trailing slash', 'upstream: { base_url: "https://h/v1//" }', (c: Config) => c.upstream.baseUrl, 'https://h/v1'],
     ['tenant none', 'conversation: { tenant: none }', (c: Config) => c.conversation.tenant, { kind: 'none' }],
+    ['request_timeout 0 (off)', 'server: { request_timeout: 0 }', (c: Config) => c.server.requestTimeoutMs, 0],
   ])('reads %s', (_name, yaml, pick, expected) => {
     expect(pick(parseConfig(yaml, FILE, {}))).toEqual(expected);
   });
@@ -213,6 +232,9 @@ describe('parseConfig: validation', () => {
     ['server: { port: -1 }', 'server.port: expected a port number from 0 to 65535, got -1'],
     ['server: { body_limit: 10 megs }', 'server.body_limit: expected a positive size (512kb, 10mb, 1gb or a number of bytes), got "10 megs"'],
     ['server: { body_limit: 0 }', 'server.body_limit: expected a positive size (512kb, 10mb, 1gb or a number of bytes), got 0'],
+    ['server: { header_timeout: 0 }', 'server.header_timeout: expected a positive duration up to 24d (250ms, 10s, 5m, 24h, 7d or a number of milliseconds), got 0'],
+    ['server: { idle_timeout: forever }', 'server.idle_timeout: expected a positive duration up to 24d (250ms, 10s, 5m, 24h, 7d or a number of milliseconds), got "forever"'],
+    ['server: { max_connections: 0 }', 'server.max_connections: expected a positive integer, got 0'],
     ['upstream: { timeout: soon }', 'upstream.timeout: expected a positive duration up to 24d (250ms, 10s, 5m, 24h, 7d or a number of milliseconds), got "soon"'],
     ['upstream: { timeout: 30d }', 'upstream.timeout: expected a positive duration up to 24d (250ms, 10s, 5m, 24h, 7d or a number of milliseconds), got "30d"'],
     ['upstream: { base_url: "ftp://h/v1" }', 'upstream.base_url: expected an http:// or https:// URL without query or fragment, got "ftp://h/v1"'],
@@ -324,6 +346,11 @@ routes:
       'the tenant header equal to the conversation header',
       'conversation: { header: x-id, tenant: "header:X-Id" }',
       ['conversation.tenant: the tenant header must differ from conversation.header'],
+    ],
+    [
+      'a request_timeout shorter than header_timeout',
+      'server: { header_timeout: 10s, request_timeout: 5s }',
+      ['server.request_timeout: must be at least server.header_timeout (or 0: off), since the headers are part of the request'],
     ],
     [
       'the raw authorization header as tenant',

@@ -41,3 +41,36 @@ describe('storedDigest', () => {
     expect(storedDigest(current)).toBe(current.digest);
   });
 });
+
+describe('tool-call arguments holding deeply nested JSON (issue 12)', () => {
+  // Not in canonical form (a space after the colon), so the canonical form and the text differ.
+  const deep = (levels: number): string => `{"q": ${'['.repeat(levels)}${']'.repeat(levels)}}`;
+
+  test('10,000 levels: no stack overflow; compared as text', () => {
+    expect(digestMessage(call(deep(10_000)))).toBe(digestMessage(call(deep(10_000))));
+    expect(digestMessage(call(deep(10_000)))).not.toBe(digestMessage(call(deep(9_999))));
+    // As text past 128 levels, so whitespace counts there; the canonical form is for the nesting real arguments have.
+    expect(digestMessage(call(deep(200)))).not.toBe(digestMessage(call(deep(200).replace(': ', ':'))));
+    expect(digestMessage(call(deep(120)))).toBe(digestMessage(call(deep(120).replace(': ', ':'))));
+  });
+
+  test('the digest does not depend on how deep the caller stack is', () => {
+    // 2,000 levels canonicalise on an empty stack but overflowed a deeper one, where the
+    // overflow was caught and the text used instead: one message, two digests.
+    const message = call(deep(2_000));
+    const expected = digestMessage(message);
+    const atDepth = (frames: number): string => (frames === 0 ? digestMessage(message) : atDepth(frames - 1));
+    let checked = 0;
+    for (let frames = 0; ; frames += 100) {
+      let digest: string;
+      try {
+        digest = atDepth(frames);
+      } catch {
+        break; // the stack ran out outside the digest's own walk: deep enough
+      }
+      expect(digest, `digest ${frames} frames deep`).toBe(expected);
+      checked++;
+    }
+    expect(checked).toBeGreaterThan(10);
+  });
+});
