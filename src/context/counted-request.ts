@@ -17,7 +17,6 @@ export class CountedRequest {
   readonly #counter: TokenCounter;
   readonly #instructionCounts: TokenCountCache;
   readonly #digests: (string | undefined)[] = [];
-  readonly #tokens = new Map<number, number>();
 
   constructor(messages: readonly ChatMessage[], counter: TokenCounter, instructionCounts: TokenCountCache) {
     this.messages = messages;
@@ -27,18 +26,6 @@ export class CountedRequest {
 
   /** The canonical digest of message `i` (the split compares many, the store keeps the turn's). */
   readonly digestAt = (i: number): string => (this.#digests[i] ??= digestMessage(this.messages[i]!));
-
-  /**
-   * Turn pre-count: counts the trailing user and tool messages, which are the
-   * new turn unless the split finds them stored, while the store answers.
-   */
-  async countLikelyTurn(): Promise<void> {
-    for (let i = this.messages.length - 1; i >= 0; i--) {
-      const message = this.messages[i]!;
-      if (message.role !== 'user' && message.role !== 'tool') break;
-      this.#tokens.set(i, await countMessageYielding(this.#counter, message));
-    }
-  }
 
   /** The pinned instructions, counted through the cache: they repeat on every turn. */
   async instructions(split: SplitRequest): Promise<CountedMessage[]> {
@@ -58,7 +45,7 @@ export class CountedRequest {
     }
     for (let i = split.turnStart; i < this.messages.length; i++) {
       const message = this.messages[i]!;
-      turn.push({ message, tokens: this.#tokens.get(i) ?? (await countMessageYielding(this.#counter, message)), digest: this.digestAt(i) });
+      turn.push({ message, tokens: await countMessageYielding(this.#counter, message), digest: this.digestAt(i) });
     }
     return turn;
   }

@@ -20,7 +20,7 @@ import type { ForwardOutcome } from '../upstream/forward.js';
 import type { UpstreamClient } from '../upstream/upstream-client.js';
 import { conversationKey, resolveTenant } from './conversation-identity.js';
 import { forwardWithMemory, type MemoryForward } from './forward-with-memory.js';
-import { loadWindow, WindowPrefetch, type WindowSource } from './load-window.js';
+import { loadWindow, type WindowSource } from './load-window.js';
 import { memoryHeaders } from './memory-headers.js';
 import { parseChatRequest } from './parse-chat-request.js';
 import { readBody } from './read-body.js';
@@ -63,7 +63,6 @@ export interface ChatTarget {
 export async function handleChatWithMemory(req: IncomingMessage, res: ServerResponse, target: ChatTarget, deps: ChatCompletionsDeps, log: RequestLog): Promise<void> {
   const startedAt = performance.now();
   const key = conversationKey(resolveTenant(req.headers, deps.config.conversation.tenant), target.conversation);
-  const prefetch = new WindowPrefetch(deps.routes, { path: target.path, headers: req.headers }, (budgetTokens) => loadWindow(deps.windows, key, budgetTokens));
   const body = parseChatRequest(await readBody(req, deps.config.server.maxBodyBytes));
 
   // 1. Match the route: its budget, encoding, summary and failure policies.
@@ -73,10 +72,8 @@ export async function handleChatWithMemory(req: IncomingMessage, res: ServerResp
   const counter = tokenCounterFor(encodingForModel(model ?? '', route.budget.encoding));
   const request = new CountedRequest(body.messages, counter, deps.instructionCounts);
 
-  // 2. Load the recent window (+ this instance's unstored turns), counting the likely new turn meanwhile.
-  const loading = prefetch.forRoute(route);
-  await request.countLikelyTurn();
-  const snapshot = await loading.catch((error: unknown) => whenStoreDown(error, route, deps.logger, log));
+  // 2. Load the recent window (+ this instance's unstored turns).
+  const snapshot = await loadWindow(deps.windows, key, route.budget.maxContextTokens).catch((error: unknown) => whenStoreDown(error, route, deps.logger, log));
   const forward = (upstreamBodyText: string, responseHeaders: Record<string, string>, tee?: MemoryForward['tee']): Promise<ForwardOutcome> => {
     log.addedMs = performance.now() - startedAt;
     return forwardWithMemory(req, res, deps.upstream, deps.config.conversation.header, {

@@ -1,7 +1,4 @@
-import type { IncomingHttpHeaders } from 'node:http';
 import type { ConversationKey, ConversationSnapshot } from '../domain.js';
-import type { RouteMatcher } from '../routing/match-route.js';
-import type { Route } from '../routing/route.js';
 import type { LoadLimits } from '../store/conversation-store.js';
 
 /** Where windows are read from: the store, with this instance's unstored turns (ReadYourWrites). */
@@ -22,35 +19,4 @@ export async function loadWindow(source: WindowSource, key: ConversationKey, bud
     return source.load(key, { maxTokens: Number.MAX_SAFE_INTEGER, maxMessages: loaded.messages.length + MAX_PARALLEL_CALLS });
   }
   return loaded;
-}
-
-/**
- * Window prefetch: the store is asked while the request body arrives and is
- * parsed, when the path and headers alone settle what to ask (every route the
- * request can match loads alike). Otherwise the load starts once the route is
- * known. A prefetch the request never uses (it failed first) is left to settle.
- */
-export class WindowPrefetch {
-  readonly #early: { route: Route; window: Promise<ConversationSnapshot> } | undefined;
-  readonly #load: (budgetTokens: number) => Promise<ConversationSnapshot>;
-
-  constructor(routes: RouteMatcher, request: { path: string; headers: IncomingHttpHeaders }, load: (budgetTokens: number) => Promise<ConversationSnapshot>) {
-    this.#load = load;
-    const [first, ...others] = routes.candidates(request);
-    if (first === undefined || !others.every((route) => loadsAlike(first, route))) return;
-    const window = load(first.budget.maxContextTokens);
-    window.catch(() => undefined);
-    this.#early = { route: first, window };
-  }
-
-  /** The window for the route the request matched. */
-  forRoute(route: Route): Promise<ConversationSnapshot> {
-    const early = this.#early;
-    return early !== undefined && loadsAlike(early.route, route) ? early.window : this.#load(route.budget.maxContextTokens);
-  }
-}
-
-/** Whether two routes ask the store the same (its failure is the matched route's to handle). */
-function loadsAlike(a: Route, b: Route): boolean {
-  return a.budget.maxContextTokens === b.budget.maxContextTokens;
 }

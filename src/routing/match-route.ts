@@ -13,12 +13,6 @@ export interface RouteRequest {
 
 export interface RouteMatcher {
   match(request: RouteRequest): Route;
-  /**
-   * The routes a request with this path and these headers can get, whatever
-   * its model, in match order (the body, which names the model, may not have
-   * arrived yet). `match` picks one of them.
-   */
-  candidates(request: Omit<RouteRequest, 'model'>): Route[];
 }
 
 type Condition = (request: RouteRequest) => boolean;
@@ -30,9 +24,6 @@ export function compileRoutes(routes: readonly Route[]): RouteMatcher {
   const compiled = routes.map((route) => ({
     route,
     conditions: compileConditions(route),
-    dependsOnModel: route.match.model !== undefined,
-    // Whatever the model: the route's other conditions.
-    withoutModel: compileConditions({ ...route, match: { ...route.match, model: undefined } }),
   }));
   return {
     match(request) {
@@ -40,18 +31,6 @@ export function compileRoutes(routes: readonly Route[]): RouteMatcher {
         if (conditions.every((condition) => condition(request))) return route;
       }
       return fallback;
-    },
-    candidates(request) {
-      const found: Route[] = [];
-      const anyModel = { ...request, model: undefined };
-      for (const { route, withoutModel, dependsOnModel } of compiled) {
-        if (!withoutModel.every((condition) => condition(anyModel))) continue;
-        found.push(route);
-        // A route without a model condition is taken whenever it is reached.
-        if (!dependsOnModel) return found;
-      }
-      found.push(fallback);
-      return found;
     },
   };
 }

@@ -89,26 +89,3 @@ describe('globToRegExp', () => {
     expect(globToRegExp(glob).test(text)).toBe(matches);
   });
 });
-
-describe('candidates: the routes a request can get before its model is known', () => {
-  const names = (headers: RouteRequest['headers'], path = '/v1/chat/completions'): string[] =>
-    matcher.candidates({ path, headers }).map((route) => route.name);
-
-  test.each<[string, RouteRequest['headers'], string, string[]]>([
-    ['a route without a model condition that matches ends the list', { 'x-route': 'support' }, '/v1/chat/completions', ['support-bot']],
-    ['model routes stay candidates, then the defaults', {}, '/v1/chat/completions', ['small-models', 'default']],
-    ['a route whose other conditions fail is no candidate', { 'x-tenant': 'beta-1' }, '/v1/chat/completions', ['small-models', 'default']],
-    ['every condition but the model met', { 'x-tenant': 'beta-1', 'x-tier': 'gold' }, '/v1/chat/completions', ['small-models', 'tenant-beta-gpt4', 'default']],
-    ['a path route without a model ends it', {}, '/v1/responses', ['small-models', 'responses']],
-  ])('%s', (_label, headers, path, expected) => {
-    expect(names(headers, path)).toEqual(expected);
-  });
-
-  test('match always picks one of the candidates', () => {
-    for (const headers of [{}, { 'x-route': 'support' }, { 'x-tenant': 'beta-1', 'x-tier': 'gold' }]) {
-      for (const model of [undefined, 'gpt-4o', 'gpt-4o-mini-2024', 'gpt-4.1']) {
-        expect(names(headers)).toContain(matcher.match(request({ headers, model })).name);
-      }
-    }
-  });
-});
