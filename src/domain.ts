@@ -87,13 +87,20 @@ export interface ConversationSnapshot {
   messages: StoredMessage[];
   /** Highest seq stored (0 for a new conversation). */
   lastSeq: number;
-  /** Whether the hot tier answered: `hit`, `miss` (served by a slower tier) or `none` (no tiers). */
-  cache: 'hit' | 'miss' | 'none';
+  /**
+   * Whether the hot tier answered: `hit`, `miss` (served by a slower tier), `none` (no cache tier), or
+   * `partial`: the hot tier answered alone while the durable tier could not (down, or slower than the
+   * cold-read deadline), so history the durable tier may hold is not in the window, only the turns
+   * made since (docs/storage.md, "Unmerged conversations").
+   */
+  cache: 'hit' | 'miss' | 'none' | 'partial';
 }
 
 export interface AppendOptions {
   /** Idempotency-Key of the request that produced the turn: a second append with it stores nothing. */
   turnKey?: string;
+  /** When the turn was made, if not now: a turn merged into the durable tier later keeps its time. */
+  createdAtMs?: number;
 }
 
 export interface AppendResult {

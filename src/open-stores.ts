@@ -14,6 +14,7 @@ import { InProcessLock } from './store/in-process-lock.js';
 import { MemoryStore } from './store/memory-store.js';
 import { connectMongo, keepConnecting } from './store/mongo/connection.js';
 import { MongoStore } from './store/mongo/mongo-store.js';
+import { OutageMerge } from './store/outage-merge.js';
 import { connectRedis, whenRedisReady } from './store/redis/connection.js';
 import { RedisStore } from './store/redis/redis-store.js';
 import { RedisTracking } from './store/redis/tracking.js';
@@ -106,7 +107,11 @@ async function openMongo(config: MongoConfig, health: StoreHealth, logger: Logge
   const store = new MongoStore({ db: client.db(config.database) });
   // Indexes are created at start; if MongoDB is down now, on its first answer.
   const ensureIndexes = (): Promise<void> => callTier(health, 'mongodb', 'ensureIndexes', Math.max(config.timeoutMs, 10_000), () => store.ensureIndexes());
-  await ensureIndexes().catch((error: unknown) => {
+  // After the first connection attempt: a command racing an attempt that fails
+  // meets the topology it closes, and reports "Topology is closed" instead of why.
+  const firstError = await connecting.firstAttempt;
+  if (firstError !== undefined) health.failed('mongodb', firstError);
+  await (firstError === undefined ? ensureIndexes() : Promise.reject(firstError)).catch((error: unknown) => {
     logger.warn({ err: error }, 'MongoDB did not answer at start; indexes will be created when it does');
     const again = (): void => {
       setTimeout(() => void ensureIndexes().catch(again), 2_000).unref();
@@ -140,6 +145,8 @@ async function openTiers(redisConfig: RedisConfig | undefined, mongoConfig: Mong
     health,
     redisTimeoutMs: redisConfig?.timeoutMs ?? 0,
     mongoTimeoutMs: mongoConfig?.timeoutMs ?? 0,
+    // A cold read never waits longer than any MongoDB call may.
+    coldReadTimeoutMs: mongoConfig === undefined ? 0 : Math.min(mongoConfig.coldReadTimeoutMs, mongoConfig.timeoutMs),
     maxCachedMessages: redisConfig?.maxCachedMessages ?? 0,
     onFlushNeeded: () => flusher?.notify(),
     flushesSettled: async () => flusher?.idle(),
@@ -178,11 +185,20 @@ function startFlusher(
   logger: Logger,
   metrics: Metrics,
 ): OutboxFlusher {
+  const flushSource = redis.flushStore ?? redis.store;
   const flusher = new OutboxFlusher({
-    redis: redis.flushStore ?? redis.store,
+    redis: flushSource,
     // With tracking, flushedSeq advances on the tracked connection, so a flush does not untrack what this process holds.
     ...(redis.tracking !== undefined ? { marker: redis.store } : {}),
     mongo,
+    merge: new OutageMerge({
+      hot: flushSource,
+      durable: mongo,
+      health,
+      redisTimeoutMs: redisConfig.timeoutMs,
+      mongoTimeoutMs: mongoConfig.timeoutMs,
+      maxCachedMessages: redisConfig.maxCachedMessages,
+    }),
     health,
     redisTimeoutMs: redisConfig.timeoutMs,
     mongoTimeoutMs: mongoConfig.timeoutMs,
@@ -204,3 +220,5 @@ function startFlusher(
   flusher.start();
   return flusher;
 }
+
+/** The request path's deadline for MongoDB when Redis has answered (TieredStore), never longer than MongoDB's own. */

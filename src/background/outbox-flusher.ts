@@ -7,10 +7,13 @@
 // A round carries every due conversation it claims (up to batchSize) in one
 // MongoDB insert, and a turn waits flushDelayMs before its round starts, so
 // that under load many turns share a round instead of each paying its own.
+// An unmerged conversation (Redis took it while MongoDB could not tell its
+// state; its seqs are provisional) is not upserted but merged: its turns are
+// appended after what MongoDB holds and Redis is rebased (store/outage-merge.ts).
 
 import type { ConversationKey, StoredMessage, Summary } from '../domain.js';
 import { conversationKeyString } from '../domain.js';
-import type { FlushSource, FlushTarget } from '../store/conversation-store.js';
+import type { FlushSource, FlushTarget, Unflushed, UnmergedMerge } from '../store/conversation-store.js';
 import { callTier, type StoreHealth } from '../store/store-health.js';
 
 export interface OutboxFlusherOptions {
@@ -23,6 +26,8 @@ export interface OutboxFlusherOptions {
    */
   marker?: Pick<FlushSource, 'markFlushed'>;
   mongo: FlushTarget;
+  /** Merges unmerged conversations (store/outage-merge.ts). */
+  merge: UnmergedMerge;
   health: StoreHealth;
   redisTimeoutMs: number;
   mongoTimeoutMs: number;
@@ -121,6 +126,10 @@ export class OutboxFlusher {
   async #round(): Promise<number> {
     const { health, redis, mongo } = this.#o;
     if (!health.isUsable('redis') || !health.isUsable('mongodb')) return 0;
+    // A MongoDB seen failing is asked first: a round that claims and then cannot
+    // write would hold its claims for the lease, and after a crash of this
+    // instance no other could take them over until the lease ran out.
+    if (!health.isUp('mongodb') && !(await this.#mongo('ping', () => mongo.ping()).then(() => true, () => false))) return 0;
     if (this.#now() >= this.#nextSweepAtMs) {
       this.#nextSweepAtMs = this.#now() + this.#o.sweepIntervalMs;
       await this.#redis('sweepDirty', () => redis.sweepDirty());
@@ -141,7 +150,9 @@ export class OutboxFlusher {
       ),
     );
     const claims = read.filter((claim) => claim !== undefined);
-    const pending = claims.filter((claim) => claim.messages.length > 0);
+    const unmerged = claims.filter(isUnmerged);
+    const flushable = claims.filter((claim) => !isUnmerged(claim));
+    const pending = flushable.filter((claim) => claim.messages.length > 0);
     let results;
     try {
       results = await this.#mongo('upsertAllocatedMany', () => mongo.upsertAllocatedMany(pending));
@@ -158,14 +169,42 @@ export class OutboxFlusher {
           await this.#mongo('append', () => mongo.append(claim.key, result.conflicts.map(({ message, tokens, digest }) => ({ message, tokens, digest }))));
         } catch (error) {
           // The others are in: mark them; this one is flushed again (its stored seqs count as stored then).
-          await Promise.all(claims.map((other) => (other === claim ? this.#handBack(claim.key, claim.flushedSeq) : this.#markFlushed(other))));
+          await Promise.all(claims.map((other) => (other === claim || isUnmerged(other) ? this.#handBack(other.key, other.flushedSeq) : this.#markFlushed(other))));
           throw error;
         }
       }
       this.#o.onFlushed(claim.key, claim.messages.map((m) => m.seq), result);
     }
-    await Promise.all(claims.map((claim) => this.#markFlushed(claim)));
-    return claims.length;
+    // Merges never reject: each one that fails is handed back and reported on its own.
+    const merging = Promise.all(unmerged.map((claim) => this.#merge(claim)));
+    try {
+      await Promise.all(flushable.map((claim) => this.#markFlushed(claim)));
+    } finally {
+      await merging;
+    }
+    return claims.length - (await merging).filter((isMerged) => !isMerged).length;
+  }
+
+  /**
+   * Merges an unmerged conversation (false when it failed); a merge that fails
+   * is handed back, and when it runs again its turns already in MongoDB dedupe by key.
+   */
+  async #merge(claim: Unflushed & { key: ConversationKey; unmergedIncarnation: string }): Promise<boolean> {
+    try {
+      const result = await this.#o.merge.merge(claim.key, claim);
+      if (result === undefined) {
+        // Gone, or merged by another instance: markFlushed settles its dirty entry.
+        await this.#handBack(claim.key, 0);
+        return true;
+      }
+      this.#o.onFlushed(claim.key, result.seqs, result);
+      await this.#redis('markFlushed', () => (this.#o.marker ?? this.#o.redis).markFlushed(claim.key, result.throughSeq));
+      return true;
+    } catch (error) {
+      await this.#handBack(claim.key, 0);
+      this.#o.onError('merge', error);
+      return false;
+    }
   }
 
   /** Advances the claim's flushedSeq and hands over a summary MongoDB may lack. */
@@ -197,4 +236,8 @@ export class OutboxFlusher {
   #mongo<T>(operation: string, call: () => Promise<T>): Promise<T> {
     return callTier(this.#o.health, 'mongodb', operation, this.#o.mongoTimeoutMs, call);
   }
+}
+
+function isUnmerged<T extends Unflushed>(claim: T): claim is T & { unmergedIncarnation: string } {
+  return claim.unmergedIncarnation !== undefined;
 }

@@ -149,6 +149,11 @@ const storageSchema = z.strictObject({
       url: mongodbUrl.prefault('').describe('mongodb:// or mongodb+srv:// URL of the durable store; empty means not used. MONGODB_URL fills it when empty.'),
       database: databaseName.prefault('contextd').describe('Database holding the messages and conversations collections.'),
       timeout: storeTimeout.prefault('3s').describe('Longest any MongoDB call may take before the request goes on without it.'),
+      cold_read_timeout: storeTimeout
+        .prefault('400ms')
+        .describe(
+          'With Redis in front: how long a request waits for MongoDB for history Redis lacks; beyond it the request goes on with what Redis holds (partial), the read finishes in the background, and turns made meanwhile are kept in Redis and merged later. Missing it does not mark MongoDB down.',
+        ),
       flush_delay: flushDelay
         .prefault('100ms')
         .describe(
@@ -156,7 +161,7 @@ const storageSchema = z.strictObject({
         ),
     })
     .transform((mongodb) =>
-      mongodb.url === '' ? undefined : { url: mongodb.url, database: mongodb.database, timeoutMs: mongodb.timeout, flushDelayMs: mongodb.flush_delay },
+      mongodb.url === '' ? undefined : { url: mongodb.url, database: mongodb.database, timeoutMs: mongodb.timeout, coldReadTimeoutMs: mongodb.cold_read_timeout, flushDelayMs: mongodb.flush_delay },
     )
     .prefault({}),
 })

@@ -36,16 +36,49 @@ export interface ConversationStore {
   close(): Promise<void>;
 }
 
+/**
+ * What the hot tier holds that the durable tier lacks: the messages above
+ * flushedSeq, oldest first, with cumTokens, and the hot tier's summary.
+ */
+export interface Unflushed {
+  flushedSeq: number;
+  messages: StoredMessage[];
+  summary: Summary | undefined;
+  /**
+   * Set when the conversation is unmerged (the hot tier took it while the
+   * durable tier could not tell its state; docs/storage.md): its incarnation.
+   * Its seqs are then provisional, from 1, and `messages` is all of it.
+   */
+  unmergedIncarnation?: string;
+}
+
+/** One turn of an unmerged conversation as the durable tier numbered it (for the hot tier's turn-key dedupe). */
+export interface MergedTurnKey {
+  turnKey: string;
+  firstSeq: number;
+  count: number;
+}
+
+/** What a rebase did: replaced the conversation; found newer turns than the merge saw; found it gone or merged already. */
+export type RebaseOutcome = 'rebased' | 'moved' | 'gone';
+
 /** The hot tier as the flusher sees it: turns waiting to reach the durable tier. */
 export interface FlushSource {
   /** Claims up to `limit` conversations whose flush is due, leasing them for `leaseMs`. */
   claimDirty(limit: number, leaseMs: number, nowMs: number): Promise<ConversationKey[]>;
-  /** Messages above flushedSeq, oldest first, with cumTokens, and the hot tier's summary (read in the same step). */
-  unflushed(key: ConversationKey): Promise<{ flushedSeq: number; messages: StoredMessage[]; summary: Summary | undefined }>;
+  /** Messages above flushedSeq and the hot tier's summary, read in the same step. */
+  unflushed(key: ConversationKey): Promise<Unflushed>;
   /** Records that the durable tier holds everything up to `seq` (0: hand the claim back unchanged). */
   markFlushed(key: ConversationKey, seq: number): Promise<void>;
   /** Finds conversations with unflushed messages that are missing from the due list. */
   sweepDirty(): Promise<number>;
+  /**
+   * An unmerged conversation whose turns are all in the durable tier now:
+   * replaced, in one step, by the durable tier's state (as warm seeds it), if
+   * it is still the unmerged incarnation `expected` names with `expected.lastSeq`
+   * its last provisional seq. `turnKeys` are remembered for deduplication.
+   */
+  rebase(key: ConversationKey, expected: { incarnation: string; lastSeq: number }, state: WarmState, turnKeys: readonly MergedTurnKey[]): Promise<RebaseOutcome>;
   /** The conversation's summary, if the hot tier holds one. */
   load: ConversationStore['load'];
 }
@@ -66,6 +99,32 @@ export interface FlushTarget {
   upsertAllocatedMany(batches: readonly { key: ConversationKey; messages: readonly StoredMessage[] }[]): Promise<UpsertAllocatedResult[]>;
   append: ConversationStore['append'];
   replaceSummary: ConversationStore['replaceSummary'];
+  /** For merging an unmerged conversation: the durable tier's newest messages and state, to rebase the hot tier on. */
+  load: ConversationStore['load'];
+  conversationState: DurableTier['conversationState'];
+  /** The flusher asks a durable tier it saw fail before it claims anything. */
+  ping: ConversationStore['ping'];
+}
+
+/** What a merge stored: the seqs its turns have in the durable tier, and how many messages were new there. */
+export interface UnmergedMergeResult {
+  /** The durable tier holds the conversation through this seq; the hot tier was rebased on it. */
+  throughSeq: number;
+  seqs: number[];
+  inserted: number;
+  /** Messages of turns the durable tier held already (a merge repeated after a crash). */
+  alreadyStored: number;
+}
+
+/** Brings an unmerged conversation's turns into the durable tier and rebases the hot tier (store/outage-merge.ts). */
+export interface UnmergedMerge {
+  /**
+   * Appends the turns of `unflushed` (an unmerged conversation) after what the
+   * durable tier holds, in order and by turn key (so a merge repeated after a
+   * crash stores none twice), then rebases the hot tier on the result.
+   * Undefined when the conversation is gone or another instance merged it.
+   */
+  merge(key: ConversationKey, unflushed: Unflushed & { unmergedIncarnation: string }): Promise<UnmergedMergeResult | undefined>;
 }
 
 /** A held lock; `token` grows with every acquisition (a fencing token). */
@@ -97,6 +156,12 @@ export interface WarmState extends ConversationState {
 export interface HotTier extends ConversationStore {
   /** Seeds a conversation the tier does not hold (everything flushed); a no-op if it holds it already. */
   warm(key: ConversationKey, state: WarmState): Promise<void>;
+  /**
+   * append, but a conversation the tier does not hold is taken unmerged
+   * (its durable state unknown, seqs provisional from 1) instead of refused:
+   * for when the durable tier cannot seed it in time.
+   */
+  appendUnmerged: ConversationStore['append'];
   unflushed: FlushSource['unflushed'];
   /** The summary lock every instance sharing the tier sees. */
   acquireSummaryLock(key: ConversationKey, ttlMs: number): Promise<LockLease | undefined>;

@@ -3,7 +3,18 @@
 // the background). Writes: Redis allocates seqs and keeps the turn until the
 // flusher has put it in MongoDB; with Redis down, MongoDB allocates and stores
 // directly. Every tier call has a deadline and reports to StoreHealth.
+//
+// When Redis answers, MongoDB is given only the cold-read deadline on the
+// request path (coldReadTimeoutMs, far shorter than its call deadline): a
+// MongoDB that is down, or slower than that, leaves Redis to take the
+// conversation *unmerged* (docs/storage.md): the turns made meanwhile are
+// stored in Redis at once, with provisional seqs, and read back from there
+// (`partial`), until the flusher appends them after what MongoDB holds and
+// rebases Redis (outage-merge.ts). The read that missed the deadline goes on
+// in the background and warms Redis if it can still be first. The deadline is
+// not a failure of MongoDB: only the call's own deadline counts in StoreHealth.
 
+import { randomUUID } from 'node:crypto';
 import type { AppendOptions, AppendResult, ConversationKey, ConversationSnapshot, NewMessage, StoredMessage, Summary } from '../domain.js';
 import { conversationKeyString } from '../domain.js';
 import { ColdConversationError, StoreUnavailableError } from '../errors.js';
@@ -11,6 +22,7 @@ import { startWindowWalk } from '../context/window-cut.js';
 import type { ConversationStore, DurableTier, HotTier, LoadLimits, LockLease, SummaryLock } from './conversation-store.js';
 import { InProcessLock } from './in-process-lock.js';
 import { callTier, type StoreHealth, type TierName } from './store-health.js';
+import { readWarmState } from './warm-state.js';
 
 export interface TieredStoreOptions {
   /** The hot tier: a RedisStore, in cache mode in front of a durable tier, standalone without one. */
@@ -20,6 +32,12 @@ export interface TieredStoreOptions {
   health: StoreHealth;
   redisTimeoutMs: number;
   mongoTimeoutMs: number;
+  /**
+   * How long the request path waits for MongoDB when Redis has answered (a
+   * cold read; seeding Redis for a turn's append): beyond it Redis takes the
+   * conversation unmerged and the read goes on in the background.
+   */
+  coldReadTimeoutMs: number;
   /** How many recent messages a warmed Redis conversation starts with. */
   maxCachedMessages: number;
   /** A turn reached Redis and waits for the flusher. */
@@ -33,11 +51,15 @@ export interface TieredStoreOptions {
 }
 
 const isCold = (error: unknown): boolean => error instanceof ColdConversationError;
+const DEADLINE_PASSED = Symbol('deadline passed');
+/** What a load answers when Redis does not hold the conversation and MongoDB cannot say in time: nothing yet, history unknown. */
+const unknownHistory = (): ConversationSnapshot => ({ summary: undefined, messages: [], lastSeq: 0, cache: 'partial' });
 
 export class TieredStore implements ConversationStore, SummaryLock {
   readonly #o: TieredStoreOptions;
   readonly #localLock = new InProcessLock();
-  readonly #warming = new Map<string, Promise<void>>();
+  /** Background warm-ups by conversation, each resolving true once Redis holds the conversation seeded from MongoDB. */
+  readonly #warming = new Map<string, Promise<boolean>>();
   /** Conversations written to MongoDB directly while Redis was down: Redis's copy may be stale. */
   readonly #staleInRedis = new Map<string, ConversationKey>();
 
@@ -47,33 +69,51 @@ export class TieredStore implements ConversationStore, SummaryLock {
 
   async load(key: ConversationKey, limits: LoadLimits): Promise<ConversationSnapshot> {
     const { redis, mongo } = this.#o;
-    let partial: ConversationSnapshot | undefined;
+    // What Redis answered, when MongoDB is still to be asked: a window short of older history, or a miss.
+    let hot: ConversationSnapshot | undefined;
     // A conversation written to MongoDB while Redis was down is read from MongoDB
     // until its Redis copy, which lacks those turns, has been dropped.
     const isStaleInRedis = this.#staleInRedis.size > 0 && this.#staleInRedis.has(conversationKeyString(key));
     if (redis !== undefined && !isStaleInRedis && this.#usable('redis')) {
       try {
-        const hot = await this.#redis('load', () => redis.load(key, limits));
-        if (mongo === undefined) return hot;
-        if (hot.cache === 'hit') {
-          if (isWholeWindow(hot, limits)) return hot;
-          // Redis holds fewer messages than the budget could take: MongoDB has the rest.
-          partial = hot;
-        }
+        const answer = await this.#redis('load', () => redis.load(key, limits));
+        // Unmerged (partial): the turns made while MongoDB could not answer; the flusher puts MongoDB's history in front.
+        if (mongo === undefined || answer.cache === 'partial') return answer;
+        // Redis holds fewer messages than the budget could take: MongoDB has the rest.
+        if (answer.cache === 'hit' && isWholeWindow(answer, limits)) return answer;
+        hot = answer;
       } catch {
         // Redis is down or slow: MongoDB answers, the client sees no error.
       }
     }
     if (mongo === undefined) throw new StoreUnavailableError(new Error('Redis did not answer'));
-    try {
-      const cold = await this.#mongo('load', () => mongo.load(key, limits));
-      if (partial !== undefined) return mergeWindows(partial, cold, limits);
-      if (redis !== undefined && this.#o.health.isUp('redis')) this.#warmLater(key, cold);
-      return { ...cold, cache: redis !== undefined && this.#o.health.isUp('redis') ? 'miss' : 'none' };
-    } catch (error) {
-      if (partial !== undefined) return partial;
-      throw new StoreUnavailableError(error);
+    if (hot === undefined) {
+      // Redis cannot take the conversation: MongoDB is all there is, however long it takes.
+      try {
+        const cold = await this.#mongo('load', () => mongo.load(key, limits));
+        return { ...cold, cache: redis !== undefined && this.#o.health.isUp('redis') ? 'miss' : 'none' };
+      } catch (error) {
+        throw new StoreUnavailableError(error);
+      }
     }
+    const partial = hot.cache === 'hit' ? hot : undefined;
+    const unanswered = partial ?? unknownHistory();
+    if (!this.#usable('mongodb')) return unanswered;
+    const reading = this.#mongo('load', () => mongo.load(key, limits));
+    let cold: ConversationSnapshot | typeof DEADLINE_PASSED;
+    try {
+      cold = await withinDeadline(reading, this.#o.coldReadTimeoutMs);
+    } catch {
+      return unanswered;
+    }
+    if (cold === DEADLINE_PASSED) {
+      // MongoDB is slow, not down: its answer still warms Redis, unless a turn has made the conversation unmerged first.
+      if (partial === undefined) void this.#warmInBackground(key, reading);
+      return unanswered;
+    }
+    if (partial !== undefined) return mergeWindows(partial, cold, limits);
+    if (this.#o.health.isUp('redis')) void this.#warmInBackground(key, Promise.resolve(cold));
+    return { ...cold, cache: 'miss' };
   }
 
   async listMessages(key: ConversationKey, page: { afterSeq: number; limit: number }): Promise<StoredMessage[]> {
@@ -102,12 +142,14 @@ export class TieredStore implements ConversationStore, SummaryLock {
     const { redis, mongo } = this.#o;
     if (redis !== undefined && (this.#usable('redis') || mongo === undefined)) {
       try {
-        const result = await this.#appendHot(redis, key, messages, options);
+        // In front of MongoDB every turn carries a key: an unmerged conversation's turns are told apart, and merged once, by it.
+        const keyed = mongo === undefined || options?.turnKey !== undefined ? options : { ...options, turnKey: `auto:${randomUUID()}` };
+        const result = await this.#appendHot(redis, key, messages, keyed);
         if (mongo !== undefined) this.#o.onFlushNeeded();
         return result;
       } catch (error) {
-        // Only a Redis fault moves the write to MongoDB; a cold conversation
-        // that MongoDB could not seed waits (the persist queue retries it).
+        // Only a Redis fault moves the write to MongoDB (a conversation Redis
+        // does not hold is taken unmerged when MongoDB cannot seed it).
         if (mongo === undefined || this.#o.health.isUp('redis')) throw new StoreUnavailableError(error);
       }
     }
@@ -219,35 +261,47 @@ export class TieredStore implements ConversationStore, SummaryLock {
       const mongo = this.#o.mongo;
       if (!isCold(error) || mongo === undefined) throw error;
     }
-    // Redis does not hold the conversation: seed it from MongoDB so its seqs
-    // continue MongoDB's, then append again.
-    await this.#warm(key);
-    return this.#redis('append', () => redis.append(key, messages, options));
+    // Redis does not hold the conversation: seeded from MongoDB, its seqs continue
+    // MongoDB's. A MongoDB that cannot seed it within the cold-read deadline (down,
+    // or slow) leaves Redis to take it unmerged, so the turn is stored at once
+    // rather than waiting in this process's memory. Either way the append below
+    // goes through: after a warm it is an ordinary append.
+    const warming = this.#usable('mongodb') ? this.#warmInBackground(key) : undefined;
+    if (warming !== undefined) await withinDeadline(warming, this.#o.coldReadTimeoutMs);
+    return this.#redis('append', () => redis.appendUnmerged(key, messages, options));
   }
 
-  /** Warms Redis from what the cold read already fetched, so a miss costs MongoDB nothing more. */
-  #warmLater(key: ConversationKey, cold: ConversationSnapshot): void {
+  /**
+   * Seeds Redis from MongoDB in the background, from `cold` (a read already
+   * made or under way) or from a read of its own; joins the warm-up of the
+   * conversation already running. Resolves true once Redis holds it seeded
+   * (WARM does nothing to a conversation Redis holds already, unmerged or not),
+   * false when it failed (reported) or too many run already.
+   */
+  #warmInBackground(key: ConversationKey, cold?: Promise<ConversationSnapshot>): Promise<boolean> {
     const id = conversationKeyString(key);
-    if (this.#warming.has(id) || this.#warming.size >= (this.#o.maxConcurrentWarmups ?? 256)) return;
-    const job = this.#warm(key, cold)
-      .catch((error: unknown) => this.#o.onBackgroundError('warm redis', error))
+    const running = this.#warming.get(id);
+    if (running !== undefined) return running;
+    if (this.#warming.size >= (this.#o.maxConcurrentWarmups ?? 256)) return Promise.resolve(false);
+    const job = (async () => this.#warm(key, cold === undefined ? undefined : await cold))()
+      .then(
+        () => true,
+        (error: unknown) => {
+          // An outage is StoreHealth's to report (once, as the tier goes down), not each warm-up it stops.
+          if (this.#o.health.isUp('mongodb') && this.#o.health.isUp('redis')) this.#o.onBackgroundError('warm redis', error);
+          return false;
+        },
+      )
       .finally(() => this.#warming.delete(id));
     this.#warming.set(id, job);
+    return job;
   }
 
   async #warm(key: ConversationKey, cold?: ConversationSnapshot): Promise<void> {
     const { redis, mongo } = this.#o;
     if (redis === undefined || mongo === undefined) return;
-    // One MongoDB query (none when a cold read already made it): the summary,
-    // lastSeq and the newest messages, the newest carrying the running total.
-    const snapshot = cold ?? (await this.#mongo('load', () => mongo.load(key, { maxMessages: this.#o.maxCachedMessages, maxTokens: Number.MAX_SAFE_INTEGER })));
-    const newest = snapshot.messages.at(-1);
-    // Unless the newest turn is still being inserted (lastSeq is then past the newest message): then ask for the head.
-    const isSettled = snapshot.lastSeq === 0 || (newest?.seq === snapshot.lastSeq && newest.cumTokens !== undefined);
-    const state = isSettled
-      ? { lastSeq: snapshot.lastSeq, lastCum: newest?.cumTokens ?? 0, summary: snapshot.summary }
-      : await this.#mongo('conversationState', () => mongo.conversationState(key));
-    await this.#redis('warm', () => redis.warm(key, { ...state, messages: snapshot.messages }));
+    const state = await readWarmState(mongo, key, this.#o.maxCachedMessages, (operation, call) => this.#mongo(operation, call), cold);
+    await this.#redis('warm', () => redis.warm(key, state));
   }
 
   #usable(tier: TierName): boolean {
@@ -291,4 +345,17 @@ function mergeWindows(hot: ConversationSnapshot, cold: ConversationSnapshot, lim
   let first = candidates.length;
   while (first > 0 && walk.takes(candidates[first - 1]!)) first--;
   return { summary, messages: candidates.slice(first), lastSeq: Math.max(hot.lastSeq, cold.lastSeq), cache: 'miss' };
+}
+
+/** The work's result, or DEADLINE_PASSED after `timeoutMs`; the work goes on either way (its callTier still reports it). */
+async function withinDeadline<T>(work: Promise<T>, timeoutMs: number): Promise<T | typeof DEADLINE_PASSED> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<typeof DEADLINE_PASSED>((resolve) => {
+    timer = setTimeout(() => resolve(DEADLINE_PASSED), timeoutMs);
+  });
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

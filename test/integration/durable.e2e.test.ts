@@ -161,7 +161,8 @@ describeWithService(both, 'contextd on Redis + MongoDB', () => {
       config: contextdConfig(upstream, {
         // No summary jobs here: their reads would be counted with the request's.
         defaults: { budget: { max_context_tokens: 300, summary_max_tokens: 50 }, summary: { enabled: false } },
-        storage: { redis: { url: redisServer.url, timeout: '500ms' }, mongodb: { url: mongoServer.url, database, timeout: '10s' } },
+        // FerretDB scans the whole collection per query: this cold read is slower than the request path's default deadline.
+        storage: { redis: { url: redisServer.url, timeout: '500ms' }, mongodb: { url: mongoServer.url, database, timeout: '10s', cold_read_timeout: '10s' } },
       }),
     });
     const longRead = await coldRead(contextd, long);

@@ -537,6 +537,37 @@ describeWithRedis('RedisStore', () => {
       };
     }
 
+    test('an unmerged conversation loads partial on every path and every instance; a rebase ends it for all of them, once', async () => {
+      const { cached, tracked, plain, cachedLoads, trackedLoads } = instances('cache');
+      expect(await plain.appendUnmerged(key('u'), texts(2, 'outage'), { turnKey: 'o1' })).toEqual({ seqs: [1, 2], duplicate: false });
+      for (const store of [cached, tracked, plain]) {
+        for (let round = 0; round < 2; round++) expect(await store.load(key('u'), UNLIMITED)).toMatchObject({ cache: 'partial', lastSeq: 2 });
+      }
+      expect([cachedLoads.seen, trackedLoads.seen]).toEqual([['script', 'fast'], ['script', 'tracked']]);
+      // Its seqs are provisional: no summary, and flushedSeq does not move.
+      expect(await plain.replaceSummary(key('u'), { text: 's', tokens: 1, coversSeq: 2, createdAtMs: 1 })).toBe(false);
+      await plain.markFlushed(key('u'), 2);
+      const unflushed = await plain.unflushed(key('u'));
+      expect(unflushed).toMatchObject({ flushedSeq: 0, unmergedIncarnation: expect.any(String) });
+      const incarnation = unflushed.unmergedIncarnation!;
+
+      // What MongoDB holds once the turn is merged there, after its own five messages.
+      const state = { lastSeq: 7, lastCum: 70, summary: undefined, messages: [stored(6, 5, 65), stored(7, 5, 70)] };
+      expect(await plain.rebase(key('u'), { incarnation, lastSeq: 1 }, state, [])).toBe('moved');
+      expect(await plain.rebase(key('u'), { incarnation: 'another', lastSeq: 2 }, state, [])).toBe('gone');
+      expect(await plain.rebase(key('u'), { incarnation, lastSeq: 2 }, state, [{ turnKey: 'o1', firstSeq: 6, count: 2 }])).toBe('rebased');
+      expect(await plain.rebase(key('u'), { incarnation, lastSeq: 2 }, state, [])).toBe('gone');
+
+      await waitFor(async () => (await tracked.load(key('u'), UNLIMITED)).cache === 'hit', { message: 'the tracked window invalidated' });
+      for (const store of [cached, tracked, plain]) {
+        const after = await store.load(key('u'), UNLIMITED);
+        expect([after.cache, after.lastSeq, after.messages.map((m) => m.seq)]).toEqual(['hit', 7, [6, 7]]);
+      }
+      expect(await plain.unflushed(key('u'))).toEqual({ flushedSeq: 7, messages: [], summary: undefined });
+      expect(await plain.append(key('u'), texts(2, 'outage'), { turnKey: 'o1' })).toEqual({ seqs: [6, 7], duplicate: true });
+      expect(await plain.append(key('u'), texts(1, 'next'))).toEqual({ seqs: [8], duplicate: false });
+    });
+
     test('a repeated load decodes nothing; then only what another instance appended; an own append is not fetched back', async () => {
       const clock = { nowMs: 0 };
       const { cached: mine, plain: other } = instances('standalone', { now: () => clock.nowMs });

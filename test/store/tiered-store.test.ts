@@ -4,9 +4,12 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { MongoClient } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, onTestFinished, test } from 'vitest';
-import type { ConversationId, NewMessage, TenantId } from '../../src/domain.js';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { ConversationId, NewMessage, StoredMessage, TenantId } from '../../src/domain.js';
+import type { DurableTier, FlushSource, FlushTarget } from '../../src/store/conversation-store.js';
 import { OutboxFlusher, type OutboxFlusherOptions } from '../../src/background/outbox-flusher.js';
 import { MongoStore } from '../../src/store/mongo/mongo-store.js';
+import { OutageMerge } from '../../src/store/outage-merge.js';
 import { RedisStore } from '../../src/store/redis/redis-store.js';
 import { StoreHealth } from '../../src/store/store-health.js';
 import { TieredStore, type TieredStoreOptions } from '../../src/store/tiered-store.js';
@@ -21,6 +24,8 @@ function tieredStore(options: Pick<TieredStoreOptions, 'redis' | 'mongo' | 'heal
   return new TieredStore({
     redisTimeoutMs: 2_000,
     mongoTimeoutMs: 5_000,
+    // FerretDB's reads are slow on a busy machine: tests of the cold-read deadline set their own.
+    coldReadTimeoutMs: 5_000,
     maxCachedMessages: 200,
     onFlushNeeded: () => undefined,
     onBackgroundError: () => undefined,
@@ -31,6 +36,7 @@ function tieredStore(options: Pick<TieredStoreOptions, 'redis' | 'mongo' | 'heal
 /** An OutboxFlusher with the tests' timings (no flush delay). */
 function testFlusher(options: Pick<OutboxFlusherOptions, 'redis' | 'mongo' | 'health'> & Partial<OutboxFlusherOptions>): OutboxFlusher {
   return new OutboxFlusher({
+    merge: new OutageMerge({ hot: options.redis, durable: options.mongo, health: options.health, redisTimeoutMs: 2_000, mongoTimeoutMs: 5_000, maxCachedMessages: 200 }),
     redisTimeoutMs: 2_000,
     mongoTimeoutMs: 5_000,
     idleDelayMs: 50,
@@ -42,6 +48,19 @@ function testFlusher(options: Pick<OutboxFlusherOptions, 'redis' | 'mongo' | 'he
     onConflict: () => undefined,
     onError: () => undefined,
     ...options,
+  });
+}
+
+/** The real MongoStore, with every read (load, conversationState) answered `delayMs` late, as a slow server would. */
+function withSlowReads(store: MongoStore, delayMs: number): DurableTier & FlushTarget {
+  const slow = new Set(['load', 'conversationState', 'listMessages']);
+  return new Proxy(store, {
+    get(target, property) {
+      const value: unknown = Reflect.get(target, property, target);
+      if (typeof value !== 'function') return value;
+      const method = (value as (...args: unknown[]) => unknown).bind(target);
+      return slow.has(String(property)) ? async (...args: unknown[]) => (await delay(delayMs), method(...args)) : method;
+    },
   });
 }
 
@@ -135,6 +154,177 @@ describeWithService(!available.redis.isAvailable ? available.redis : available.m
       expect(await store.dropStaleCopies()).toBe(1);
       const after = await store.load(k, { maxMessages: 100, maxTokens: 10_000 });
       expect(after.messages.map((m) => m.message.content)).toEqual(['before', 'before answer', 'during', 'during answer']);
+    });
+  });
+
+  describe('MongoDB cannot answer: Redis takes the conversation unmerged', () => {
+    const ALL = { maxMessages: 100, maxTokens: 100_000 };
+    const turn = (name: string): NewMessage[] => [message(name), message(`${name} answer`)];
+    const contentsOf = (messages: readonly StoredMessage[]): unknown[] => messages.map((m) => m.message.content);
+
+    /** Redis + MongoDB on their own prefix and database; the flusher is started by the test (`startFlusher`). */
+    async function unmergedStack(options: { mongo?: (real: MongoStore) => DurableTier & FlushTarget; coldReadTimeoutMs?: number } = {}) {
+      const health = new StoreHealth({ tiers: ['redis', 'mongodb'], probeIntervalMs: 60_000 });
+      const realMongo = new MongoStore({ db: mongoClient.db(`${mongoServer.database}_${randomUUID().slice(0, 8)}`) });
+      await realMongo.ensureIndexes();
+      const mongo = options.mongo?.(realMongo) ?? realMongo;
+      const prefix = `unmerged:${randomUUID()}:`;
+      const redisStore = new RedisStore({ client: redis, ttlMs: 3_600_000, maxCachedMessages: 200, mode: 'cache', keyPrefix: prefix });
+      let flusher: OutboxFlusher | undefined;
+      const flushed: string[] = [];
+      const store = tieredStore({
+        redis: redisStore,
+        mongo,
+        health,
+        coldReadTimeoutMs: options.coldReadTimeoutMs ?? 200,
+        onFlushNeeded: () => flusher?.notify(),
+        flushesSettled: async () => flusher?.idle(),
+      });
+      const merge = new OutageMerge({ hot: redisStore, durable: mongo, health, redisTimeoutMs: 2_000, mongoTimeoutMs: 5_000, maxCachedMessages: 200 });
+      onTestFinished(async () => {
+        await flusher?.stop(2_000);
+        await store.close();
+      });
+      return {
+        health,
+        realMongo,
+        redisStore,
+        store,
+        merge,
+        prefix,
+        flushed,
+        startFlusher: () => {
+          flusher = testFlusher({ redis: redisStore, mongo, health, merge, onFlushed: (k) => flushed.push(k.conversation) });
+          flusher.start();
+        },
+      };
+    }
+
+    test('turns on a conversation Redis does not hold are stored in Redis at once and read back partial; once MongoDB is back they follow what it held, renumbered, in order, once, and its history comes in front again', async () => {
+      const { health, realMongo, redisStore, store, startFlusher } = await unmergedStack();
+      const k = { tenant: 'tenant' as TenantId, conversation: 'expired' as ConversationId };
+      // MongoDB holds two turns Redis has let expire.
+      await realMongo.append(k, turn('early 1'), { turnKey: 'early-1' });
+      await realMongo.append(k, turn('early 2'), { turnKey: 'early-2' });
+      health.failed('mongodb', new Error('connection refused'));
+
+      expect(await store.load(k, ALL)).toEqual({ summary: undefined, messages: [], lastSeq: 0, cache: 'partial' });
+      const seqs = [];
+      for (const name of ['outage 1', 'outage 2', 'outage 3']) seqs.push((await store.append(k, turn(name), { turnKey: name })).seqs);
+      // Provisional seqs, from 1: MongoDB's state is unknown.
+      expect(seqs).toEqual([[1, 2], [3, 4], [5, 6]]);
+      // A client retry of a turn during the outage is stored once.
+      expect(await store.append(k, turn('outage 3'), { turnKey: 'outage 3' })).toEqual({ seqs: [5, 6], duplicate: true });
+      const during = await store.load(k, ALL);
+      expect(during.cache).toBe('partial');
+      expect(contentsOf(during.messages)).toEqual(['outage 1', 'outage 1 answer', 'outage 2', 'outage 2 answer', 'outage 3', 'outage 3 answer']);
+      expect((await redisStore.unflushed(k)).unmergedIncarnation).toEqual(expect.any(String));
+      // An unmerged conversation takes no summary: its seqs are about to change.
+      expect(await store.replaceSummary(k, { text: 'sum', tokens: 3, coversSeq: 2, createdAtMs: 1 })).toBe(false);
+
+      health.succeeded('mongodb');
+      startFlusher();
+      await waitFor(async () => (await realMongo.listMessages(k, { afterSeq: 0, limit: 100 })).length === 10, { timeoutMs: 10_000, message: 'outage turns in MongoDB' });
+      const durable = await realMongo.listMessages(k, { afterSeq: 0, limit: 100 });
+      expect(durable.map((m) => m.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      const everything = ['early 1', 'early 1 answer', 'early 2', 'early 2 answer', 'outage 1', 'outage 1 answer', 'outage 2', 'outage 2 answer', 'outage 3', 'outage 3 answer'];
+      expect(contentsOf(durable)).toEqual(everything);
+      expect(durable[4]?.turnKey).toBe('outage 1');
+
+      await waitFor(async () => (await redisStore.unflushed(k)).unmergedIncarnation === undefined, { message: 'Redis rebased' });
+      const after = await store.load(k, ALL);
+      expect(after.cache).toBe('hit');
+      expect(after.messages.map((m) => m.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      expect(contentsOf(after.messages)).toEqual(everything);
+      // The merged turns' keys are remembered at their new seqs; new turns continue MongoDB's seqs and flush as usual.
+      expect(await store.append(k, turn('outage 2'), { turnKey: 'outage 2' })).toEqual({ seqs: [7, 8], duplicate: true });
+      expect((await store.append(k, turn('after'), { turnKey: 'after' })).seqs).toEqual([11, 12]);
+      await waitFor(async () => (await realMongo.listMessages(k, { afterSeq: 0, limit: 100 })).length === 12, { timeoutMs: 10_000, message: 'the next turn in MongoDB' });
+    });
+
+    test('a merge repeated after a crash, or run by two instances at once, stores no turn twice and keeps the order', async () => {
+      const { health, realMongo, redisStore, store, merge } = await unmergedStack();
+      const k = { tenant: 'tenant' as TenantId, conversation: 'crashed' as ConversationId };
+      await realMongo.append(k, turn('early'), { turnKey: 'early' });
+      health.failed('mongodb', new Error('connection refused'));
+      for (const name of ['outage 1', 'outage 2', 'outage 3']) await store.append(k, turn(name), { turnKey: name });
+      health.succeeded('mongodb');
+      // A merge that crashed after its first two appends: MongoDB holds those turns already, at the seqs after its own.
+      await realMongo.append(k, turn('outage 1'), { turnKey: 'outage 1' });
+      await realMongo.append(k, turn('outage 2'), { turnKey: 'outage 2' });
+
+      const unflushed = await redisStore.unflushed(k);
+      const incarnation = unflushed.unmergedIncarnation;
+      if (incarnation === undefined) throw new Error('expected an unmerged conversation');
+      const results = await Promise.all([merge.merge(k, { ...unflushed, unmergedIncarnation: incarnation }), merge.merge(k, { ...unflushed, unmergedIncarnation: incarnation })]);
+      // One rebased Redis; the other found it merged already.
+      expect(results.filter((result) => result !== undefined)).toHaveLength(1);
+      const result = results.find((each) => each !== undefined);
+      expect(result).toMatchObject({ throughSeq: 8, seqs: [3, 4, 5, 6, 7, 8] });
+
+      const durable = await realMongo.listMessages(k, { afterSeq: 0, limit: 100 });
+      expect(durable.map((m) => m.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      expect(contentsOf(durable)).toEqual(['early', 'early answer', 'outage 1', 'outage 1 answer', 'outage 2', 'outage 2 answer', 'outage 3', 'outage 3 answer']);
+      const after = await store.load(k, ALL);
+      expect([after.cache, after.lastSeq]).toEqual(['hit', 8]);
+      expect(contentsOf(after.messages)).toEqual(contentsOf(durable));
+      // Run once more from the same (stale) read: nothing to do, nothing stored.
+      expect(await merge.merge(k, { ...unflushed, unmergedIncarnation: incarnation })).toBeUndefined();
+      expect(await realMongo.listMessages(k, { afterSeq: 0, limit: 100 })).toHaveLength(8);
+    });
+
+    test('a turn appended while the merge runs is merged too: the rebase is tried again, never over it', async () => {
+      const { health, realMongo, redisStore, store } = await unmergedStack();
+      const k = { tenant: 'tenant' as TenantId, conversation: 'busy' as ConversationId };
+      health.failed('mongodb', new Error('connection refused'));
+      await store.append(k, turn('outage 1'), { turnKey: 'outage 1' });
+      health.succeeded('mongodb');
+      // Another instance's turn lands between the merge's read and its rebase.
+      let isFirstRebase = true;
+      const racing: Pick<FlushSource, 'unflushed' | 'rebase'> = {
+        unflushed: (key) => redisStore.unflushed(key),
+        rebase: async (...args) => {
+          if (isFirstRebase) {
+            isFirstRebase = false;
+            await store.append(k, turn('meanwhile'), { turnKey: 'meanwhile' });
+          }
+          return redisStore.rebase(...args);
+        },
+      };
+      const merge = new OutageMerge({ hot: racing, durable: realMongo, health, redisTimeoutMs: 2_000, mongoTimeoutMs: 5_000, maxCachedMessages: 200 });
+      const unflushed = await redisStore.unflushed(k);
+      const result = await merge.merge(k, { ...unflushed, unmergedIncarnation: unflushed.unmergedIncarnation ?? '' });
+      expect(result?.throughSeq).toBe(4);
+      expect(contentsOf(await realMongo.listMessages(k, { afterSeq: 0, limit: 100 }))).toEqual(['outage 1', 'outage 1 answer', 'meanwhile', 'meanwhile answer']);
+      const after = await store.load(k, ALL);
+      expect([after.cache, after.lastSeq]).toEqual(['hit', 4]);
+      expect(await redisStore.unflushed(k)).toMatchObject({ flushedSeq: 4, messages: [] });
+    });
+
+    test('a MongoDB slower than the cold-read deadline holds no load or append for long and is not marked down; its late answer warms Redis', async () => {
+      const slowMs = 1_000;
+      const { health, realMongo, store, startFlusher, flushed } = await unmergedStack({ mongo: (real) => withSlowReads(real, slowMs), coldReadTimeoutMs: 100 });
+      const early = { tenant: 'tenant' as TenantId, conversation: 'slow-known' as ConversationId };
+      await realMongo.append(early, turn('early'), { turnKey: 'early' });
+      const fresh = { tenant: 'tenant' as TenantId, conversation: 'slow-new' as ConversationId };
+      startFlusher();
+
+      let startedAt = performance.now();
+      expect((await store.load(fresh, ALL)).cache).toBe('partial');
+      await store.append(fresh, turn('first'), { turnKey: 'first' });
+      expect(performance.now() - startedAt).toBeLessThan(slowMs * 0.8);
+      expect(contentsOf((await store.load(fresh, ALL)).messages)).toEqual(['first', 'first answer']);
+
+      // A conversation MongoDB knows: the request goes on without its history, and the late read warms Redis.
+      startedAt = performance.now();
+      expect((await store.load(early, ALL)).cache).toBe('partial');
+      expect(performance.now() - startedAt).toBeLessThan(slowMs * 0.8);
+      await waitFor(async () => (await store.load(early, ALL)).cache === 'hit', { timeoutMs: 5_000, message: 'Redis warmed by the late read' });
+      expect(contentsOf((await store.load(early, ALL)).messages)).toEqual(['early', 'early answer']);
+
+      await waitFor(() => flushed.includes('slow-new'), { timeoutMs: 10_000, message: 'the new conversation merged' });
+      expect(contentsOf(await realMongo.listMessages(fresh, { afterSeq: 0, limit: 100 }))).toEqual(['first', 'first answer']);
+      expect(health.isUp('mongodb')).toBe(true);
     });
   });
 

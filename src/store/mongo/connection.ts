@@ -30,15 +30,19 @@ export function connectMongo(options: MongoConnectionOptions, onCommand: (comman
  * driver gives up on a first connection that fails (every later call then
  * fails with "Topology is closed"); once connected, it finds a restarted
  * server by itself. So a contextd started while MongoDB is down connects
- * as soon as MongoDB comes up.
+ * as soon as MongoDB comes up. `firstAttempt` settles with the first
+ * attempt: undefined when it connected, else its error.
  */
-export function keepConnecting(client: MongoClient, onAttemptFailed: (error: unknown) => void): { stop: () => void } {
+export function keepConnecting(client: MongoClient, onAttemptFailed: (error: unknown) => void): { stop: () => void; firstAttempt: Promise<unknown> } {
   let isStopped = false;
   let timer: NodeJS.Timeout | undefined;
+  let settleFirst: (error: unknown) => void = () => undefined;
+  const firstAttempt = new Promise<unknown>((resolve) => (settleFirst = resolve));
   const attempt = (failures: number): void => {
     client.connect().then(
-      () => undefined,
+      () => settleFirst(undefined),
       (error: unknown) => {
+        settleFirst(error);
         if (isStopped) return;
         onAttemptFailed(error);
         timer = setTimeout(() => attempt(failures + 1), Math.min(250 * 2 ** failures, 2_000));
@@ -48,6 +52,7 @@ export function keepConnecting(client: MongoClient, onAttemptFailed: (error: unk
   };
   attempt(0);
   return {
+    firstAttempt,
     stop: () => {
       isStopped = true;
       clearTimeout(timer);

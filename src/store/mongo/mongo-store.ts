@@ -197,7 +197,7 @@ export class MongoStore implements ConversationStore {
       encoded: messages.map((incoming) => ({ incoming, messageJson: JSON.stringify(incoming.message) })),
       turnKey,
       turnDigest: turnKey === undefined ? undefined : digestOfTurn(messages),
-      createdAt: new Date(),
+      createdAt: new Date(options?.createdAtMs ?? Date.now()),
     };
 
     for (let attempt = 1; attempt <= MAX_APPEND_ATTEMPTS; attempt++) {

@@ -7,7 +7,8 @@
 // finds the conversations whose mark was lost between the two.
 
 import type { Cluster, Redis } from 'ioredis';
-import type { ConversationKey, StoredMessage, Summary } from '../../domain.js';
+import type { ConversationKey, Summary } from '../../domain.js';
+import type { Unflushed } from '../conversation-store.js';
 import type { TickCork } from './cork.js';
 import { decodeEntry } from './entry-codec.js';
 import { conversationKeys, dirtySetKey, hashTag, isCluster, metaKeyPattern, metaKeyTag, parseHashTag } from './keys.js';
@@ -91,17 +92,20 @@ export class RedisFlushSource {
   }
 
   /** See RedisStore.unflushed. */
-  async unflushed(key: ConversationKey): Promise<{ flushedSeq: number; messages: StoredMessage[]; summary: Summary | undefined }> {
-    const [flushedSeq, summaryJson, ...newestFirst] = (await this.#scripts.contextdUnflushed(...conversationKeys(this.#prefix, hashTag(key)))) as [
+  async unflushed(key: ConversationKey): Promise<Unflushed> {
+    const [flushedSeq, summaryJson, unmergedInc, ...newestFirst] = (await this.#scripts.contextdUnflushed(...conversationKeys(this.#prefix, hashTag(key)))) as [
       number,
+      string | null,
       string | null,
       ...string[],
     ];
-    return {
+    const unflushed: Unflushed = {
       flushedSeq: Number(flushedSeq),
       messages: newestFirst.map(decodeEntry).reverse(),
       summary: typeof summaryJson === 'string' ? (JSON.parse(summaryJson) as Summary) : undefined,
     };
+    if (typeof unmergedInc === 'string') unflushed.unmergedIncarnation = unmergedInc;
+    return unflushed;
   }
 
   /** See RedisStore.markFlushed. */

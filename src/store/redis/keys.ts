@@ -4,7 +4,9 @@
 //   <prefix>{<tenant>:<conversation>}:meta   HASH  lastSeq, lastCum (running token total through lastSeq),
 //                                                  flushedSeq (cache mode: highest seq MongoDB has),
 //                                                  summary (JSON), coversSeq (the summary's, for the scripts),
-//                                                  inc (this incarnation's id, set when meta is created)
+//                                                  inc (this incarnation's id, set when meta is created),
+//                                                  unmerged ('1': cache mode, taken while MongoDB could not
+//                                                  tell its state; seqs provisional until REBASE)
 //   <prefix>{<tenant>:<conversation>}:msgs   LIST  one entry per message, oldest first (entry-codec.ts)
 //   <prefix>{<tenant>:<conversation>}:turns  HASH  recent turn keys → `<firstSeq>:<count>` (RECENT_TURN_KEY_LIMIT)
 //   <prefix>{<tenant>:<conversation>}:lock   STRING the summary lock, and :fence its token counter (summary-lock.ts)

@@ -26,13 +26,13 @@ import type { Cluster, Redis } from 'ioredis';
 import type { AppendOptions, AppendResult, ConversationKey, ConversationSnapshot, NewMessage, StoredMessage, Summary } from '../../domain.js';
 import { ColdConversationError, StoreUnavailableError } from '../../errors.js';
 import { windowLimit } from '../../context/window-cut.js';
-import type { ConversationStore, LoadLimits, LockLease, WarmState } from '../conversation-store.js';
+import type { ConversationStore, LoadLimits, LockLease, MergedTurnKey, RebaseOutcome, Unflushed, WarmState } from '../conversation-store.js';
 import { TickCork } from './cork.js';
 import { decodeEntry, encodeTurn } from './entry-codec.js';
 import { entriesAfterWindow, readTail, walkWindow } from './fast-load.js';
 import { RedisFlushSource } from './flush-source.js';
 import { conversationKeys, DEFAULT_KEY_PREFIX, hashTag, isCluster, tagBase, windowKeyTag, type ConversationKeys } from './keys.js';
-import { clampCount, defineScripts, type ScriptCommands } from './scripts.js';
+import { clampCount, defineScripts, RECENT_TURN_KEY_LIMIT, type ScriptCommands } from './scripts.js';
 import { acquireSummaryLock } from './summary-lock.js';
 import type { RedisTracking } from './tracking.js';
 import { warmArgs } from './warm.js';
@@ -48,8 +48,9 @@ export interface RedisStoreOptions {
   /**
    * 'standalone': Redis is the only store (seqs start at 1 for an unknown conversation; the cap trims freely).
    * 'cache': Redis in front of MongoDB: an append to a conversation Redis does not hold is refused with
-   * ColdConversationError (the caller seeds it with warm() and retries), messages above flushedSeq are never
-   * trimmed, and appends mark the conversation dirty for the flusher.
+   * ColdConversationError (the caller seeds it with warm() and retries, or takes it unmerged with
+   * appendUnmerged), messages above flushedSeq are never trimmed, and appends mark the conversation dirty
+   * for the flusher.
    */
   mode: 'standalone' | 'cache';
   /** Default 'contextd:'. Must not contain '{' or '}' (the hash tag is the conversation's). */
@@ -149,7 +150,7 @@ export class RedisStore implements ConversationStore {
   }
 
   /**
-   * `hit` when Redis holds the conversation, else `miss` with no messages. One
+   * `hit` when Redis holds the conversation (`partial` when it holds it unmerged), else `miss` with no messages. One
    * round trip; in Redis O(log n) plus the entries this store has not decoded
    * yet, which alone are sent and decoded (O(window) when the newest messages
    * have gaps, see scripts.ts). With the conversation's window cached,
@@ -244,9 +245,9 @@ export class RedisStore implements ConversationStore {
       this.#windows.slide(tag, known, messages[0]!.seq, fresh, summary, summaryBytes, known.touchedAtMs);
     } else {
       messages = fresh;
-      this.#windows.remember(tag, inc, lastSeq, messages, summary, summaryBytes, known.touchedAtMs);
+      this.#windows.remember(tag, inc, known.isPartial, lastSeq, messages, summary, summaryBytes, known.touchedAtMs);
     }
-    return { summary: summary === undefined ? undefined : { ...summary }, messages, lastSeq, cache: 'hit' };
+    return { summary: summary === undefined ? undefined : { ...summary }, messages, lastSeq, cache: known.isPartial ? 'partial' : 'hit' };
   }
 
   /** One LOAD offering `known`; undefined when the reply refers to something `known` does not hold. */
@@ -273,8 +274,11 @@ export class RedisStore implements ConversationStore {
       this.#windows.forget(tag);
       return { summary: undefined, messages: [], lastSeq: 0, cache: 'miss' };
     }
-    const [, lastSeqReply, inc, summarySlot, heldFromReply, heldThroughReply, heldCountReply, listLength, ...entries] = reply;
+    const [holds, lastSeqReply, inc, summarySlot, heldFromReply, heldThroughReply, heldCountReply, listLength, ...entries] = reply;
     const lastSeq = Number(lastSeqReply);
+    // 2: unmerged (scripts.ts, APPEND): Redis took the conversation while MongoDB could not tell its history.
+    const isPartial = holds === 2;
+    const cache = isPartial ? 'partial' : 'hit';
 
     let summary: Summary | undefined;
     let summaryBytes = 0;
@@ -300,12 +304,12 @@ export class RedisStore implements ConversationStore {
       messages = [...fetched.slice(0, split), ...held, ...fetched.slice(split)];
     }
 
-    if (this.#windows.maxEntries === 0 || typeof inc !== 'string') return { summary, messages, lastSeq, cache: 'hit' };
+    if (this.#windows.maxEntries === 0 || typeof inc !== 'string') return { summary, messages, lastSeq, cache };
     const isSlide = known !== undefined && known.inc === inc && this.#windows.get(tag) === known && heldCount > 0 && Number(heldThroughReply) === known.through;
     if (isSlide && fetched.every((message) => message.seq > known.through)) {
       this.#windows.slide(tag, known, Number(heldFromReply), fetched, summary, summaryBytes, sentAtMs);
     } else {
-      this.#windows.remember(tag, inc, lastSeq, messages, summary, summaryBytes, sentAtMs);
+      this.#windows.remember(tag, inc, isPartial, lastSeq, messages, summary, summaryBytes, sentAtMs);
     }
     // Tracked from now on if tracking was on throughout and no invalidation at all
     // came while LOAD was out (with no window cached, none would have been noted).
@@ -316,7 +320,7 @@ export class RedisStore implements ConversationStore {
       window.validEpoch = isTracked && window.through === lastSeq ? epochAtSend : -1;
     }
     // The messages are the cached, deep-frozen ones: shared, as the embedded store's are.
-    return { summary: summary === undefined ? undefined : { ...summary }, messages, lastSeq, cache: 'hit' };
+    return { summary: summary === undefined ? undefined : { ...summary }, messages, lastSeq, cache };
   }
 
   /**
@@ -333,6 +337,21 @@ export class RedisStore implements ConversationStore {
   }
 
   async append(key: ConversationKey, messages: readonly NewMessage[], options?: AppendOptions): Promise<AppendResult> {
+    return this.#append(key, messages, options, 'refuse');
+  }
+
+  /**
+   * Cache mode: append, but a conversation Redis does not hold is taken
+   * unmerged (scripts.ts, APPEND) instead of refused with ColdConversationError:
+   * its seqs are provisional from 1 and its loads answer `partial`, until the
+   * flusher has merged it into MongoDB and rebased it (docs/storage.md).
+   */
+  async appendUnmerged(key: ConversationKey, messages: readonly NewMessage[], options?: AppendOptions): Promise<AppendResult> {
+    this.#requireCache('appendUnmerged');
+    return this.#append(key, messages, options, 'unmerged');
+  }
+
+  async #append(key: ConversationKey, messages: readonly NewMessage[], options: AppendOptions | undefined, ifCold: 'refuse' | 'unmerged'): Promise<AppendResult> {
     this.#requireOpen();
     if (messages.length === 0) return { seqs: [], duplicate: false };
     const turnKey = options?.turnKey;
@@ -353,6 +372,7 @@ export class RedisStore implements ConversationStore {
       this.#newInc(),
       Date.now(),
       tag,
+      ifCold === 'unmerged' ? 'u' : 'r',
       ...perMessage,
     )) as [string, number, number, string?, number?, number?];
     if (outcome === 'cold') throw new ColdConversationError(key);
@@ -422,6 +442,28 @@ export class RedisStore implements ConversationStore {
   }
 
   /**
+   * Cache mode, for the flusher: replaces an unmerged conversation by
+   * MongoDB's state once its turns are there (scripts.ts, REBASE), if it is
+   * still the incarnation `expected` names and holds nothing newer. The new
+   * incarnation makes every process's decoded window of it stale.
+   */
+  async rebase(key: ConversationKey, expected: { incarnation: string; lastSeq: number }, state: WarmState, turnKeys: readonly MergedTurnKey[]): Promise<RebaseOutcome> {
+    this.#requireCache('rebase');
+    const recent = turnKeys.slice(-RECENT_TURN_KEY_LIMIT);
+    const outcome = await this.#scripts.contextdRebase(
+      ...this.#keys(key),
+      this.#ttlMs,
+      expected.incarnation,
+      expected.lastSeq,
+      recent.length,
+      ...recent.flatMap(({ turnKey, firstSeq, count }) => [turnKey, `${firstSeq}:${count}`]),
+      ...warmArgs(state, this.#cap, () => this.#newInc()),
+    );
+    this.#windows.forget(hashTag(key));
+    return outcome === 1 ? 'rebased' : outcome === -1 ? 'moved' : 'gone';
+  }
+
+  /**
    * Cache mode, for the flusher: claims up to `limit` dirty conversations whose
    * lease is due (score <= nowMs) and sets their lease to nowMs + leaseMs in the
    * same script, so two instances never hold one conversation at once.
@@ -435,7 +477,7 @@ export class RedisStore implements ConversationStore {
    * Cache mode: the messages above flushedSeq, oldest first, with cumTokens, and
    * the summary Redis holds, read together; O(unflushed).
    */
-  async unflushed(key: ConversationKey): Promise<{ flushedSeq: number; messages: StoredMessage[]; summary: Summary | undefined }> {
+  async unflushed(key: ConversationKey): Promise<Unflushed> {
     this.#requireCache('unflushed');
     return this.#flushSource.unflushed(key);
   }

@@ -27,12 +27,15 @@
 // RECENT_TURN_KEY_LIMIT keyed appends.
 //
 // Incarnations. meta's `inc` names one life of the conversation in Redis: it is
-// set when a script creates meta (APPEND in standalone mode, WARM) from an id
-// the client passes (unique per call; Lua has no randomness of its own). Within
-// one incarnation the entry at a seq never changes: appends push new seqs,
-// trims and summaries drop from the head, WARM only runs when meta does not
-// exist and delete removes meta. So a client that decoded the entries of seqs
-// [from, through] under inc X may tell LOAD so, and LOAD leaves those out.
+// set when a script creates meta (APPEND in standalone mode or unmerged, WARM,
+// REBASE) from an id the client passes (unique per call; Lua has no randomness
+// of its own). Within one incarnation the entry at a seq never changes: appends
+// push new seqs, trims and summaries drop from the head, WARM only runs when
+// meta does not exist, REBASE replaces the whole conversation under a new
+// incarnation and delete removes meta. Whether a conversation is unmerged is
+// fixed for an incarnation too (only REBASE ends it). So a client that decoded
+// the entries of seqs [from, through] under inc X may tell LOAD so, and LOAD
+// leaves those out.
 // One case breaks the rule without a new incarnation: a failover to a replica
 // (or a restart from a snapshot) that missed the last writes lets new appends
 // reuse seqs. LOAD therefore trusts the client's range only if the entry Redis
@@ -128,7 +131,9 @@ end
 `;
 
 /**
- * ARGV: mode, ttlMs, cap, hasTurnKey ('0'|'1'), turnKey, newInc, nowMs, dirtyMember, then per message: tokens, json.
+ * ARGV: mode, ttlMs, cap, hasTurnKey ('0'|'1'), turnKey, newInc, nowMs, dirtyMember, ifCold, then per message: tokens, json.
+ * ifCold (cache mode): 'u' takes a conversation Redis does not hold as unmerged (MongoDB's state unknown: seqs
+ * provisional from 1, until the flusher merges it and REBASE replaces it); anything else refuses it ({'cold'}).
  * With KEYS[4] (the dirty set, standalone Redis only) a stored turn also marks the conversation dirty (ZADD NX nowMs).
  * Returns {'cold'} | {'duplicate', firstSeq, count} | {'ok', firstSeq, count, inc, cumTokens of the last message,
  * the list's length after the append and its cap}.
@@ -137,9 +142,10 @@ const APPEND = `${HELPERS}
 local mode, ttlMs, cap = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local hasTurnKey, turnKey = ARGV[4] == '1', ARGV[5]
 if redis.call('EXISTS', meta) == 0 then
-  if mode == 'c' then return {'cold'} end
+  if mode == 'c' and ARGV[9] ~= 'u' then return {'cold'} end
   -- Leftovers of an expired conversation must not mix with the new one.
   redis.call('DEL', msgs, turns)
+  if mode == 'c' then redis.call('HSET', meta, 'unmerged', '1') end
 end
 local state = redis.call('HMGET', meta, 'lastSeq', 'lastCum', 'flushedSeq', 'inc')
 local flushedSeq = tonumber(state[3] or '0')
@@ -158,15 +164,15 @@ if not inc then
   inc = ARGV[6]
   redis.call('HSET', meta, 'inc', inc)
 end
-local count = (#ARGV - 8) / 2
+local count = (#ARGV - 9) / 2
 local firstSeq = tonumber(state[1] or '0') + 1
 local lastSeq = firstSeq + count - 1
 local cum = tonumber(state[2] or '0')
 local entries = {}
 for i = 0, count - 1 do
-  local tokens = ARGV[9 + 2 * i]
+  local tokens = ARGV[10 + 2 * i]
   cum = cum + tonumber(tokens)
-  entries[i + 1] = fmt(firstSeq + i) .. ':' .. tokens .. ':' .. fmt(cum) .. ':' .. ARGV[10 + 2 * i]
+  entries[i + 1] = fmt(firstSeq + i) .. ':' .. tokens .. ':' .. fmt(cum) .. ':' .. ARGV[11 + 2 * i]
 end
 -- One RPUSH per turn (in slices: unpack's arguments live on Lua's C stack).
 local len
@@ -201,8 +207,8 @@ return {'ok', firstSeq, count, inc, cum, redis.call('LLEN', msgs)}
  * ARGV: mode, ttlMs, maxMessages, maxTokens, newInc, then what the client has decoded already:
  * knownInc ('' for nothing), knownFrom, knownThrough, knownTag (the `"digest":…,"createdAtMs":…`
  * text of its entry at knownThrough), knownCoversSeq ('' for no summary), knownSummaryBytes.
- * Returns {0} when the conversation is not held, else
- * {1, lastSeq, inc, summaryJson | nil (none) | 0 (the client's is current), heldFrom, heldThrough, heldCount,
+ * Returns {0} when the conversation is not held, else {1 (2 when it is unmerged, see APPEND),
+ * lastSeq, inc, summaryJson | nil (none) | 0 (the client's is current), heldFrom, heldThrough, heldCount,
  * the list's length, entries oldest first...}: the window is the entries with seq < heldFrom, then the heldCount entries the
  * client holds with seqs in [heldFrom, heldThrough] (all of its seqs there, when heldCount > 0), then the
  * entries with seq > heldThrough.
@@ -218,7 +224,7 @@ const LOAD = `${HELPERS}
 local mode, ttlMs, maxMessages, maxTokens = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local knownInc, knownFrom, knownThrough, knownTag = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]
 if redis.call('EXISTS', meta) == 0 then return {0} end
-local state = redis.call('HMGET', meta, 'lastSeq', 'flushedSeq', 'summary', 'coversSeq', 'inc')
+local state = redis.call('HMGET', meta, 'lastSeq', 'flushedSeq', 'summary', 'coversSeq', 'inc', 'unmerged')
 local lastSeq, flushedSeq = tonumber(state[1] or '0'), tonumber(state[2] or '0')
 local coversSeq = tonumber(state[4] or '0')
 local inc = state[5]
@@ -231,7 +237,7 @@ end
 local sameInc = knownInc ~= '' and knownInc == inc
 local summary = state[3] or false
 if summary and sameInc and tonumber(ARGV[10]) == coversSeq and tonumber(ARGV[11]) == #summary then summary = 0 end
-local reply = {1, lastSeq, inc, summary, 1, 0, 0, 0}
+local reply = {state[6] == '1' and 2 or 1, lastSeq, inc, summary, 1, 0, 0, 0}
 local canTrust = sameInc and knownTag ~= ''
 
 -- The window rule, as WindowWalk.takes in src/context/window-cut.ts (keep the two alike):
@@ -362,8 +368,10 @@ return redis.call('LRANGE', msgs, start, start + limit - 1)
 const REPLACE_SUMMARY = `${HELPERS}
 local mode, ttlMs, coversSeq = ARGV[1], ARGV[2], tonumber(ARGV[3])
 if redis.call('EXISTS', meta) == 0 then return 0 end
-local state = redis.call('HMGET', meta, 'lastSeq', 'flushedSeq', 'coversSeq')
+local state = redis.call('HMGET', meta, 'lastSeq', 'flushedSeq', 'coversSeq', 'unmerged')
 local lastSeq, flushedSeq = tonumber(state[1] or '0'), tonumber(state[2] or '0')
+-- An unmerged conversation's seqs are provisional: a summary of them would cover other messages once merged.
+if state[4] == '1' then return 0 end
 if coversSeq <= tonumber(state[3] or '0') or coversSeq > lastSeq then return 0 end
 redis.call('HSET', meta, 'summary', ARGV[4], 'coversSeq', ARGV[3])
 -- Covered messages are never loaded again; in cache mode they stay until MongoDB has them.
@@ -387,14 +395,14 @@ return 1
 `;
 
 /**
- * No ARGV. Returns {flushedSeq, summaryJson|nil, entries with seq > flushedSeq newest first...};
- * {0, nil} when not held.
+ * No ARGV. Returns {flushedSeq, summaryJson|nil, inc if unmerged|nil, entries with seq > flushedSeq newest first...};
+ * {0, nil, nil} when not held.
  */
 const UNFLUSHED = `${HELPERS}
-if redis.call('EXISTS', meta) == 0 then return {0, false} end
-local state = redis.call('HMGET', meta, 'flushedSeq', 'summary')
+if redis.call('EXISTS', meta) == 0 then return {0, false, false} end
+local state = redis.call('HMGET', meta, 'flushedSeq', 'summary', 'unmerged', 'inc')
 local flushedSeq = tonumber(state[1] or '0')
-local reply = {flushedSeq, state[2] or false}
+local reply = {flushedSeq, state[2] or false, state[3] == '1' and state[4] or false}
 local len, offset, chunk, done = redis.call('LLEN', msgs), 0, 16, false
 while not done and offset < len do
   local size = math.min(chunk, len - offset)
@@ -410,6 +418,32 @@ return reply
 `;
 
 /**
+ * ARGV: ttlMs, expectedInc, expectedLastSeq, turnKeyCount, then turnKeyCount pairs (turnKey, `<firstSeq>:<count>`),
+ * then WARM's: lastSeq, lastCum, summaryJson ('' for none), coversSeq, newInc, entries oldest first.
+ * The end of an unmerged conversation, once the flusher has appended its turns to MongoDB: the
+ * conversation becomes what WARM would seed from MongoDB's state (a new incarnation, everything
+ * flushed), with the turn keys of the merged turns at their MongoDB seqs. Only if it is still the
+ * unmerged incarnation expectedInc with expectedLastSeq its last seq: a turn appended since the
+ * merge read it would be lost. Returns 1 when rebased, -1 when it holds newer turns (merge them
+ * and try again), 0 when it is gone or no longer that unmerged incarnation (merged by another
+ * instance, erased). The dirty set is left to markFlushed, which the flusher calls next.
+ */
+const REBASE = `${HELPERS}
+if redis.call('EXISTS', meta) == 0 then return 0 end
+local state = redis.call('HMGET', meta, 'unmerged', 'inc', 'lastSeq')
+if state[1] ~= '1' or state[2] ~= ARGV[2] then return 0 end
+if tonumber(state[3] or '0') ~= tonumber(ARGV[3]) then return -1 end
+redis.call('DEL', meta, msgs, turns)
+local w = 5 + 2 * tonumber(ARGV[4])
+redis.call('HSET', meta, 'lastSeq', ARGV[w], 'lastCum', ARGV[w + 1], 'flushedSeq', ARGV[w], 'inc', ARGV[w + 4])
+if ARGV[w + 2] ~= '' then redis.call('HSET', meta, 'summary', ARGV[w + 2], 'coversSeq', ARGV[w + 3]) end
+for i = w + 5, #ARGV do redis.call('RPUSH', msgs, ARGV[i]) end
+for i = 5, w - 1, 2 do redis.call('HSET', turns, ARGV[i], ARGV[i + 1]) end
+touch('c', ARGV[1], 0, 0, true)
+return 1
+`;
+
+/**
  * ARGV: ttlMs, cap, seq, dirtyMember. Returns {-1} when not held, else {1, length} when every
  * message is now flushed (the TTL is back), {0, length} when newer messages still wait; length
  * is the list's after the cap's trim. With KEYS[4] (the dirty set, standalone Redis only) the
@@ -422,10 +456,12 @@ if redis.call('EXISTS', meta) == 0 then
   if KEYS[4] then redis.call('ZREM', KEYS[4], ARGV[4]) end
   return {-1}
 end
-local state = redis.call('HMGET', meta, 'lastSeq', 'flushedSeq')
+local state = redis.call('HMGET', meta, 'lastSeq', 'flushedSeq', 'unmerged')
 local lastSeq, flushedSeq = tonumber(state[1] or '0'), tonumber(state[2] or '0')
--- Never past lastSeq: a seq above it belongs to no message Redis has.
+-- Never past lastSeq: a seq above it belongs to no message Redis has. An
+-- unmerged conversation's seqs are provisional: only REBASE ends that state.
 local target = math.min(math.max(flushedSeq, math.floor(seq)), lastSeq)
+if state[3] == '1' then target = flushedSeq end
 if target > flushedSeq then redis.call('HSET', meta, 'flushedSeq', fmt(target)) end
 applyCap('c', cap, target)
 local outcome = 1
@@ -458,6 +494,7 @@ export const REDIS_SCRIPTS = {
   contextdList: { lua: LIST, numberOfKeys: 3 },
   contextdReplaceSummary: { lua: REPLACE_SUMMARY, numberOfKeys: 3 },
   contextdWarm: { lua: WARM, numberOfKeys: 3 },
+  contextdRebase: { lua: REBASE, numberOfKeys: 3 },
   contextdUnflushed: { lua: UNFLUSHED, numberOfKeys: 3 },
   contextdMarkFlushed: { lua: MARK_FLUSHED, numberOfKeys: 3 },
   contextdClaimDirty: { lua: CLAIM_DIRTY, numberOfKeys: 1 },

@@ -15,6 +15,8 @@ import { decodeEntry, entryTag } from './entry-codec.js';
 /** What this store has decoded of one incarnation of a conversation: its last window and summary. */
 export interface CachedWindow {
   inc: string;
+  /** The incarnation is unmerged (scripts.ts, APPEND): loads of it answer `partial`. Fixed for an incarnation. */
+  isPartial: boolean;
   /** The cached seqs are exactly from..through (none when from > through). */
   from: number;
   through: number;
@@ -69,6 +71,7 @@ export class WindowCache {
   remember(
     tag: string,
     inc: string,
+    isPartial: boolean,
     lastSeq: number,
     messages: StoredMessage[],
     summary: Summary | undefined,
@@ -80,6 +83,7 @@ export class WindowCache {
     const newest = messages.at(-1);
     this.#store(tag, {
       inc,
+      isPartial,
       from: messages[0]?.seq ?? lastSeq + 1,
       through: newest?.seq ?? lastSeq,
       bySeq,

@@ -128,7 +128,7 @@ routes:
     expect(config.storage).toEqual({
       kind: 'redis+mongodb',
       redis: { url: 'rediss://cache:6380/1', isCluster: false, ttlMs: 3_600_000, maxCachedMessages: 50, timeoutMs: 500, localCacheMessages: 0, tracking: false },
-      mongodb: { url: 'mongodb+srv://db.example.net', database: 'memory', timeoutMs: 3000, flushDelayMs: 250 },
+      mongodb: { url: 'mongodb+srv://db.example.net', database: 'memory', timeoutMs: 3000, coldReadTimeoutMs: 400, flushDelayMs: 250 },
     });
     expect(parseConfig('storage: { memory: { ttl: 7d } }', FILE, {}).storage).toMatchObject({ kind: 'embedded', memory: { ttlMs: 7 * 86_400_000 } });
     expect(parseConfig('storage: { redis: { url: "redis://r" } }', FILE, {}).storage.kind).toBe('redis');
@@ -389,7 +389,7 @@ describe('parseConfig: environment overrides', () => {
     ['REDIS_URL fills an empty url', 'storage: { redis: { url: "" } }', { REDIS_URL: 'redis://r:6379' }, (c: Config) => c.storage.redis?.url, 'redis://r:6379'],
     ['REDIS_URL fills a missing url', '', { REDIS_URL: 'redis://r:6379' }, (c: Config) => c.storage.redis?.url, 'redis://r:6379'],
     ['the file beats REDIS_URL', 'storage: { redis: { url: "redis://file" } }', { REDIS_URL: 'redis://env' }, (c: Config) => c.storage.redis?.url, 'redis://file'],
-    ['MONGODB_URL fills a missing url', '', { MONGODB_URL: 'mongodb://m' }, (c: Config) => c.storage.mongodb, { url: 'mongodb://m', database: 'contextd', timeoutMs: 3000, flushDelayMs: 100 }],
+    ['MONGODB_URL fills a missing url', '', { MONGODB_URL: 'mongodb://m' }, (c: Config) => c.storage.mongodb, { url: 'mongodb://m', database: 'contextd', timeoutMs: 3000, coldReadTimeoutMs: 400, flushDelayMs: 100 }],
     ['the file beats MONGODB_URL', 'storage: { mongodb: { url: "mongodb://file" } }', { MONGODB_URL: 'mongodb://env' }, (c: Config) => c.storage.mongodb?.url, 'mongodb://file'],
   ])('%s', (_name, yaml, env, pick, expected) => {
     expect(pick(parseConfig(yaml, FILE, env))).toEqual(expected);
