@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import type { ChatMessage, ConversationId, ConversationKey, NewMessage, StoredMessage, Summary, TenantId } from '../../src/domain.js';
 import type { ConversationStore } from '../../src/store/conversation-store.js';
+import { WINDOW_CASES } from '../support/window-cases.js';
 
 export interface StoreUnderTest {
   store: ConversationStore;
@@ -142,16 +143,7 @@ export function runStoreContract(name: string, factory: () => Promise<StoreUnder
       });
     });
 
-    test.each([
-      { limits: { maxMessages: 100, maxTokens: 1_000 }, seqs: [1, 2, 3, 4], why: 'everything fits' },
-      { limits: { maxMessages: 100, maxTokens: 100 }, seqs: [1, 2, 3, 4], why: 'exactly the budget' },
-      { limits: { maxMessages: 100, maxTokens: 70 }, seqs: [2, 3, 4], why: '40+30 fit exactly, 20 crosses and comes too' },
-      { limits: { maxMessages: 100, maxTokens: 69 }, seqs: [3, 4], why: '30 crosses after 40' },
-      { limits: { maxMessages: 100, maxTokens: 0 }, seqs: [4], why: 'the newest always crosses a zero budget' },
-      { limits: { maxMessages: 2, maxTokens: 1_000 }, seqs: [3, 4], why: 'message cap' },
-      { limits: { maxMessages: 1, maxTokens: 0 }, seqs: [4], why: 'both limits' },
-      { limits: { maxMessages: 0, maxTokens: 1_000 }, seqs: [], why: 'no messages asked for' },
-    ])('load returns the newest messages within the limits ($why)', async ({ limits, seqs }) => {
+    test.each(WINDOW_CASES)('load returns the newest messages within the limits ($why)', async ({ limits, seqs }) => {
       await store.append(key(), [withTokens('a', 10), withTokens('b', 20)]);
       await store.append(key(), [withTokens('c', 30), withTokens('d', 40)]);
 

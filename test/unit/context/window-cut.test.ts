@@ -2,6 +2,7 @@
 // Lua LOAD script picks the same window is test/store/window-cut.property.test.ts's job.
 import { describe, expect, test } from 'vitest';
 import { startWindowWalk, windowLimit, type WindowLimits } from '../../../src/context/window-cut.js';
+import { WINDOW_CASES } from '../../support/window-cases.js';
 
 /** Seqs 1..n with these tokens, oldest first. */
 const conversation = (...tokens: number[]): { seq: number; tokens: number }[] => tokens.map((t, i) => ({ seq: i + 1, tokens: t }));
@@ -17,16 +18,7 @@ function windowOf(messages: readonly { seq: number; tokens: number }[], limits: 
 const FOUR = conversation(10, 20, 30, 40);
 
 describe('the window rule', () => {
-  test.each([
-    { limits: { maxMessages: 100, maxTokens: 1_000 }, seqs: [1, 2, 3, 4], why: 'everything fits' },
-    { limits: { maxMessages: 100, maxTokens: 100 }, seqs: [1, 2, 3, 4], why: 'exactly the budget' },
-    { limits: { maxMessages: 100, maxTokens: 70 }, seqs: [2, 3, 4], why: '40+30 fit exactly, 20 crosses and comes too' },
-    { limits: { maxMessages: 100, maxTokens: 69 }, seqs: [3, 4], why: '30 crosses after 40' },
-    { limits: { maxMessages: 100, maxTokens: 0 }, seqs: [4], why: 'the newest always crosses a zero budget' },
-    { limits: { maxMessages: 2, maxTokens: 1_000 }, seqs: [3, 4], why: 'message cap' },
-    { limits: { maxMessages: 1, maxTokens: 0 }, seqs: [4], why: 'both limits' },
-    { limits: { maxMessages: 0, maxTokens: 1_000 }, seqs: [], why: 'no messages asked for' },
-  ])('takes the newest messages within the limits ($why)', ({ limits, seqs }) => {
+  test.each(WINDOW_CASES)('takes the newest messages within the limits ($why)', ({ limits, seqs }) => {
     expect(windowOf(FOUR, limits)).toEqual(seqs);
   });
 
