@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { request } from 'undici';
 import type { StoredMessage } from '../src/domain.js';
-import { cpuTimeMs, startContextd, startUpstream, type Child, type ContextdChild } from './processes.js';
+import { cpuTimeMs, startContextd, startUpstream, type Child, type ContextdChild, type UpstreamOptions } from './processes.js';
 import { quantiles, verdict } from './report.js';
 import type { TargetVerdict } from './side-by-side.js';
 import { storedMessages, waitSettled, type BackingStores, type StorePair } from './stores.js';
@@ -25,6 +25,9 @@ export interface ColdReadSettings {
   /** Messages in the long conversation. */
   longMessages: number;
   summaries: boolean;
+  /** contextd's LOG_LEVEL (info, its default, unless asked). */
+  logLevel: 'info' | 'warn';
+  upstream: UpstreamOptions;
 }
 
 export interface ColdReadResult {
@@ -53,6 +56,8 @@ interface ColdCase {
   mongoCpuMs: number[];
   directLoadMs: number[];
   directLoadDocs: number;
+  /** Measured reads answered other than `miss` (e.g. `partial`: MongoDB missed the cold-read deadline), by cache header. */
+  notMiss: Map<string, number>;
 }
 
 async function scrape(contextd: Child): Promise<{ finds: number; getMores: number; docs: number }> {
@@ -98,10 +103,10 @@ export async function coldReads(settings: ColdReadSettings, stores: BackingStore
         `the ${shortMessages.length} again alone in another.`,
     );
 
-    const upstream = await startUpstream();
+    const upstream = await startUpstream(settings.upstream);
     children.push(upstream);
     const start = async (pair: StorePair, name: string): Promise<ContextdChild> => {
-      const child = await startContextd({ upstreamUrl: upstream.baseUrl, logLevel: 'warn', logPath: join(runDir, `${name}.log`), storage: pair.storage, summaries: settings.summaries });
+      const child = await startContextd({ upstreamUrl: upstream.baseUrl, logLevel: settings.logLevel, logPath: join(runDir, `${name}.log`), storage: pair.storage, summaries: settings.summaries });
       children.push(child);
       return child;
     };
@@ -122,6 +127,7 @@ export async function coldReads(settings: ColdReadSettings, stores: BackingStore
       mongoCpuMs: [],
       directLoadMs: [],
       directLoadDocs: 0,
+      notMiss: new Map(),
     });
     const bigHolds = `${(longMessages.length + shortMessages.length).toLocaleString('en-US')} messages (both conversations)`;
     const cases = [
@@ -150,9 +156,10 @@ export async function coldReads(settings: ColdReadSettings, stores: BackingStore
       const tookMs = performance.now() - at;
       const cpuAfter = cpuTimeMs(stores.mongoPid);
       const after = await scrape(c.contextd);
-      if (res.statusCode !== 200 || !text.includes('"content":"ok"')) throw new Error(`cold read of ${c.conversation}: ${res.statusCode} ${text.slice(0, 300)}`);
-      const cache = res.headers['x-contextd-cache'];
-      if (cache !== 'miss') throw new Error(`cold read of ${c.conversation}: x-contextd-cache is ${String(cache)}, not miss`);
+      if (res.statusCode !== 200 || !text.includes('"finish_reason":"stop"')) throw new Error(`cold read of ${c.conversation}: ${res.statusCode} ${text.slice(0, 300)}`);
+      // Not a miss (e.g. partial: MongoDB did not answer within contextd's cold-read deadline): counted and shown, the read still timed.
+      const cache = String(res.headers['x-contextd-cache']);
+      if (cache !== 'miss' && isMeasured) c.notMiss.set(cache, (c.notMiss.get(cache) ?? 0) + 1);
       // contextd warms Redis from what it read and flushes the new turn; only then is the conversation evicted again.
       await waitSettled(c.pair, c.conversation);
       const settled = await scrape(c.contextd);
@@ -207,7 +214,11 @@ export async function coldReads(settings: ColdReadSettings, stores: BackingStore
         `so both windows start alike (each read appends a turn to both, so both grow by ${settings.warmupReads * 2 + settings.reads * 2} messages over the run). ` +
         `Queries and documents read: contextd's contextd_mongodb_commands_total{command="find"} (and "getMore", the same query's further batches) and contextd_mongodb_documents_read_total, scraped just before the request and just after its reply ` +
         `("background finds": from the reply until Redis is warm and the turn flushed). "MongoDB server CPU": the ${stores.kind} process, request to reply. ` +
-        `"MongoStore.load alone": the same load from the bench's own client, no contextd (median of ${DIRECT_LOADS}).\n`,
+        `"MongoStore.load alone": the same load from the bench's own client, no contextd (median of ${DIRECT_LOADS}).` +
+        (cases.some((c) => c.notMiss.size > 0)
+          ? ` **Not every read was a miss**: ${cases.filter((c) => c.notMiss.size > 0).map((c) => `${c.label}: ${[...c.notMiss].map(([cache, n]) => `${n} × ${cache}`).join(', ')}`).join('; ')} (x-contextd-cache; partial: MongoDB missed contextd's cold-read deadline, so the time is that deadline's, not MongoDB's).`
+          : '') +
+        '\n',
       '| cold read (Redis empty for it) | MongoDB database holds | reads | p50 ms | p90 ms | p99 ms (of so few: the slowest) | finds + getMores per read | documents read per read: mean (range) | background finds per read | window msgs | window tokens | MongoDB server CPU ms per read (p50) | MongoStore.load alone, ms |',
       '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
       ...rows,

@@ -67,7 +67,7 @@ async function send(options: LoadOptions, spec: RequestSpec): Promise<{ totalMs:
   }
   const endedAt = performance.now();
   // Every reply is checked, cheaply: a fast error must never pass for a fast answer.
-  const isComplete = options.stream ? text.endsWith('data: [DONE]\n\n') : text.includes('"content":"ok"');
+  const isComplete = options.stream ? text.endsWith('data: [DONE]\n\n') : text.includes('"finish_reason":"stop"');
   if (response.statusCode !== 200 || !isComplete) {
     throw new Error(`unexpected reply from ${spec.path}: ${response.statusCode} ${text.slice(0, 500)}`);
   }

@@ -4,7 +4,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, openSync, readFileSync, readdirSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -62,6 +62,48 @@ export function cpuTimeMs(pid: number | undefined): number | undefined {
   }
 }
 
+/**
+ * A process's TCP connections by what is at the other end, from /proc: its
+ * socket inodes (/proc/<pid>/fd) matched against /proc/<pid>/net/tcp{,6}.
+ * `listenPort`: connections accepted there are "clients"; `peers` names the
+ * remote ports (e.g. { redis: 6379 }); anything else is "other". Undefined
+ * where there is no /proc.
+ */
+export function tcpConnections(pid: number | undefined, listenPort: number, peers: Record<string, number>): Record<string, number> | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const inodes = new Set<string>();
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+        if (target.startsWith('socket:[')) inodes.add(target.slice(8, -1));
+      } catch {
+        // Closed while we looked.
+      }
+    }
+    const counts: Record<string, number> = { clients: 0, ...Object.fromEntries(Object.keys(peers).map((name) => [name, 0])), other: 0 };
+    for (const table of ['tcp', 'tcp6']) {
+      let text = '';
+      try {
+        text = readFileSync(`/proc/${pid}/net/${table}`, 'utf8');
+      } catch {
+        continue;
+      }
+      for (const line of text.split('\n').slice(1)) {
+        const fields = line.trim().split(/\s+/);
+        if (fields.length < 10 || !inodes.has(fields[9]!) || fields[3] === '0A') continue; // 0A: LISTEN
+        const localPort = parseInt(fields[1]!.split(':')[1]!, 16);
+        const remotePort = parseInt(fields[2]!.split(':')[1]!, 16);
+        const peer = localPort === listenPort ? 'clients' : (Object.entries(peers).find(([, port]) => port === remotePort)?.[0] ?? 'other');
+        counts[peer] = (counts[peer] ?? 0) + 1;
+      }
+    }
+    return counts;
+  } catch {
+    return undefined;
+  }
+}
+
 function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(process.env)) if (!DROPPED_ENV.test(name)) env[name] = value;
@@ -105,8 +147,19 @@ async function startScript(script: string, args: readonly string[]): Promise<{ u
   return { url: (JSON.parse(first) as ListeningLine).url, child };
 }
 
-export async function startUpstream(): Promise<UpstreamChild> {
-  const { url, child } = await startScript('./upstream-server.js', []);
+export interface UpstreamOptions {
+  /** Size of every reply, in o200k_base tokens (default 300). */
+  replyTokens?: number;
+  /** SSE events per write when streaming (default 1: each event in a write of its own). */
+  eventsPerWrite?: number;
+}
+
+export async function startUpstream(options: UpstreamOptions = {}): Promise<UpstreamChild> {
+  const args = [
+    ...(options.replyTokens === undefined ? [] : ['--reply-tokens', String(options.replyTokens)]),
+    ...(options.eventsPerWrite === undefined ? [] : ['--events-per-write', String(options.eventsPerWrite)]),
+  ];
+  const { url, child } = await startScript('./upstream-server.js', args);
   return {
     url: new URL(url).origin,
     baseUrl: url,
@@ -121,8 +174,11 @@ export async function startUpstream(): Promise<UpstreamChild> {
   };
 }
 
-export async function startFloorProxy(upstreamOrigin: string): Promise<Child> {
-  const { url, child } = await startScript('./floor-proxy.js', [upstreamOrigin]);
+/** `stream`: the floor (undici stream() into the response); `request`: a plain undici.request() and a pipe, for comparison. */
+export type FloorVariant = 'stream' | 'request';
+
+export async function startFloorProxy(upstreamOrigin: string, variant: FloorVariant = 'stream'): Promise<Child> {
+  const { url, child } = await startScript('./floor-proxy.js', [upstreamOrigin, variant]);
   return { url, process: child, stop: () => stopChild(child) };
 }
 
@@ -137,6 +193,7 @@ async function freePort(): Promise<number> {
 
 export interface ContextdOptions {
   upstreamUrl: string;
+  /** contextd's own default is info (a line per request); warn and error are quieter than any deployment that keeps its defaults. */
   logLevel: 'info' | 'warn' | 'error';
   /** Extra node flags for the contextd process, e.g. --cpu-prof. */
   nodeArgs?: readonly string[];

@@ -9,6 +9,8 @@
 // the MongoDB server run in their own processes; this process only generates
 // load. Everything is on loopback.
 
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -30,6 +32,8 @@ const USAGE = `npm run bench -- [options]
   --rounds N                 slices each pass is cut into, paths interleaved (default 20)
   --warmup N                 unmeasured requests per path before each pass (default 500)
   --short-conversations N    conversations of the short path (default 512)
+  --redis-short-conversations N   the same on Redis + MongoDB (default 64: each is created through contextd, its first
+                             turn a new conversation, and FerretDB's flusher falls behind when hundreds start at once)
   --short-turns N            turns stored in each short conversation (default 5)
   --long-conversations N     conversations of the long path (default 8)
   --long-turns N             turns stored in each long conversation (default 500)
@@ -42,12 +46,24 @@ const USAGE = `npm run bench -- [options]
   --cold-messages N          messages in the long conversation read cold (default 10000)
   --no-cold                  skip the cold reads
   --no-redis-alone           skip the contextd on Redis alone (no MongoDB) measured beside the two tiers
-  --no-stream                skip the stream: true passes (embedded store; they send half as many requests)
-  --no-info                  skip the contextd at LOG_LEVEL=info (embedded store)
+  --no-stream                skip the stream: true passes (they send half as many requests; first byte and total)
+  --new-share X              share of measured requests that start a new conversation, embedded store (default 0.05);
+                             direct and floor clients send no history on as many
+  --redis-new-share X        the same on Redis + MongoDB (default 0.05; 0.002 on FerretDB, which reads its whole
+                             collection for every query, so each new conversation costs a scan of everything stored)
+  --reply-tokens N           size of every fake upstream reply (default 300)
+  --events-per-write N       SSE events per write of the fake upstream when streaming (default 1)
+  --floor-variants           also measure the floor done plainly (undici.request() and a pipe) beside the floor
   --summaries                leave contextd's rolling summaries on (default off: their background calls to the
-                             fake upstream, answered "ok", would fold the long histories and run inside measured slices)
-  --profile                  run the LOG_LEVEL=warn contextd under --cpu-prof and print where its CPU went
-  --readme                   also write the targets table into README.md, between <!-- bench:start --> and <!-- bench:end -->`;
+                             fake upstream would fold the long histories and run inside measured slices)
+ flattering variants, for comparison with earlier runs (each is labelled in the output):
+  --log-level warn           run contextd at LOG_LEVEL=warn, no request log line (default info, contextd's own default)
+  --warn-variant             measure a second contextd at LOG_LEVEL=warn (short path) beside the main one
+  --seed-directly            Redis + MongoDB: write the starting histories into the stores instead of sending them through contextd
+  --mongodb-timeout D        storage.mongodb.timeout for contextd and the cold reads (default: contextd's, 3s)
+  --profile                  run the main contextd under --cpu-prof and print where its CPU went
+  --readme                   also write the targets table into README.md, between <!-- bench:start --> and <!-- bench:end -->
+  --no-summary-latency       do not run bench/summary-latency.ts at the end`;
 
 const { values: flags } = parseArgs({
   options: {
@@ -60,6 +76,7 @@ const { values: flags } = parseArgs({
     rounds: { type: 'string', default: '20' },
     warmup: { type: 'string', default: '500' },
     'short-conversations': { type: 'string', default: '512' },
+    'redis-short-conversations': { type: 'string', default: '64' },
     'short-turns': { type: 'string', default: '5' },
     'long-conversations': { type: 'string', default: '8' },
     'long-turns': { type: 'string', default: '500' },
@@ -72,10 +89,19 @@ const { values: flags } = parseArgs({
     'no-cold': { type: 'boolean', default: false },
     'no-redis-alone': { type: 'boolean', default: false },
     'no-stream': { type: 'boolean', default: false },
-    'no-info': { type: 'boolean', default: false },
+    'new-share': { type: 'string', default: '0.05' },
+    'redis-new-share': { type: 'string' },
+    'reply-tokens': { type: 'string', default: '300' },
+    'events-per-write': { type: 'string', default: '1' },
+    'floor-variants': { type: 'boolean', default: false },
+    'log-level': { type: 'string', default: 'info' },
+    'warn-variant': { type: 'boolean', default: false },
+    'seed-directly': { type: 'boolean', default: false },
+    'mongodb-timeout': { type: 'string' },
     summaries: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     readme: { type: 'boolean', default: false },
+    'no-summary-latency': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -84,6 +110,19 @@ function positive(name: keyof typeof flags, { zero = false } = {}): number {
   const value = Number(flags[name]);
   if (!Number.isSafeInteger(value) || value < 0 || (value === 0 && !zero)) throw new Error(`--${name} must be a ${zero ? 'non-negative' : 'positive'} integer, got ${String(flags[name])}`);
   return value;
+}
+
+/** A share (0 ≤ X < 1) as "every Nth request" (0: never). */
+function every(name: 'new-share' | 'redis-new-share', value: string): number {
+  const share = Number(value);
+  if (!Number.isFinite(share) || share < 0 || share >= 1) throw new Error(`--${name} must be a share from 0 to below 1, got ${value}`);
+  return share === 0 ? 0 : Math.max(2, Math.round(1 / share));
+}
+
+function logLevel(): 'info' | 'warn' {
+  const level = flags['log-level'];
+  if (level === 'info' || level === 'warn') return level;
+  throw new Error(`--log-level must be info or warn, got ${String(level)}`);
 }
 
 const STORE_MODES = ['embedded', 'redis-mongodb'] as const;
@@ -106,22 +145,35 @@ const embedded: SideBySideSettings = {
   longConversations: positive('long-conversations'),
   longTurns: positive('long-turns'),
   stream: !flags['no-stream'],
-  info: !flags['no-info'],
+  logLevel: logLevel(),
+  warnVariant: flags['warn-variant'],
+  floorVariants: flags['floor-variants'],
+  seedDirectly: flags['seed-directly'],
+  newEvery: every('new-share', flags['new-share']!),
+  upstream: { replyTokens: positive('reply-tokens'), eventsPerWrite: positive('events-per-write') },
   profile: flags.profile,
   summaries: flags.summaries,
   pacedRequests: 0,
   pauseMs: positive('pause-ms'),
 };
-// Fewer requests and no stream or info passes: the question there is what the two tiers add, and the whole bench should stay within a few minutes.
+// Fewer requests: the question there is what the two tiers add, and the whole bench should stay within a few minutes.
 const redisMongo: SideBySideSettings = {
   ...embedded,
   requests: positive('redis-requests'),
   requestsC1: positive('redis-requests-c1'),
-  stream: false,
-  info: false,
+  shortConversations: positive('redis-short-conversations'),
   pacedRequests: positive('paced', { zero: true }),
 };
-const cold = { reads: positive('cold-reads'), warmupReads: positive('cold-warmup', { zero: true }), longMessages: positive('cold-messages'), summaries: flags.summaries };
+/** FerretDB reads a whole collection per query: a new conversation's first read costs a scan of every message stored. */
+const FERRETDB_NEW_SHARE = '0.002';
+const cold = {
+  reads: positive('cold-reads'),
+  warmupReads: positive('cold-warmup', { zero: true }),
+  longMessages: positive('cold-messages'),
+  summaries: flags.summaries,
+  logLevel: embedded.logLevel,
+  upstream: embedded.upstream,
+};
 const historyTokens = positive('history-tokens');
 
 const README_PATH = fileURLToPath(new URL('../../README.md', import.meta.url));
@@ -190,14 +242,20 @@ async function redisRoundTrips(workload: Workload, stores: BackingStores, pair: 
 async function onRedisMongo(workload: Workload, stores: BackingStores): Promise<{ sideBySide: SideBySideResult; roundTrips: string; cold: ColdReadResult | undefined }> {
   const pair = stores.pair('bench', 0);
   const mongoName = stores.kind === 'ferretdb' ? 'FerretDB v1 (SQLite)' : stores.kind;
+  const newShare = flags['redis-new-share'] ?? (stores.kind === 'ferretdb' ? FERRETDB_NEW_SHARE : '0.05');
+  if (flags['redis-new-share'] === undefined && stores.kind === 'ferretdb') {
+    log(`FerretDB reads its whole collection for every query, so a new conversation's first read costs a scan of every message stored: new conversations on Redis + MongoDB: a share of ${newShare} (--redis-new-share to change).`);
+  }
+  const settings = { ...redisMongo, newEvery: every('redis-new-share', newShare) };
+  const twoTierWorkload = new Workload({ ...workload.options, newEvery: settings.newEvery });
   const result = await sideBySide(
-    redisMongo,
+    settings,
     {
       title: `Redis + MongoDB (redis-server, ${mongoName})`,
       shortTitle: 'two tiers',
       storage: pair.storage,
       keeps: `Redis keeps the newest ${MAX_CACHED_MESSAGES} messages, MongoDB all`,
-      // Sending thousands of set-up turns through contextd would mostly measure the flusher's inserts; the stores get the same documents directly.
+      // With --seed-directly: the same documents written into the stores, not sent through contextd.
       seed: async (plans: readonly ConversationPlan[]) => {
         let next = 0;
         const worker = async (): Promise<void> => {
@@ -220,7 +278,7 @@ async function onRedisMongo(workload: Workload, stores: BackingStores): Promise<
         return counts;
       },
     },
-    workload,
+    twoTierWorkload,
   );
   const roundTrips = await redisRoundTrips(workload, stores, pair);
   log(roundTrips);
@@ -234,12 +292,13 @@ async function main(): Promise<void> {
   }
   const modes = storeModes();
   const startedAt = performance.now();
-  const workload = new Workload({ historyTokens, bigTurns: embedded.shortTurns });
+  const workload = new Workload({ historyTokens, bigTurns: embedded.shortTurns, newEvery: embedded.newEvery });
   const n = embedded.concurrency;
   log(`contextd bench — ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), node ${process.version}, loopback only, load average ${(loadavg()[0] ?? 0).toFixed(2)}`);
   log(
     `model ${MODEL}, budget ${BUDGET_TOKENS} tokens (default route); direct/floor clients send system + ${embedded.shortTurns * 2} history messages ` +
-      `(${workload.directHistoryTokens} tokens) + the new message = ${workload.directPromptTokens} prompt tokens; the fake upstream answers "ok".`,
+      `(${workload.directHistoryTokens} tokens) + the new message = ${workload.directPromptTokens} prompt tokens; the fake upstream answers ${embedded.upstream.replyTokens} tokens of prose; ` +
+      `contextd at LOG_LEVEL=${embedded.logLevel}${embedded.logLevel === 'warn' ? ' (flattering: no request log line)' : ''}.`,
   );
   log(`stores: ${modes.join(', ')}; per path: ${embedded.warmup} warm-up requests, then (embedded) ${embedded.requestsC1} at concurrency 1 and ${embedded.requests} at concurrency ${n}, ` +
     `(Redis + MongoDB) ${redisMongo.requestsC1} and ${redisMongo.requests}; one keep-alive connection per worker, ${embedded.rounds} interleaved rounds.`);
@@ -265,7 +324,7 @@ async function main(): Promise<void> {
     log('\n# contextd on Redis + MongoDB');
     let stores: BackingStores | undefined;
     try {
-      stores = await startBackingStores();
+      stores = await startBackingStores(flags['mongodb-timeout'] === undefined ? {} : { mongoTimeout: flags['mongodb-timeout'] });
     } catch (error) {
       // Benchmarks report, they do not gate: say why and go on with what ran.
       const reason = error instanceof Error ? error.message : String(error);
@@ -275,12 +334,20 @@ async function main(): Promise<void> {
     if (stores !== undefined) {
       try {
         log(`redis-server pid ${String(stores.redisPid)}, ${stores.kind} pid ${String(stores.mongoPid)}`);
-        const result = await onRedisMongo(workload, stores);
-        keep('Redis + MongoDB', result.sideBySide);
-        sections.push('', `### Redis + MongoDB (${stores.kind === 'ferretdb' ? 'MongoDB: FerretDB v1 on SQLite' : `MongoDB: ${stores.kind}`})`, '', ...result.sideBySide.markdown, '', result.roundTrips);
-        if (result.cold !== undefined) {
-          verdicts.push(...result.cold.verdicts.map((verdict) => ({ store: 'Redis + MongoDB', verdict })));
-          sections.push('', '#### Cold reads (Redis empty for the conversation)', '', ...result.cold.markdown);
+        const result = await onRedisMongo(workload, stores).catch((error: unknown) => {
+          // Reported with what did run (the embedded store's tables), not instead of it.
+          const reason = error instanceof Error ? error.message : String(error);
+          log(`Redis + MongoDB stopped: ${reason}`);
+          sections.push('', '### Redis + MongoDB', '', `Stopped: ${reason.split('\n')[0]}`);
+          return undefined;
+        });
+        if (result !== undefined) {
+          keep('Redis + MongoDB', result.sideBySide);
+          sections.push('', `### Redis + MongoDB (${stores.kind === 'ferretdb' ? 'MongoDB: FerretDB v1 on SQLite' : `MongoDB: ${stores.kind}`})`, '', ...result.sideBySide.markdown, '', result.roundTrips);
+          if (result.cold !== undefined) {
+            verdicts.push(...result.cold.verdicts.map((verdict) => ({ store: 'Redis + MongoDB', verdict })));
+            sections.push('', '#### Cold reads (Redis empty for the conversation)', '', ...result.cold.markdown);
+          }
         }
       } finally {
         await stores.stop();
@@ -311,7 +378,20 @@ async function main(): Promise<void> {
   for (const dir of profileDirs) log(`profile kept in ${dir}`);
 }
 
-main().catch((error: unknown) => {
-  console.error(error);
-  process.exitCode = 1;
-});
+/**
+ * bench/summary-latency.ts, in a process of its own, last. (It used to be the
+ * npm script's second command, which got the script's arguments instead of
+ * this one: `npm run bench -- --stores embedded` ran every store.)
+ */
+async function summaryLatency(): Promise<void> {
+  const child = spawn(process.execPath, [fileURLToPath(new URL('./summary-latency.js', import.meta.url))], { stdio: 'inherit' });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  if (code !== 0) throw new Error(`summary-latency exited with ${String(code)}`);
+}
+
+main()
+  .then(() => (flags.help || flags['no-summary-latency'] ? undefined : summaryLatency()))
+  .catch((error: unknown) => {
+    console.error(error);
+    process.exitCode = 1;
+  });

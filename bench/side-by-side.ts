@@ -1,8 +1,8 @@
 // The side-by-side pass on one store: direct, floor proxy, contextd with a
-// short and a long stored history (and, on the embedded store, contextd at
-// LOG_LEVEL=info and the stream: true passes), measured in interleaved rounds
-// at concurrency 1 and N, reported as ratios against the direct path and the
-// floor of the same run.
+// short and a long stored history (and the stream: true passes, and on
+// request a contextd at LOG_LEVEL=warn and the plain undici.request floor),
+// measured in interleaved rounds at concurrency 1 and N, reported as ratios
+// against the direct path and the floor of the same run.
 
 import { mkdtemp, rm } from 'node:fs/promises';
 import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
@@ -14,8 +14,9 @@ import { request, type Pool } from 'undici';
 import { summarizeProfile } from './cpu-profile.js';
 import { openPool } from './load.js';
 import { interleave, PathRun, type Target } from './measure.js';
-import { cpuTimeMs, startContextd, startFloorProxy, startUpstream, type Child, type ContextdChild } from './processes.js';
+import { cpuTimeMs, startContextd, startFloorProxy, startUpstream, type Child, type ContextdChild, type UpstreamOptions } from './processes.js';
 import { latencyTable, quantiles, ratioTable, streamingTable, verdict, type PathRow, type RatioLine } from './report.js';
+import { DEFAULT_REPLY_TOKENS } from './replies.js';
 import { API_KEY, type RequestSpec, type Turn, type Workload } from './workload.js';
 
 export interface SideBySideSettings {
@@ -29,7 +30,17 @@ export interface SideBySideSettings {
   longConversations: number;
   longTurns: number;
   stream: boolean;
-  info: boolean;
+  /** The main contextd's LOG_LEVEL: info, its default (a line per request), unless warn is asked for (a flattering extra). */
+  logLevel: 'info' | 'warn';
+  /** A second contextd at LOG_LEVEL=warn, short path, in the same rounds: what the request log line costs. */
+  warnVariant: boolean;
+  /** The floor done the plain way (undici.request() and a pipe) as an extra path: the floor must not be the slower. */
+  floorVariants: boolean;
+  /** Set-up writes the histories into the stores directly (when the store can) instead of sending them through contextd. */
+  seedDirectly: boolean;
+  /** Every `newEvery`-th measured request starts a new conversation (0: none); direct and floor clients then send no history. */
+  newEvery: number;
+  upstream: UpstreamOptions;
   profile: boolean;
   /** contextd's rolling summaries on (their background upstream calls then run during the measurement). */
   summaries: boolean;
@@ -108,16 +119,30 @@ async function sendSetupTurn(pool: Pool, spec: RequestSpec, expected: string): P
   }
 }
 
-/** Each plan's turns sent through contextd, one conversation per worker at a time, its turns in order. */
+/**
+ * Each plan's turns sent through contextd, as a client creates its conversations:
+ * first every conversation's first turn (each a new conversation, a miss in
+ * every store), then the rest, one conversation per worker at a time, its turns
+ * in order. First turns go first because FerretDB reads a whole collection per
+ * query: a first turn costs what MongoDB holds by then.
+ */
 async function createConversations(contextd: Child, workload: Workload, plans: readonly ConversationPlan[]): Promise<void> {
   const pool = openPool(contextd.url, SETUP_CONCURRENCY);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    for (let plan = plans[next++]; plan !== undefined; plan = plans[next++]) {
-      for (const turn of plan.turns()) await sendSetupTurn(pool, workload.setupTurn(plan.id, turn), turn.assistant);
-    }
+  const turns = plans.map((plan) => plan.turns());
+  const inParallel = async (work: (index: number) => Promise<void>): Promise<void> => {
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      for (let index = next++; index < plans.length; index = next++) await work(index);
+    };
+    await Promise.all(Array.from({ length: SETUP_CONCURRENCY }, () => worker()));
   };
-  await Promise.all(Array.from({ length: SETUP_CONCURRENCY }, () => worker()));
+  await inParallel(async (index) => {
+    const first = turns[index]![0];
+    if (first !== undefined) await sendSetupTurn(pool, workload.setupTurn(plans[index]!.id, first), first.assistant);
+  });
+  await inParallel(async (index) => {
+    for (const turn of turns[index]!.slice(1)) await sendSetupTurn(pool, workload.setupTurn(plans[index]!.id, turn), turn.assistant);
+  });
   await pool.close();
 }
 
@@ -160,18 +185,23 @@ interface ConversationCursor {
   issued: () => number;
 }
 
-/** Conversations dealt out so that each belongs to one worker: turns of one conversation never race. */
-function conversationCursor(workload: Workload, ids: readonly string[], stream: boolean): ConversationCursor {
+/**
+ * Conversations dealt out so that each belongs to one worker: turns of one
+ * conversation never race. Every `workload.options.newEvery`-th request starts
+ * a conversation of its own instead (`<newPrefix>-<n>`), its first turn.
+ */
+function conversationCursor(workload: Workload, ids: readonly string[], stream: boolean, newPrefix: string): ConversationCursor {
   const positions = new Map<string, number>();
   let issued = 0;
+  let started = 0;
   return {
     issued: () => issued,
     next: (worker, concurrency) => {
       if (ids.length < concurrency) throw new Error(`${ids.length} conversations cannot serve ${concurrency} workers`);
+      if (workload.startsConversation(issued++)) return workload.withMemory(`${newPrefix}-${started++}`, stream);
       const key = `${concurrency}:${worker}`;
       const position = positions.get(key) ?? 0;
       positions.set(key, position + 1);
-      issued += 1;
       const mine = Math.floor((ids.length - worker - 1) / concurrency) + 1;
       return workload.withMemory(ids[worker + concurrency * (position % mine)]!, stream);
     },
@@ -220,61 +250,69 @@ export async function sideBySide(settings: SideBySideSettings, store: StoreUnder
   const n = settings.concurrency;
   const services = store.services ?? [];
   try {
-    const upstream = await startUpstream();
+    const upstream = await startUpstream(settings.upstream);
     children.push(upstream);
-    const floor = await startFloorProxy(upstream.url);
+    const floor = await startFloorProxy(upstream.url, 'stream');
     children.push(floor);
+    const plainFloor = settings.floorVariants ? await startFloorProxy(upstream.url, 'request') : undefined;
+    if (plainFloor !== undefined) children.push(plainFloor);
     const profileDir = join(runDir, 'profile');
     const storage = { summaries: settings.summaries, ...(store.storage === undefined ? {} : { storage: store.storage }) };
+    const logPath = join(runDir, 'contextd.log');
     const contextd: ContextdChild = await startContextd({
       upstreamUrl: upstream.baseUrl,
-      logLevel: 'warn',
-      logPath: join(runDir, 'contextd-warn.log'),
+      logLevel: settings.logLevel,
+      logPath,
       nodeArgs: settings.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
       ...storage,
     });
     children.push(contextd);
-    const infoLogPath = join(runDir, 'contextd-info.log');
     const variant = store.variant;
     const variantContextd =
       variant === undefined
         ? undefined
-        : await startContextd({ upstreamUrl: upstream.baseUrl, logLevel: 'warn', logPath: join(runDir, 'contextd-variant.log'), summaries: settings.summaries, storage: variant.storage });
+        : await startContextd({ upstreamUrl: upstream.baseUrl, logLevel: settings.logLevel, logPath: join(runDir, 'contextd-variant.log'), summaries: settings.summaries, storage: variant.storage });
     if (variantContextd !== undefined) children.push(variantContextd);
-    const verbose = settings.info ? await startContextd({ upstreamUrl: upstream.baseUrl, logLevel: 'info', logPath: infoLogPath, ...storage }) : undefined;
-    if (verbose !== undefined) children.push(verbose);
+    const quiet = settings.warnVariant ? await startContextd({ upstreamUrl: upstream.baseUrl, logLevel: 'warn', logPath: join(runDir, 'contextd-warn.log'), ...storage }) : undefined;
+    if (quiet !== undefined) children.push(quiet);
 
     const prefix = `bench${Date.now().toString(36)}`;
     const shorts = shortPlans(settings, workload, prefix);
     const longs = longPlans(settings, workload, prefix);
-    const infoShorts = shortPlans(settings, workload, `${prefix}i`);
-    const prepare = async (target: Child, plans: readonly ConversationPlan[]): Promise<number> => {
+    const quietShorts = shortPlans(settings, workload, `${prefix}w`);
+    const seedDirectly = settings.seedDirectly && store.seed !== undefined;
+    const prepare = async (target: Child, plans: readonly ConversationPlan[], seed: ((plans: readonly ConversationPlan[]) => Promise<void>) | undefined): Promise<number> => {
       const startedAt = performance.now();
-      await (store.seed === undefined ? createConversations(target, workload, plans) : store.seed(plans));
+      await (seedDirectly && seed !== undefined ? seed(plans) : createConversations(target, workload, plans));
       return (performance.now() - startedAt) / 1000;
     };
-    const shortSetupS = await prepare(contextd, shorts);
-    const longSetupS = await prepare(contextd, longs);
-    if (verbose !== undefined) await prepare(verbose, infoShorts);
+    const shortSetupS = await prepare(contextd, shorts, store.seed);
+    const longSetupS = await prepare(contextd, longs, store.seed);
+    if (quiet !== undefined) await prepare(quiet, quietShorts, store.seed);
     const variantShorts = shortPlans(settings, workload, `${prefix}v`);
     const variantLongs = longPlans(settings, workload, `${prefix}v`);
-    if (variant !== undefined) await variant.seed([...variantShorts, ...variantLongs]);
+    if (variant !== undefined && variantContextd !== undefined) await prepare(variantContextd, [...variantShorts, ...variantLongs], variant.seed);
+    // What set-up left to the flusher is done before anything is measured.
+    await store.settle?.().catch((error: unknown) => {
+      throw new Error(`after set-up: ${error instanceof Error ? error.message : String(error)} (on FerretDB with contextd's 3 s MongoDB timeout the flusher falls behind when many conversations start at once: fewer --redis-short-conversations, or --mongodb-timeout 10s)`);
+    });
     const longStored = await storedMessageCount(contextd, longs[0]!.id);
     log(
-      `set-up (not measured${store.seed === undefined ? ', turns sent through contextd' : ', seeded into the stores directly'}): ${shorts.length} short conversations of ${settings.shortTurns} turns in ${shortSetupS.toFixed(1)} s, ` +
+      `set-up (not measured${seedDirectly ? ', seeded into the stores directly (--seed-directly)' : ', turns sent through contextd'}): ${shorts.length} short conversations of ${settings.shortTurns} turns in ${shortSetupS.toFixed(1)} s, ` +
         `${longs.length} long conversations of ${settings.longTurns} turns in ${longSetupS.toFixed(1)} s (${longStored} messages stored in the first).`,
     );
 
     const settle = store.settle === undefined ? {} : { settle: store.settle };
-    const shortCursor = conversationCursor(workload, shorts.map((p) => p.id), false);
-    const longCursor = conversationCursor(workload, longs.map((p) => p.id), false);
-    const infoCursor = conversationCursor(workload, infoShorts.map((p) => p.id), false);
+    const shortCursor = conversationCursor(workload, shorts.map((p) => p.id), false, `${prefix}-new-s`);
+    const longCursor = conversationCursor(workload, longs.map((p) => p.id), false, `${prefix}-new-l`);
+    const quietCursor = conversationCursor(workload, quietShorts.map((p) => p.id), false, `${prefix}w-new-s`);
     const names = {
       direct: 'direct',
       floor: 'floor (undici pass-through)',
+      plainFloor: 'floor done plainly (undici.request + pipe)',
       short: `contextd short (${settings.shortTurns} turns)`,
       long: `contextd long (${settings.longTurns} turns)`,
-      info: 'contextd short, LOG_LEVEL=info',
+      quiet: 'contextd short, LOG_LEVEL=warn',
       variantShort: `contextd short, ${variant?.label ?? ''}`,
       variantLong: `contextd long, ${variant?.label ?? ''}`,
     };
@@ -285,14 +323,15 @@ export async function sideBySide(settings: SideBySideSettings, store: StoreUnder
       { name: names.long, child: contextd, proxy: contextd, next: longCursor.next, isContextd: true, stream: false, ...settle },
     ];
     if (variantContextd !== undefined) {
-      const shortNext = conversationCursor(workload, variantShorts.map((p) => p.id), false).next;
-      const longNext = conversationCursor(workload, variantLongs.map((p) => p.id), false).next;
+      const shortNext = conversationCursor(workload, variantShorts.map((p) => p.id), false, `${prefix}v-new-s`).next;
+      const longNext = conversationCursor(workload, variantLongs.map((p) => p.id), false, `${prefix}v-new-l`).next;
       targets.push(
         { name: names.variantShort, child: variantContextd, proxy: variantContextd, next: shortNext, isContextd: true, stream: false },
         { name: names.variantLong, child: variantContextd, proxy: variantContextd, next: longNext, isContextd: true, stream: false },
       );
     }
-    if (verbose !== undefined) targets.push({ name: names.info, child: verbose, proxy: verbose, next: infoCursor.next, isContextd: true, stream: false });
+    if (quiet !== undefined) targets.push({ name: names.quiet, child: quiet, proxy: quiet, next: quietCursor.next, isContextd: true, stream: false, ...settle });
+    if (plainFloor !== undefined) targets.push({ name: names.plainFloor, child: plainFloor, proxy: plainFloor, next: () => workload.direct(false), isContextd: false, stream: false });
 
     const serviceLoads: ServiceLoad[] = [];
     /** Every path at one concurrency: warm each, then interleaved rounds. */
@@ -335,17 +374,17 @@ export async function sideBySide(settings: SideBySideSettings, store: StoreUnder
       return runs;
     };
 
-    log(`\nmeasuring on ${store.title} (contextd at LOG_LEVEL=warn: no per-request log line${verbose === undefined ? '' : ', except the path marked info'}):`);
+    log(`\nmeasuring on ${store.title} (contextd at LOG_LEVEL=${settings.logLevel}${quiet === undefined ? '' : ', except the path marked warn'}):`);
     // A request's log line is written just after its response: wait a moment before taking the file's size.
     let measuredFromByte = 0;
     const c1 = await pass(targets, 1, settings.requestsC1, {
       afterWarmup: async () => {
         await delay(200);
-        if (verbose !== undefined) measuredFromByte = statSync(infoLogPath).size;
+        measuredFromByte = statSync(logPath).size;
       },
     });
     await delay(200);
-    const infoLog = verbose === undefined ? undefined : requestLogLines(infoLogPath, measuredFromByte, statSync(infoLogPath).size);
+    const infoLog = settings.logLevel === 'info' ? requestLogLines(logPath, measuredFromByte, statSync(logPath).size) : undefined;
     const cn = await pass(targets, n, settings.requests);
 
     let pacedRuns: PathRun[] = [];
@@ -357,7 +396,7 @@ export async function sideBySide(settings: SideBySideSettings, store: StoreUnder
     let streamRuns: PathRun[] = [];
     let streamCursor: ConversationCursor | undefined;
     if (settings.stream) {
-      streamCursor = conversationCursor(workload, shorts.map((p) => p.id), true);
+      streamCursor = conversationCursor(workload, shorts.map((p) => p.id), true, `${prefix}-new-stream`);
       const streamTargets: Target[] = [
         { ...targets[0]!, next: () => workload.direct(true), stream: true },
         { ...targets[1]!, next: () => workload.direct(true), stream: true },
@@ -381,9 +420,10 @@ export async function sideBySide(settings: SideBySideSettings, store: StoreUnder
       const run = runOf(name, column);
       return run === undefined ? undefined : rowOf.get(run);
     };
-    for (const r of [...rowOf.values()].filter((r) => r.path === names.direct || r.path === names.floor)) {
-      r.promptMessages = settings.shortTurns * 2 + 2;
-      r.promptTokens = workload.directPromptTokens;
+    for (const r of [...rowOf.values()].filter((r) => r.path === names.direct || r.path === names.floor || r.path === names.plainFloor)) {
+      const every = settings.newEvery;
+      r.promptMessages = every > 0 ? ((settings.shortTurns * 2 + 2) * (every - 1) + 2) / every : settings.shortTurns * 2 + 2;
+      r.promptTokens = workload.directMeanPromptTokens;
     }
 
     // A figure for the whole pass, and the same figure for each round, whose range is the spread.
@@ -404,7 +444,8 @@ export async function sideBySide(settings: SideBySideSettings, store: StoreUnder
     const added = (name: string): Figure => (get) => get(name, 'p50Ms') - get(names.direct, 'p50Ms');
     const over = (a: Figure, b: Figure): Figure => (get) => a(get) / b(get);
     const field = (name: string, f: Field): Figure => (get) => get(name, f);
-    const rps = (name: string): Figure => field(name, 'requestsPerSecond');
+    // Throughput counts the time the flusher needed after each slice (see Target.settle): what can be sustained.
+    const rps = (name: string): Figure => field(name, 'sustainedRequestsPerSecond');
     const cpu = (name: string): Figure => field(name, 'proxyCpuMsPerRequest');
     const upstreamCpu = (name: string): Figure => field(name, 'upstreamCpuMsPerRequest');
     const figures: { name: string; figure: Figure; format: 'ms' | 'ratio'; target?: { limit: number; kind: 'at most' | 'at least'; judgedAtColumn: number } }[] = [
@@ -424,10 +465,17 @@ export async function sideBySide(settings: SideBySideSettings, store: StoreUnder
       { name: 'upstream CPU per request: long / direct', figure: over(upstreamCpu(names.long), upstreamCpu(names.direct)), format: 'ratio' },
     ];
     if (store.settle !== undefined) {
-      const sustained = (name: string): Figure => field(name, 'sustainedRequestsPerSecond');
+      const repliesOnly = (name: string): Figure => field(name, 'requestsPerSecond');
       figures.push(
-        { name: 'short req/s, flushing included / floor req/s', figure: over(sustained(names.short), rps(names.floor)), format: 'ratio' },
-        { name: 'long req/s, flushing included / floor req/s', figure: over(sustained(names.long), rps(names.floor)), format: 'ratio' },
+        { name: 'short req/s, replies only (flushing left out) / floor req/s', figure: over(repliesOnly(names.short), rps(names.floor)), format: 'ratio' },
+        { name: 'long req/s, replies only (flushing left out) / floor req/s', figure: over(repliesOnly(names.long), rps(names.floor)), format: 'ratio' },
+      );
+    }
+    if (plainFloor !== undefined) {
+      figures.push(
+        { name: 'floor done plainly: added p50, ms', figure: added(names.plainFloor), format: 'ms' },
+        { name: 'floor done plainly / floor: added p50', figure: over(added(names.plainFloor), added(names.floor)), format: 'ratio' },
+        { name: 'floor done plainly / floor: CPU per request', figure: over(cpu(names.plainFloor), cpu(names.floor)), format: 'ratio' },
       );
     }
     if (variant !== undefined) {
@@ -445,13 +493,13 @@ export async function sideBySide(settings: SideBySideSettings, store: StoreUnder
         { name: `long added p50: ${store.shortTitle} − ${label}, ms`, figure: (get) => get(names.long, 'p50Ms') - get(names.variantLong, 'p50Ms'), format: 'ms' },
       );
     }
-    if (verbose !== undefined) {
+    if (quiet !== undefined) {
       figures.push(
-        { name: 'short at LOG_LEVEL=info: added p50, ms', figure: added(names.info), format: 'ms' },
-        { name: 'short at info: added / floor added', figure: over(added(names.info), added(names.floor)), format: 'ratio' },
-        { name: 'request log line: info p50 − warn p50, ms', figure: (get) => get(names.info, 'p50Ms') - get(names.short, 'p50Ms'), format: 'ms' },
-        { name: 'request log line: info CPU − warn CPU per request, ms', figure: (get) => get(names.info, 'proxyCpuMsPerRequest') - get(names.short, 'proxyCpuMsPerRequest'), format: 'ms' },
-        { name: 'short at info: req/s / floor req/s', figure: over(rps(names.info), rps(names.floor)), format: 'ratio' },
+        { name: 'short at LOG_LEVEL=warn (no request log line): added p50, ms', figure: added(names.quiet), format: 'ms' },
+        { name: 'short at warn: added / floor added', figure: over(added(names.quiet), added(names.floor)), format: 'ratio' },
+        { name: `request log line: ${settings.logLevel} p50 − warn p50, ms`, figure: (get) => get(names.short, 'p50Ms') - get(names.quiet, 'p50Ms'), format: 'ms' },
+        { name: `request log line: ${settings.logLevel} CPU − warn CPU per request, ms`, figure: (get) => get(names.short, 'proxyCpuMsPerRequest') - get(names.quiet, 'proxyCpuMsPerRequest'), format: 'ms' },
+        { name: 'short at warn: req/s / floor req/s', figure: over(rps(names.quiet), rps(names.floor)), format: 'ratio' },
       );
     }
     const lines: RatioLine[] = figures.map((f) => ({
@@ -463,6 +511,7 @@ export async function sideBySide(settings: SideBySideSettings, store: StoreUnder
     }));
 
     const shortEnd = settings.shortTurns + Math.round((shortCursor.issued() + (streamCursor?.issued() ?? 0)) / shorts.length);
+    // (issued() counts the new conversations' first turns too: "about".)
     const longEnd = settings.longTurns + Math.round(longCursor.issued() / longs.length);
     const markdown: string[] = [];
     const emit = (text: string): void => {
@@ -472,19 +521,24 @@ export async function sideBySide(settings: SideBySideSettings, store: StoreUnder
       `${cpus().length} CPUs, node ${process.version}, load average ${loadAtStart.toFixed(2)} at start and ${(loadavg()[0] ?? 0).toFixed(2)} at the end. ` +
         `Fake upstream, floor proxy and contextd each in their own process, load generated by the parent; paths measured in ${settings.rounds} interleaved rounds ` +
         `(${settings.warmup} warm-up requests per path, then ${settings.requestsC1} at concurrency 1 and ${settings.requests} at concurrency ${n}). ` +
-        `contextd on ${store.title} at LOG_LEVEL=warn (per-request info logging off)${verbose === undefined ? '' : ' unless marked info'}, ` +
-        `rolling summaries ${settings.summaries ? 'on (their upstream calls get "ok" from the fake upstream)' : 'off (summary.enabled: false)'}. ` +
+        `The fake upstream answers every request with ${settings.upstream.replyTokens ?? DEFAULT_REPLY_TOKENS} tokens of prose (streams: one token per SSE event, ` +
+        `${(settings.upstream.eventsPerWrite ?? 1) === 1 ? 'each event a write of its own' : `${settings.upstream.eventsPerWrite} events per write`}). ` +
+        `contextd on ${store.title} at LOG_LEVEL=${settings.logLevel}${settings.logLevel === 'info' ? " (its default: a log line per request)" : ' (flattering: no request log line)'}${quiet === undefined ? '' : ', one extra path at warn'}, ` +
+        `rolling summaries ${settings.summaries ? 'on' : 'off (summary.enabled: false)'}${store.storage === undefined ? '' : ', store timeouts as configured below'}. ` +
         `Each measured contextd request appends a turn to one of a fixed set of conversations, each owned by one worker: ` +
         `${shorts.length} short ones (${settings.shortTurns} turns at start, about ${shortEnd} at the end) and ${longs.length} long ones ` +
-        `(${settings.longTurns} turns at start, about ${longEnd} at the end, of which ${store.keeps}). ` +
-        (store.seed === undefined ? '' : 'Their starting history was written into the stores directly, as contextd stores it (not measured). ') +
+        `(${settings.longTurns} turns at start, about ${longEnd} at the end, of which ${store.keeps})` +
+        (settings.newEvery > 0 ? `; every ${settings.newEvery}th request starts a new conversation instead (its first turn), and every ${settings.newEvery}th direct or floor request sends no history. ` : '. ') +
+        (seedDirectly
+          ? 'Their starting history was written into the stores directly, as contextd stores it (--seed-directly; not measured). '
+          : 'Their starting history was sent through contextd (not measured), first turns first. ') +
         (variant === undefined
           ? ''
-          : `In the same rounds, short and long paths on a second contextd with ${variant.label} (same servers, a database of its own, conversations seeded alike). `) +
+          : `In the same rounds, short and long paths on a second contextd with ${variant.label} (same servers, a database of its own, conversations created alike). `) +
         (store.settle === undefined
           ? ''
           : `After each slice of ${store.title}'s paths the bench waits until the flusher has moved every turn to MongoDB, so that work is charged to that slice, not the next path's; ` +
-            `req/s leaves the wait out, "flushing included" counts it. `) +
+            `req/s counts that wait (what can be sustained), "replies only" leaves it out. `) +
         `"upstream msgs/tokens" is what the upstream was sent (contextd's window, or the client's own history); in brackets, the same figure computed per round: lowest–highest and median.\n`,
     );
     emit(latencyTable([...c1, ...cn].map((run) => rowOf.get(run)!)));

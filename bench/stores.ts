@@ -28,9 +28,6 @@ export const MAX_CACHED_MESSAGES = 200;
 const REDIS_TTL_MS = 24 * 3_600_000;
 /** Documents per insertMany when seeding, as the flusher's batches are bounded too. */
 const SEED_CHUNK = 1_000;
-// FerretDB on SQLite scans a whole collection per query: a cold read of a big
-// database takes a second or more there, far beyond the 3 s default's margin.
-const MONGODB_TIMEOUT = '10s';
 
 /** The tenant contextd derives from the bench's API key (a digest of it). */
 export const BENCH_TENANT = resolveTenant({ authorization: `Bearer ${API_KEY}` }, { kind: 'authorization' });
@@ -67,12 +64,25 @@ export interface StorePair {
   evict(conversation: string): Promise<void>;
   /** Conversations with messages not yet in MongoDB. */
   dirtyCount(): Promise<number>;
-  /** Resolves when no conversation awaits the flusher (throws after a minute). */
-  waitFlushed(): Promise<void>;
+  /** Resolves when no conversation awaits the flusher (throws after `timeoutMs`, a minute by default). */
+  waitFlushed(timeoutMs?: number): Promise<void>;
+  /** Every message document of the bench's tenant in this MongoDB database (summaries left out), for the load bench's checks. */
+  storedMessages(): Promise<StoredDocument[]>;
+  /** The user messages of a conversation that wait in Redis for the flusher (RedisStore.unflushed): not in MongoDB yet, not lost. */
+  unflushedUsers(conversation: string): Promise<string[]>;
   /** MongoStore.load from the bench's own client: the MongoDB part of a cold read, without contextd. */
   loadDirect(conversation: string, limits: { maxMessages: number; maxTokens: number }): Promise<StoredMessage[]>;
   /** RedisStore.load (contextd's load script) from the bench's own client. */
   loadHot(conversation: string, limits: { maxMessages: number; maxTokens: number }): Promise<StoredMessage[]>;
+}
+
+/** What the load bench reads back of each stored message. */
+export interface StoredDocument {
+  conversation: string;
+  seq: number;
+  role: string;
+  /** The message as contextd stored it (JSON text). */
+  messageJson: string;
 }
 
 /** Cumulative counters, by command, since the server started. */
@@ -128,6 +138,8 @@ export interface BackingStores {
   /** The redis-server and MongoDB server processes, for their CPU time (undefined when not found). */
   redisPid: number | undefined;
   mongoPid: number | undefined;
+  /** The servers' TCP ports on 127.0.0.1 (to tell a process's connections to each apart). */
+  ports: { redis: number; mongo: number };
   /**
    * A MongoDB database (FerretDB keeps one SQLite file per database) and a
    * Redis logical database of their own. Two contextds on different MongoDB
@@ -137,11 +149,28 @@ export interface BackingStores {
   pair(name: string, redisDb: number): StorePair;
   /** Redis alone (contextd's standalone mode, no MongoDB) on a Redis logical database of its own. */
   redisAlone(redisDb: number): { storage: Record<string, unknown>; seed(conversation: string, messages: readonly StoredMessage[]): Promise<void> };
+  /**
+   * Takes Redis down for `downMs` and starts it again on the same port. `keepData`:
+   * a graceful restart with its data (SHUTDOWN SAVE, then the same dir: as with
+   * persistence on, which a deployment needs since unflushed turns wait in Redis);
+   * else a crash of a Redis without persistence (SIGKILL; it comes back empty).
+   */
+  restartRedis(options: { keepData: boolean; downMs: number }): Promise<void>;
+  /** Crashes the MongoDB server (SIGKILL), waits `downMs`, starts it again on its data. Throws for MONGODB_URL's server. */
+  restartMongo(options: { downMs: number }): Promise<void>;
   stop(): Promise<void>;
 }
 
+export interface BackingStoresOptions {
+  /**
+   * contextd's storage.mongodb.timeout; by default contextd's own (3 s). Earlier
+   * runs raised it to 10 s for FerretDB, whose every query scans a whole collection.
+   */
+  mongoTimeout?: string;
+}
+
 /** Starts both servers; throws with the reason (and scripts/install-services.sh as the fix) when one is missing. */
-export async function startBackingStores(): Promise<BackingStores> {
+export async function startBackingStores(options: BackingStoresOptions = {}): Promise<BackingStores> {
   // From dist/, the support module looks for the FerretDB that install-services.sh builds under dist/.services; put the real place on PATH.
   process.env.PATH = `${join(REPO_ROOT, '.services', 'bin')}${delimiter}${process.env.PATH ?? ''}`;
   // Settled one by one: when one server fails to start, the other is stopped (else it outlives the bench and keeps it from exiting).
@@ -155,6 +184,8 @@ export async function startBackingStores(): Promise<BackingStores> {
   const servers = { redis: redisServer, mongo: mongoServer };
   const mongo = new MongoClient(mongoServer.url, { serverSelectionTimeoutMS: 10_000, socketTimeoutMS: 120_000 });
   const admin = new Redis(servers.redis.url, { maxRetriesPerRequest: 1 });
+  // The load bench restarts Redis under these clients: a refused reconnect is expected there, not worth a stack trace.
+  admin.on('error', () => undefined);
   const redisClients: Redis[] = [admin];
   const redisPort = new URL(redisServer.url).port;
   const mongoPort = new URL(mongoServer.url).port;
@@ -165,6 +196,7 @@ export async function startBackingStores(): Promise<BackingStores> {
     databases.push(database);
     const redisUrl = `${servers.redis.url}/${redisDb}`;
     const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+    redis.on('error', () => undefined);
     redisClients.push(redis);
     const redisView = new RedisStore({ client: redis, ttlMs: REDIS_TTL_MS, maxCachedMessages: MAX_CACHED_MESSAGES, mode: 'cache' });
     const mongoStore = new MongoStore({ db: mongo.db(database) });
@@ -173,7 +205,7 @@ export async function startBackingStores(): Promise<BackingStores> {
     return {
       storage: {
         redis: { url: redisUrl },
-        mongodb: { url: servers.mongo.url, database, timeout: MONGODB_TIMEOUT },
+        mongodb: { url: servers.mongo.url, database, ...(options.mongoTimeout === undefined ? {} : { timeout: options.mongoTimeout }) },
       },
       seed: async (conversation, messages, { warm }) => {
         await indexes;
@@ -193,13 +225,25 @@ export async function startBackingStores(): Promise<BackingStores> {
       },
       evict: (conversation) => redisView.delete(keyOf(conversation)),
       dirtyCount: () => redis.zcard('contextd:dirty'),
-      waitFlushed: async () => {
-        const deadlineMs = Date.now() + 60_000;
+      waitFlushed: async (timeoutMs = 60_000) => {
+        const deadlineMs = Date.now() + timeoutMs;
         await delay(5); // the last reply's turn reaches Redis (and the dirty set) just after the reply
         while ((await redis.zcard('contextd:dirty')) > 0) {
-          if (Date.now() > deadlineMs) throw new Error(`MongoDB ${database}: the flusher did not catch up within a minute`);
+          if (Date.now() > deadlineMs) throw new Error(`MongoDB ${database}: the flusher did not catch up within ${timeoutMs} ms`);
           await delay(2);
         }
+      },
+      unflushedUsers: async (conversation) => {
+        const { messages } = await redisView.unflushed(keyOf(conversation));
+        return messages.filter((m) => m.message.role === 'user').map((m) => (typeof m.message.content === 'string' ? m.message.content : JSON.stringify(m.message.content ?? null)));
+      },
+      storedMessages: async () => {
+        const documents = await mongo
+          .db(database)
+          .collection('messages')
+          .find({ tenant: BENCH_TENANT }, { projection: { _id: 0, conversation: 1, seq: 1, role: 1, messageJson: 1 } })
+          .toArray();
+        return documents.filter((d) => d.role !== 'summary').map((d) => ({ conversation: String(d.conversation), seq: Number(d.seq), role: String(d.role), messageJson: String(d.messageJson) }));
       },
       loadHot: async (conversation, limits) => (await redisView.load(keyOf(conversation), limits)).messages,
       loadDirect: async (conversation, limits) => {
@@ -234,6 +278,28 @@ export async function startBackingStores(): Promise<BackingStores> {
     redisPid: findPid((command) => command.includes('redis-server') && (command.includes(`:${redisPort}`) || command.includes(`--port ${redisPort}`))),
     mongoPid: findPid((command) => command.includes(`--listen-addr=127.0.0.1:${mongoPort}`) || (command.includes('mongod') && command.includes(`--port ${mongoPort}`))),
     pair,
+    ports: { redis: Number(redisPort), mongo: Number(mongoPort) },
+    restartRedis: async ({ keepData, downMs }) => {
+      if (keepData) {
+        // SHUTDOWN SAVE writes everything acknowledged so far to dump.rdb, which the restart loads from the same dir.
+        // A client of its own that never reconnects or resends: SHUTDOWN must not reach the restarted server.
+        const once = new Redis(servers.redis.url, { lazyConnect: true, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false, retryStrategy: () => null });
+        once.on('error', () => undefined);
+        await once.connect();
+        await once.call('SHUTDOWN', 'SAVE').catch(() => undefined);
+        once.disconnect();
+      } else {
+        await servers.redis.kill();
+      }
+      await delay(downMs);
+      await servers.redis.restart();
+    },
+    restartMongo: async ({ downMs }) => {
+      if (!servers.mongo.canRestart) throw new Error(`the MongoDB at MONGODB_URL (${servers.mongo.kind}) is not ours to restart`);
+      await servers.mongo.kill();
+      await delay(downMs);
+      await servers.mongo.restart();
+    },
     stop: async () => {
       for (const client of redisClients) client.disconnect();
       // A server at MONGODB_URL is not ours: leave it as we found it. (Ours is removed with its temp dir.)

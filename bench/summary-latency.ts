@@ -45,7 +45,8 @@ function percentile(values: readonly number[], p: number): number {
 }
 
 async function main(): Promise<void> {
-  const upstream = fork(join(ROOT, 'dist/bench/upstream-server.js'), [], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+  // Replies sized for this run's 600-token budget (the upstream's default, 300 tokens, would fill half of it each turn).
+  const upstream = fork(join(ROOT, 'dist/bench/upstream-server.js'), ['--reply-tokens', '60'], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
   const { url } = JSON.parse(await firstLine(upstream)) as { url: string };
   const dir = await mkdtemp(join(tmpdir(), 'contextd-summary-bench-'));
   const port = await freePort();

@@ -29,6 +29,8 @@ export interface RequestSpec {
   path: string;
   headers: Record<string, string>;
   body: string;
+  /** The new user message it carries (what the fake upstream picks its reply by). */
+  user?: string;
 }
 
 export interface WorkloadOptions {
@@ -36,6 +38,11 @@ export interface WorkloadOptions {
   historyTokens: number;
   /** Turns in that history (each a user and an assistant message of equal size). */
   bigTurns: number;
+  /**
+   * Every `newEvery`-th request starts a new conversation (0: none): a direct or
+   * floor client then sends no history, a contextd client a new conversation id.
+   */
+  newEvery?: number;
 }
 
 const SMALL_MESSAGE_TOKENS = 30;
@@ -57,8 +64,11 @@ export class Workload {
   /** Of which the history. */
   readonly directHistoryTokens: number;
   readonly #charsPerToken: number;
+  /** Mean prompt tokens of direct requests, the new conversations' (no history) included. */
+  readonly directMeanPromptTokens: number;
   readonly #directPrefix: Record<'json' | 'stream', string>;
   #sequence = 0;
+  #directRequests = 0;
 
   constructor(readonly options: WorkloadOptions) {
     const sample = prose(1, 20_000);
@@ -79,6 +89,15 @@ export class Workload {
       return head.slice(0, -2); // drop the closing "]}" so the new message can follow
     };
     this.#directPrefix = { json: prefix(false), stream: prefix(true) };
+    const newPromptTokens = [this.system, sampleNew].reduce((sum, message) => sum + this.counter.countMessage(message), 0) + this.counter.replyPrimingTokens;
+    const newEvery = options.newEvery ?? 0;
+    this.directMeanPromptTokens = newEvery > 0 ? (this.directPromptTokens * (newEvery - 1) + newPromptTokens) / newEvery : this.directPromptTokens;
+  }
+
+  /** Whether this request starts a conversation: every `newEvery`-th of a stream of requests (counted by the caller). */
+  startsConversation(count: number): boolean {
+    const every = this.options.newEvery ?? 0;
+    return every > 0 && count % every === every - 1;
   }
 
   /** Text of about `tokens` tokens; deterministic in `seed`. */
@@ -105,23 +124,24 @@ export class Workload {
     return `${this.text(sequence % 997, NEW_MESSAGE_TOKENS)} (request ${sequence})`;
   }
 
-  /** A request as an app without contextd sends it: its whole history, then the new message. */
+  /** A request as an app without contextd sends it: its whole history (none when it starts a conversation), then the new message. */
   direct(stream: boolean): RequestSpec {
-    const message = JSON.stringify({ role: 'user', content: this.newUserText(++this.#sequence) });
-    return {
-      path: CHAT_PATH,
-      headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
-      body: `${this.#directPrefix[stream ? 'stream' : 'json']},${message}]}`,
-    };
+    const content = this.newUserText(++this.#sequence);
+    const headers = { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' };
+    if (this.startsConversation(this.#directRequests++)) {
+      return { path: CHAT_PATH, headers, user: content, body: JSON.stringify({ model: MODEL, ...(stream ? { stream: true } : {}), messages: [this.system, { role: 'user', content }] }) };
+    }
+    return { path: CHAT_PATH, headers, user: content, body: `${this.#directPrefix[stream ? 'stream' : 'json']},${JSON.stringify({ role: 'user', content })}]}` };
   }
 
   /** A request to contextd: the system message and the new message only. */
   withMemory(conversation: string, stream: boolean): RequestSpec {
-    const messages = [this.system, { role: 'user', content: this.newUserText(++this.#sequence) }];
+    const content = this.newUserText(++this.#sequence);
     return {
       path: CHAT_PATH,
       headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json', 'x-conversation-id': conversation },
-      body: JSON.stringify({ model: MODEL, ...(stream ? { stream: true } : {}), messages }),
+      user: content,
+      body: JSON.stringify({ model: MODEL, ...(stream ? { stream: true } : {}), messages: [this.system, { role: 'user', content }] }),
     };
   }
 

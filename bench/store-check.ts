@@ -1,0 +1,155 @@
+// The load bench's checks of what ended up in MongoDB against the clients'
+// ledger: every acknowledged turn stored exactly once, in the order sent, with
+// the whole reply; no turn stored whose reply the client did not get whole;
+// each conversation's seqs exactly 1..2N.
+
+import type { Ledger } from './load-client.js';
+import { replyIndex } from './replies.js';
+import type { StoredDocument } from './stores.js';
+
+export interface StoreCheck {
+  conversations: number;
+  /** Turns the clients had whole (must be stored), and turns stored. */
+  acknowledged: number;
+  storedTurns: number;
+  /** Acknowledged turns not stored. */
+  lost: string[];
+  /**
+   * Acknowledged turns that contextd answered with `x-contextd-memory: unavailable`
+   * (no store answered: the route's on_store_down passthrough) and did not store.
+   * Documented degradation, told to the client: counted apart from `lost`.
+   */
+  withoutMemory: string[];
+  /** Acknowledged turns not in MongoDB yet but waiting in Redis for the flusher (only looked for when the flusher was not idle): not lost. */
+  waitingInRedis: number;
+  /** Turns stored more than once. */
+  duplicated: string[];
+  /** Turns whose reply the client did not get whole (cut by the upstream, or the client left) stored anyway. */
+  unacknowledgedStored: string[];
+  /** Turns that failed for the client (not injected) and are stored: not a violation (contextd may have relayed the whole reply), counted. */
+  failedStored: number;
+  /** Assistant messages that are not the whole reply their user message got (a prefix: a partial one). */
+  partial: string[];
+  /** Seqs not exactly 1..2N, or roles not alternating user, assistant. */
+  seqProblems: string[];
+  /** Turns stored in an order other than the one they were sent in. */
+  outOfOrder: string[];
+  /** User messages stored that no client sent in that conversation. */
+  unexpected: string[];
+}
+
+function contentOf(messageJson: string): string {
+  const message = JSON.parse(messageJson) as { content?: unknown };
+  return typeof message.content === 'string' ? message.content : JSON.stringify(message.content ?? null);
+}
+
+/**
+ * `waiting`: per conversation, the user messages Redis still holds for the
+ * flusher (when the check ran before the flusher was idle); an acknowledged
+ * turn found there is counted as waiting, not lost.
+ */
+export function checkStore(ledger: Ledger, documents: readonly StoredDocument[], replies: readonly string[], waiting?: ReadonlyMap<string, ReadonlySet<string>>): StoreCheck {
+  const byConversation = new Map<string, StoredDocument[]>();
+  for (const document of documents) {
+    let list = byConversation.get(document.conversation);
+    if (list === undefined) byConversation.set(document.conversation, (list = []));
+    list.push(document);
+  }
+  const result: StoreCheck = {
+    conversations: ledger.size,
+    acknowledged: 0,
+    storedTurns: 0,
+    lost: [],
+    withoutMemory: [],
+    waitingInRedis: 0,
+    duplicated: [],
+    unacknowledgedStored: [],
+    failedStored: 0,
+    partial: [],
+    seqProblems: [],
+    outOfOrder: [],
+    unexpected: [],
+  };
+  for (const [conversation, stored] of byConversation) {
+    if (!ledger.has(conversation)) result.unexpected.push(`${conversation}: a conversation no client had (${stored.length} messages)`);
+  }
+  for (const [conversation, turns] of ledger) {
+    const stored = (byConversation.get(conversation) ?? []).sort((a, b) => a.seq - b.seq);
+    const seqIssues: string[] = [];
+    stored.forEach((document, i) => {
+      if (document.seq !== i + 1) seqIssues.push(`position ${i + 1} holds seq ${document.seq}`);
+      const role = i % 2 === 0 ? 'user' : 'assistant';
+      if (document.role !== role) seqIssues.push(`seq ${document.seq} is ${document.role}, expected ${role}`);
+    });
+    if (stored.length % 2 !== 0) seqIssues.push(`${stored.length} messages, not whole turns`);
+    if (seqIssues.length > 0) result.seqProblems.push(`${conversation}: ${seqIssues.slice(0, 3).join('; ')}${seqIssues.length > 3 ? ` (+${seqIssues.length - 3})` : ''}`);
+
+    // Stored turns: each user message and the assistant message after it.
+    const storedUsers: string[] = [];
+    for (let i = 0; i < stored.length; i++) {
+      if (stored[i]!.role !== 'user') continue;
+      const user = contentOf(stored[i]!.messageJson);
+      storedUsers.push(user);
+      const next = stored[i + 1];
+      const expected = replies[replyIndex(user)]!;
+      const reply = next?.role === 'assistant' ? contentOf(next.messageJson) : undefined;
+      if (reply !== expected) {
+        const what = reply === undefined ? 'no reply after it' : expected.startsWith(reply) ? `a partial reply (${reply.length} of ${expected.length} characters)` : 'a reply other than its own';
+        result.partial.push(`${conversation} seq ${stored[i]!.seq}: ${what}`);
+      }
+    }
+    result.storedTurns += storedUsers.length;
+    const counts = new Map<string, number>();
+    for (const user of storedUsers) counts.set(user, (counts.get(user) ?? 0) + 1);
+    const sent = new Set(turns.map((turn) => turn.user));
+    for (const user of counts.keys()) if (!sent.has(user)) result.unexpected.push(`${conversation}: "${user.slice(-24)}"`);
+    turns.forEach((turn, k) => {
+      const count = counts.get(turn.user) ?? 0;
+      const label = `${conversation} turn ${k + 1} (${turn.stream ? 'stream' : 'json'}, ${turn.outcome})`;
+      if (count > 1) result.duplicated.push(`${label}: stored ${count} times`);
+      if (turn.outcome === 'acked') {
+        result.acknowledged += 1;
+        if (count === 0 && waiting?.get(conversation)?.has(turn.user) === true) result.waitingInRedis += 1;
+        else if (count === 0) (turn.memory === 'unavailable' ? result.withoutMemory : result.lost).push(label);
+      } else if (turn.outcome === 'failed') {
+        if (count > 0) result.failedStored += 1;
+      } else if (count > 0) {
+        result.unacknowledgedStored.push(label);
+      }
+    });
+    // Order: the stored user messages, in seq order, must follow the order they were sent in.
+    const sentAt = new Map(turns.map((turn, k) => [turn.user, k]));
+    let last = -1;
+    for (const user of storedUsers) {
+      const at = sentAt.get(user);
+      if (at === undefined) continue;
+      if (at < last) {
+        result.outOfOrder.push(`${conversation}: turn ${at + 1} stored after turn ${last + 1}`);
+        break;
+      }
+      last = at;
+    }
+  }
+  return result;
+}
+
+/** The check as PASS/FAIL lines, with the first few cases of each failure. */
+export function checkLines(check: StoreCheck): string[] {
+  const line = (name: string, problems: readonly string[]): string =>
+    `${problems.length === 0 ? 'PASS' : 'FAIL'}  ${name}${problems.length === 0 ? '' : `: ${problems.length} — ${problems.slice(0, 3).join(' | ')}`}`;
+  return [
+    `${check.acknowledged} acknowledged turns in ${check.conversations} conversations, ${check.storedTurns} turns stored in MongoDB` +
+      (check.failedStored > 0 ? ` (${check.failedStored} of them from requests that failed for the client)` : '') +
+      (check.waitingInRedis > 0 ? `; ${check.waitingInRedis} more wait in Redis for the flusher (not in MongoDB yet, not lost)` : ''),
+    line(`every acknowledged turn stored${check.waitingInRedis > 0 ? ' in MongoDB or waiting in Redis' : ''} (none lost)`, check.lost),
+    ...(check.withoutMemory.length === 0
+      ? []
+      : [`(not counted as lost: ${check.withoutMemory.length} acknowledged turns answered with x-contextd-memory: unavailable, no store answered, passed through without memory and not stored — ${check.withoutMemory.slice(0, 3).join(' | ')})`]),
+    line('no turn stored twice', check.duplicated),
+    line('no turn stored whose reply the client did not get whole (upstream cut, client left)', check.unacknowledgedStored),
+    line('every stored reply whole and the one its user message got (no partial assistant message)', check.partial),
+    line('each conversation is seqs 1..2N, user and assistant alternating', check.seqProblems),
+    line('turns stored in the order sent', check.outOfOrder),
+    line('no stored turn that no client sent', check.unexpected),
+  ];
+}
