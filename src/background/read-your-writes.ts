@@ -27,16 +27,21 @@ export class ReadYourWrites {
 
 /**
  * The snapshot with the pending turns added, numbered on from its last seq.
- * A turn whose append completed while the snapshot was read is added only if
- * the snapshot does not already hold it.
+ * A turn whose append landed while the snapshot was read is added only if the
+ * snapshot does not already hold it: by its seqs once the append has
+ * answered, and by its turn key (every turn has one) before that, since the
+ * store may show the turn before the append's answer is back.
  */
 export function withPendingTurns(snapshot: ConversationSnapshot, pending: readonly PendingTurn[]): ConversationSnapshot {
   if (pending.length === 0) return snapshot;
+  const heldTurnKeys = new Set<string>();
+  for (const m of snapshot.messages) if (m.turnKey !== undefined) heldTurnKeys.add(m.turnKey);
   const messages = [...snapshot.messages];
   let lastSeq = snapshot.lastSeq;
   for (const turn of pending) {
     const lastStored = turn.storedSeqs?.at(-1);
     if (lastStored !== undefined && lastStored <= snapshot.lastSeq) continue;
+    if (turn.options.turnKey !== undefined && heldTurnKeys.has(turn.options.turnKey)) continue;
     for (const m of turn.messages) {
       lastSeq++;
       const provisional: StoredMessage = { ...m, seq: lastSeq, createdAtMs: turn.createdAtMs };

@@ -91,6 +91,20 @@ describe('PersistQueue', () => {
     expect(late.messages.map((m) => m.message.content)).toEqual(['q1', 'a1']);
   });
 
+  test('a turn the store already shows, before its append has answered, is not added again (matched by its turn key)', async () => {
+    const store = new GatedStore({ ttlMs: 60_000, maxConversations: 10, maxBytes: 1 << 20, maxMessagesPerConversation: 100 });
+    const queue = queueOn(store);
+    queue.offer(key, [msg('q1'), msg('a1', 'assistant')], { turnKey: 'k1' }, 1000);
+    const pending = await queue.pendingFor(key);
+    // The store holds the turn (written by the append now in flight, whose answer is not back yet).
+    await MemoryStore.prototype.append.call(store, key, [msg('q1'), msg('a1', 'assistant')], { turnKey: 'k1' });
+    const snapshot = withPendingTurns(await store.load(key, LIMITS), pending);
+    expect(snapshot.messages.map((m) => m.message.content)).toEqual(['q1', 'a1']);
+    await waitFor(() => store.gates.length === 1, { message: 'append started' });
+    store.open();
+    await queue.drain();
+  });
+
   test('turns of one conversation are written in the order offered, with a turn key on the first message', async () => {
     const store = new GatedStore({ ttlMs: 60_000, maxConversations: 10, maxBytes: 1 << 20, maxMessagesPerConversation: 100 });
     const queue = queueOn(store);
