@@ -166,7 +166,7 @@ export class OutboxFlusher {
       if (result.conflicts.length > 0) {
         this.#o.onConflict(claim.key, result.conflicts);
         try {
-          await this.#mongo('append', () => mongo.append(claim.key, result.conflicts.map(({ message, tokens, digest }) => ({ message, tokens, digest }))));
+          await this.#appendConflicts(mongo, claim.key, result.conflicts);
         } catch (error) {
           // The others are in: mark them; this one is flushed again (its stored seqs count as stored then).
           await Promise.all(claims.map((other) => (other === claim || isUnmerged(other) ? this.#handBack(other.key, other.flushedSeq) : this.#markFlushed(other))));
@@ -189,6 +189,27 @@ export class OutboxFlusher {
    * Merges an unmerged conversation (false when it failed); a merge that fails
    * is handed back, and when it runs again its turns already in MongoDB dedupe by key.
    */
+  /**
+   * Messages whose seqs MongoDB already gives to others go after its history,
+   * each turn under its turn key: a turn MongoDB already holds at other seqs
+   * (written there while Redis did not answer, though Redis had applied it)
+   * is then recognised and not stored twice.
+   */
+  async #appendConflicts(mongo: OutboxFlusherOptions['mongo'], key: ConversationKey, conflicts: readonly StoredMessage[]): Promise<void> {
+    const turns: StoredMessage[][] = [];
+    for (const message of conflicts) {
+      const current = turns.at(-1);
+      const continues = current !== undefined && message.turnKey === undefined && current.at(-1)!.seq + 1 === message.seq;
+      if (continues) current.push(message);
+      else turns.push([message]);
+    }
+    for (const turn of turns) {
+      const messages = turn.map(({ message, tokens, digest }) => ({ message, tokens, digest }));
+      const turnKey = turn[0]!.turnKey;
+      await this.#mongo('append', () => mongo.append(key, messages, turnKey === undefined ? {} : { turnKey }));
+    }
+  }
+
   async #merge(claim: Unflushed & { key: ConversationKey; unmergedIncarnation: string }): Promise<boolean> {
     try {
       const result = await this.#o.merge.merge(claim.key, claim);

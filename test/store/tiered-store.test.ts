@@ -124,6 +124,31 @@ describeWithService(!available.redis.isAvailable ? available.redis : available.m
     runStoreContract('TieredStore (MongoDB only)', stack('mongodb-only'));
   });
 
+  describe('a flush that finds its seqs taken', () => {
+    test('a turn MongoDB already holds under its turn key, at other seqs, is not stored again', async () => {
+      const health = new StoreHealth({ tiers: ['redis', 'mongodb'], probeIntervalMs: 60_000 });
+      const mongo = new MongoStore({ db: mongoClient.db(`${mongoServer.database}_${randomUUID().slice(0, 8)}`) });
+      await mongo.ensureIndexes();
+      const redisStore = new RedisStore({ client: redis, ttlMs: 3_600_000, maxCachedMessages: 200, mode: 'cache', keyPrefix: `conflict:${randomUUID()}:` });
+      const k = { tenant: 't' as TenantId, conversation: 'taken-seqs' as ConversationId };
+      // Redis applied turn t (seqs 1-2, unflushed); its answer was lost, so the
+      // same turn went to MongoDB too, after a turn Redis never saw (seqs 3-4).
+      await redisStore.warm(k, { lastSeq: 0, lastCum: 0, summary: undefined, messages: [] });
+      await redisStore.append(k, [message('t-question'), message('t-answer')], { turnKey: 't' });
+      await mongo.append(k, [message('a-question'), message('a-answer')], { turnKey: 'a' });
+      await mongo.append(k, [message('t-question'), message('t-answer')], { turnKey: 't' });
+      const conflicts: StoredMessage[] = [];
+      const flusher = testFlusher({ redis: redisStore, mongo, health, onConflict: (_key, messages) => conflicts.push(...messages) });
+      flusher.start();
+      onTestFinished(() => flusher.stop(2_000));
+      flusher.notify();
+      await waitFor(async () => (await redisStore.unflushed(k)).messages.length === 0, { timeoutMs: 10_000, message: 'the turn flushed' });
+      expect(conflicts.map((m) => m.seq)).toEqual([1, 2]);
+      const stored = await mongo.listMessages(k, { afterSeq: 0, limit: 100 });
+      expect(stored.map((m) => m.message.content)).toEqual(['a-question', 'a-answer', 't-question', 't-answer']);
+    });
+  });
+
   describe('Redis back after an outage', () => {
     test("a turn written to MongoDB while Redis was down is in the next load, before Redis's stale copy is dropped", async () => {
       const health = new StoreHealth({ tiers: ['redis', 'mongodb'], probeIntervalMs: 60_000 });
