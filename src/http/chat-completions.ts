@@ -93,11 +93,12 @@ export async function handleChatWithMemory(req: IncomingMessage, res: ServerResp
   }
 
   // 3. Split the request: instructions | re-sent history | new turn.
+  const idempotencyKey = firstHeader(req.headers, 'idempotency-key');
   const split = splitRequest({
     messages: body.messages,
     digestAt: request.digestAt,
     stored: snapshot.messages,
-    idempotencyKey: firstHeader(req.headers, 'idempotency-key'),
+    idempotencyKey,
     nowMs: deps.now(),
     retryWindowMs: deps.config.conversation.retryWindowMs,
   });
@@ -134,7 +135,7 @@ export async function handleChatWithMemory(req: IncomingMessage, res: ServerResp
     const outcome = await forward(
       toolProblem !== undefined ? JSON.stringify(body.raw) : upstreamBody(body.raw, prompt.messages),
       toolProblem !== undefined ? { 'x-contextd-cache': snapshot.cache, 'x-contextd-memory': 'bypassed' } : memoryHeaders(prompt, snapshot),
-      { usageRequested: isUsageRequested(body.raw), onClientHasAll: () => (reservation = deps.persist.reserve(key)) },
+      { usageRequested: body.usageRequested, onClientHasAll: () => (reservation = deps.persist.reserve(key)) },
     );
     if (outcome.tee === undefined) {
       // An upstream error answer, or a client that left: nothing to remember.
@@ -153,7 +154,7 @@ export async function handleChatWithMemory(req: IncomingMessage, res: ServerResp
       foldBeforeSeq: prompt.droppedMessages > 0 ? (split.history[prompt.droppedMessages]?.seq ?? snapshot.lastSeq + 1) : undefined,
       tee: outcome.tee,
       reservation,
-      idempotencyKey: firstHeader(req.headers, 'idempotency-key'),
+      idempotencyKey,
       credentialHeaders: credentialHeaders(req.headers),
     });
     log.stored = stored.stored;
@@ -196,9 +197,4 @@ function recordAssembly(prompt: AssembledPrompt, snapshot: ConversationSnapshot,
 function notStored(log: RequestLog, reason: string): void {
   log.stored = 'not_stored';
   log.notStoredReason = reason;
-}
-
-function isUsageRequested(raw: Record<string, unknown>): boolean {
-  const options = raw.stream_options;
-  return typeof options === 'object' && options !== null && (options as { include_usage?: unknown }).include_usage === true;
 }

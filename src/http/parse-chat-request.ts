@@ -7,6 +7,8 @@ export interface ChatRequestBody {
   model: string | undefined;
   messages: ChatMessage[];
   stream: boolean;
+  /** stream_options.include_usage: the stream ends with a usage chunk, its terminal event. */
+  usageRequested: boolean;
   tools: unknown;
   /** Every field of the client's body, forwarded as is apart from `messages`. */
   raw: Record<string, unknown>;
@@ -35,5 +37,7 @@ export function parseChatRequest(body: Buffer): ChatRequestBody {
   if (messages.length === 0) throw new InvalidRequestError("'messages' must contain at least one message.", 'messages', 'empty_array');
   checkChatMessages(messages);
   const model = typeof record.model === 'string' ? record.model : undefined;
-  return { model, messages, stream: record.stream === true, tools: record.tools, raw: record };
+  const options = record.stream_options;
+  const usageRequested = typeof options === 'object' && options !== null && (options as { include_usage?: unknown }).include_usage === true;
+  return { model, messages, stream: record.stream === true, usageRequested, tools: record.tools, raw: record };
 }
