@@ -19,6 +19,11 @@ export interface BodyDecoder {
    * undici do, and the reader of the decoded bytes notices that the reply is incomplete.
    */
   end(onData: (decoded: Uint8Array) => void): Promise<void>;
+  /**
+   * Resolves once every byte pushed so far went, decoded, to `onData` (at once for an
+   * unencoded body). What the client has been sent can then be judged by what was decoded.
+   */
+  flush(): Promise<void>;
   /** Frees the zlib state when the body will not be read to its end (e.g. the client went away). */
   destroy(): void;
 }
@@ -28,6 +33,8 @@ type OnData = (decoded: Uint8Array) => void;
 interface Stage {
   write(chunk: Uint8Array): void;
   end(): void;
+  /** Resolves once what was written so far has been decoded and handed on. */
+  flush(): Promise<void>;
   destroy(): void;
 }
 
@@ -87,11 +94,12 @@ function chainDecoder(outermostFirst: readonly DecompressorFactory[]): BodyDecod
   let next: Stage = {
     write: (chunk) => onData(chunk),
     end: () => settle?.resolve(),
+    flush: () => Promise.resolve(),
     destroy: () => {},
   };
   for (let i = outermostFirst.length - 1; i >= 0; i--) {
     next = decompressorStage(outermostFirst[i]!, next, fail);
-    stages.push(next);
+    stages.unshift(next);
   }
   const first = next;
 
@@ -118,6 +126,13 @@ function chainDecoder(outermostFirst: readonly DecompressorFactory[]): BodyDecod
       });
       first.end();
       return done;
+    },
+    async flush() {
+      // Outermost first: each layer's flush hands its output to the next before that one is flushed.
+      for (const stage of stages) {
+        if (failure !== undefined || ended) return;
+        await stage.flush();
+      }
     },
     destroy() {
       ended = true;
@@ -146,6 +161,13 @@ function decompressorStage(create: DecompressorFactory, next: Stage, fail: (erro
       // An empty encoded body decodes to an empty body rather than to "unexpected end of file".
       if (stream === undefined) next.end();
       else stream.end();
+    },
+    flush() {
+      const current = stream;
+      if (destroyed || current === undefined || current.writableEnded) return Promise.resolve();
+      // The flush callback can run before output zlib pushed while 'data' was buffered is
+      // emitted (on the next tick); a macrotask later, it has all been.
+      return new Promise((resolve) => (current as Transform & { flush(done: () => void): void }).flush(() => setImmediate(resolve)));
     },
     destroy() {
       destroyed = true;

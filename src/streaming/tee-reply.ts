@@ -11,6 +11,12 @@ export interface ReplyTee {
   push(chunk: Buffer): void;
   /** Call once the body has ended (or the client left after the terminal event): the rebuilt reply, or why there is none to store. */
   finish(): Promise<TeeOutcome>;
+  /**
+   * Resolves once every chunk pushed so far has been decoded and read, so `onComplete` has run
+   * if the client was sent the terminal event (a compressed stream decodes on the thread pool,
+   * after the client may have read it and left).
+   */
+  caughtUp(): Promise<void>;
   /** The reply will not be stored (client gone): free the decoder. */
   discard(): void;
 }
@@ -57,6 +63,7 @@ export function teeReply(headers: Readonly<Record<string, string | string[]>>, o
         await decoder.end(onData).catch(onDecoderError);
         return outcome(failure, accumulator.finish());
       },
+      caughtUp: () => decoder.flush(),
       discard: () => decoder.destroy(),
     };
   }
@@ -75,6 +82,7 @@ export function teeReply(headers: Readonly<Record<string, string | string[]>>, o
       if (failure !== undefined) return { kind: 'not_stored', reason: failure };
       return outcome(undefined, rebuildReplyFromJson(Buffer.concat(parts)));
     },
+    caughtUp: () => decoder.flush(),
     discard: () => decoder.destroy(),
   };
 }
@@ -103,7 +111,7 @@ export function asHistoryMessage(reply: ChatMessage): ChatMessage {
 }
 
 function unreadable(reason: string): ReplyTee {
-  return { push: () => undefined, finish: async () => ({ kind: 'not_stored', reason }), discard: () => undefined };
+  return { push: () => undefined, finish: async () => ({ kind: 'not_stored', reason }), caughtUp: () => Promise.resolve(), discard: () => undefined };
 }
 
 function safely(action: () => void, onError: (error: unknown) => void): void {

@@ -1,10 +1,18 @@
 import type { ServerResponse } from 'node:http';
 
 export interface ClientDeparture {
-  /** Aborts the upstream call when the client leaves. */
+  /** Aborts the upstream call when the client leaves (once its departure has been judged). */
   signal: AbortSignal;
   /** The client now has all it waits for: leaving from here on is not a cancellation. */
   markClientHasAll(): void;
+  /**
+   * Has a departure judged only after `catchUp` resolves: the reader of the relayed bytes
+   * finishes with what the client was already sent (a compressed stream's terminal event is
+   * decoded on the thread pool, and the client may have decoded it and left first).
+   */
+  catchUpBeforeJudging(catchUp: () => Promise<void>): void;
+  /** Resolves once a departure has been judged (at once while the client is still there). */
+  judged(): Promise<void>;
 }
 
 /**
@@ -16,15 +24,29 @@ export interface ClientDeparture {
 export function watchClientDeparture(res: ServerResponse, onCancel: () => void): ClientDeparture {
   const abort = new AbortController();
   let hasAll = false;
+  let catchUp = (): Promise<void> => Promise.resolve();
+  let judgement = Promise.resolve();
   res.once('close', () => {
     if (res.writableFinished) return;
-    if (!hasAll) onCancel();
-    abort.abort();
+    if (hasAll) {
+      abort.abort();
+      return;
+    }
+    judgement = catchUp()
+      .catch(() => undefined)
+      .then(() => {
+        if (!hasAll) onCancel();
+        abort.abort();
+      });
   });
   return {
     signal: abort.signal,
     markClientHasAll: () => {
       hasAll = true;
     },
+    catchUpBeforeJudging: (reader) => {
+      catchUp = reader;
+    },
+    judged: () => judgement,
   };
 }

@@ -53,20 +53,29 @@ export async function forwardAndRelay(upstream: UpstreamClient, res: ServerRespo
     if (hasAll) return;
     hasAll = true;
     departure.markClientHasAll();
-    if (tee !== undefined) request.onClientHasAll?.();
+    if (replyTee !== undefined) request.onClientHasAll?.();
   };
   const isSuccess = response.status >= 200 && response.status < 300;
-  const tee = isSuccess ? request.teeFor?.(response.headers, clientHasAll) : undefined;
+  const replyTee = isSuccess ? request.teeFor?.(response.headers, clientHasAll) : undefined;
+  if (replyTee !== undefined) departure.catchUpBeforeJudging(() => replyTee.caughtUp());
+  let relayed: { clientHasAll: boolean } | undefined;
+  let failure: unknown;
   try {
-    const relayed = await relayResponse(res, response, request.responseHeaders, {
-      onChunk: tee === undefined ? undefined : (chunk) => tee.push(chunk),
+    relayed = await relayResponse(res, response, request.responseHeaders, {
+      onChunk: replyTee === undefined ? undefined : (chunk) => replyTee.push(chunk),
       isReplyComplete: () => hasAll,
       onClientHasAll: clientHasAll,
     });
-    if (!relayed.clientHasAll) tee?.discard();
-    return { status: response.status, upstreamMs, clientHasAll: relayed.clientHasAll, tee: relayed.clientHasAll ? tee : undefined };
   } catch (error) {
-    tee?.discard();
-    return { status: response.status, upstreamMs, clientHasAll: false, tee: undefined, error: departure.signal.aborted ? error : upstream.classify(error, 'reply') };
+    failure = error;
   }
+  // A client that left, or an upstream that broke off, is judged on what the client was
+  // sent, which the tee may still be decoding.
+  await departure.judged();
+  if (!hasAll && failure !== undefined) await replyTee?.caughtUp().catch(() => undefined);
+  const hadAll = relayed?.clientHasAll === true || hasAll;
+  if (!hadAll) replyTee?.discard();
+  const outcome: ForwardOutcome = { status: response.status, upstreamMs, clientHasAll: hadAll, tee: hadAll ? replyTee : undefined };
+  if (!hadAll && failure !== undefined) outcome.error = departure.signal.aborted ? failure : upstream.classify(failure, 'reply');
+  return outcome;
 }

@@ -70,6 +70,39 @@ describe('createBodyDecoder', () => {
     expect(out.text()).toBe(recordedTextStream);
   });
 
+  test.each(compressors)('$encoding: flush() resolves once every event pushed so far was delivered decoded', async ({ encoding, create }) => {
+    const chunks = await compressFlushedPerEvent(create(), recordedEvents);
+    const decoder = createBodyDecoder(encoding)!;
+    const out = collector();
+    let expected = '';
+    for (const [i, event] of recordedEvents.entries()) {
+      decoder.push(chunks[i]!, out.onData);
+      expected += event;
+      await decoder.flush();
+      expect(out.text()).toBe(expected);
+    }
+  });
+
+  test('flush() goes through every layer of several codings', async () => {
+    // The inner deflate stream is flushed but not finished, as a server streaming through two codings sends it.
+    const inner = zlib.createDeflate();
+    const innerOut: Buffer[] = [];
+    inner.on('data', (data: Buffer) => innerOut.push(data));
+    inner.write('data: a\n\n');
+    await new Promise<void>((resolve) => inner.flush(resolve));
+    const outer = zlib.createGzip();
+    const outerOut: Buffer[] = [];
+    outer.on('data', (data: Buffer) => outerOut.push(data));
+    outer.write(Buffer.concat(innerOut));
+    await new Promise<void>((resolve) => outer.flush(resolve));
+
+    const decoder = createBodyDecoder('deflate, gzip')!;
+    const out = collector();
+    decoder.push(Buffer.concat(outerOut), out.onData);
+    await decoder.flush();
+    expect(out.text()).toBe('data: a\n\n');
+  });
+
   test('decoded bytes feed the reply accumulator', async () => {
     const chunks = await compressFlushedPerEvent(zlib.createGzip(), recordedEvents);
     const decoder = createBodyDecoder('gzip')!;
