@@ -1,7 +1,8 @@
 // The load bench's clients: each one a user in a conversation of its own,
 // sending one turn at a time and reading every reply to the end, streaming
-// or not. Every turn sent to contextd goes into a ledger with how it ended,
-// so the stores can be checked against what the clients were acknowledged.
+// or not. Every turn sent to contextd goes into a ledger with how it ended and
+// when it was sent and answered, so the stores can be checked against what
+// the clients were acknowledged, and in what order.
 
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -19,6 +20,15 @@ import type { RequestSpec, Workload } from './workload.js';
  */
 export type TurnOutcome = 'acked' | 'cut' | 'left' | 'failed';
 
+/**
+ * The clock of the ledger's times, and of any moment compared with them (the
+ * load bench's Redis outage starts): milliseconds since the epoch, but
+ * monotonic (performance's), so a wall-clock step cannot reorder two events.
+ */
+export function ledgerClockMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
 export interface TurnRecord {
   user: string;
   outcome: TurnOutcome;
@@ -27,6 +37,10 @@ export interface TurnRecord {
   detail?: string;
   /** contextd's x-contextd-memory answer header (e.g. `unavailable`: no store answered, the turn went without memory and is not stored). */
   memory?: string;
+  /** When the client sent the request (ledgerClockMs). */
+  sentAtMs: number;
+  /** For `acked`: when the client had the whole answer, its last byte read (ledgerClockMs). */
+  answeredAtMs?: number;
 }
 
 /** Every turn sent to contextd, by conversation, in the order each conversation's client sent them. */
@@ -70,6 +84,8 @@ export interface Outcome {
   detail?: string;
   /** The x-contextd-memory header of the answer, when there was one. */
   memory?: string;
+  /** For `acked`: when the whole answer was read (ledgerClockMs). */
+  answeredAtMs?: number;
 }
 
 const DONE = 'data: [DONE]\n\n';
@@ -139,7 +155,8 @@ export async function sendTurn(
     const got = stream ? streamedText(text) : ((JSON.parse(text) as { choices: { message: { content: string } }[] }).choices[0]?.message.content ?? '');
     if (got !== expected) return failed(samples, `${spec.headers['x-conversation-id'] ?? 'direct'}: reply is not the one expected (${got.length} of ${expected.length} characters)`);
   }
-  if (fault !== undefined) return { outcome: 'acked', detail: `injected ${fault.kind} did not happen: the client got the whole reply`, ...memory };
+  const answeredAtMs = performance.timeOrigin + endedAt; // ledgerClockMs() at the last byte
+  if (fault !== undefined) return { outcome: 'acked', detail: `injected ${fault.kind} did not happen: the client got the whole reply`, ...memory, answeredAtMs };
   samples.completed += 1;
   if (stream) {
     samples.streamFirstByteMs.push((firstByteAt || endedAt) - startedAt);
@@ -147,7 +164,7 @@ export async function sendTurn(
   } else {
     samples.jsonMs.push(endedAt - startedAt);
   }
-  return { outcome: 'acked', ...memory };
+  return { outcome: 'acked', ...memory, answeredAtMs };
 }
 
 function failed(samples: PathSamples, detail: string): Outcome {
@@ -185,14 +202,17 @@ export class ConversationClient {
     const expected = this.options.replies[replyIndex(user)]!;
     const injected = fault?.(stream);
     const verify = this.#sent++ % this.options.verifyEvery === 0;
-    const record: TurnRecord = { user, outcome: 'failed', stream };
+    // Taken just before sendTurn starts the request: never later than the send, so the order check
+    // counts a turn as made after a Redis outage began only if it surely was.
+    const record: TurnRecord = { user, outcome: 'failed', stream, sentAtMs: ledgerClockMs() };
     let turns = this.ledger.get(this.#conversation);
     if (turns === undefined) this.ledger.set(this.#conversation, (turns = []));
     turns.push(record);
-    const { outcome, detail, memory } = await sendTurn(pool, spec, stream, expected, { verify, samples, ...(injected === undefined ? {} : { fault: injected }) });
+    const { outcome, detail, memory, answeredAtMs } = await sendTurn(pool, spec, stream, expected, { verify, samples, ...(injected === undefined ? {} : { fault: injected }) });
     record.outcome = outcome;
     if (detail !== undefined) record.detail = detail;
     if (memory !== undefined) record.memory = memory;
+    if (answeredAtMs !== undefined) record.answeredAtMs = answeredAtMs;
     if (this.#random() < this.options.newShare) this.#conversation = this.#newId();
   }
 }

@@ -2,8 +2,16 @@
 // ledger: every acknowledged turn stored exactly once, in the order sent, with
 // the whole reply; no turn stored whose reply the client did not get whole;
 // each conversation's seqs exactly 1..2N.
+//
+// In the order sent, but for one documented case (docs/storage.md): a turn
+// Redis held unflushed when it went away comes back with Redis's saved data
+// and is appended after the turns made meanwhile, which went to MongoDB
+// directly (the model that answered those did not see it either). A turn
+// stored after turns sent after it is that case, counted apart, when it was
+// answered before a Redis outage began and each of those turns was sent at or
+// after that start; any other inversion fails the check.
 
-import type { Ledger } from './load-client.js';
+import type { Ledger, TurnRecord } from './load-client.js';
 import { replyIndex } from './replies.js';
 import type { StoredDocument } from './stores.js';
 
@@ -32,10 +40,21 @@ export interface StoreCheck {
   partial: string[];
   /** Seqs not exactly 1..2N, or roles not alternating user, assistant. */
   seqProblems: string[];
-  /** Turns stored in an order other than the one they were sent in. */
+  /** Conversations with a turn stored after a turn sent after it, other than `heldAcrossRedisOutage`: one entry each. */
   outOfOrder: string[];
+  /**
+   * Turns stored after turns sent after them because Redis held them unflushed
+   * when it went away (answered before the outage began, the others sent at or
+   * after it): documented, not out of order. One entry per turn.
+   */
+  heldAcrossRedisOutage: string[];
   /** User messages stored that no client sent in that conversation. */
   unexpected: string[];
+}
+
+/** When each Redis outage of the run began (the bench issued SHUTDOWN or the kill), on the ledger's clock (ledgerClockMs). */
+export interface RedisOutages {
+  redisOutageStartsMs: readonly number[];
 }
 
 function contentOf(messageJson: string): string {
@@ -46,9 +65,16 @@ function contentOf(messageJson: string): string {
 /**
  * `waiting`: per conversation, the user messages Redis still holds for the
  * flusher (when the check ran before the flusher was idle); an acknowledged
- * turn found there is counted as waiting, not lost.
+ * turn found there is counted as waiting, not lost. `outages`: when Redis
+ * went away, for the order check (none: every inversion is out of order).
  */
-export function checkStore(ledger: Ledger, documents: readonly StoredDocument[], replies: readonly string[], waiting?: ReadonlyMap<string, ReadonlySet<string>>): StoreCheck {
+export function checkStore(
+  ledger: Ledger,
+  documents: readonly StoredDocument[],
+  replies: readonly string[],
+  waiting?: ReadonlyMap<string, ReadonlySet<string>>,
+  outages: RedisOutages = { redisOutageStartsMs: [] },
+): StoreCheck {
   const byConversation = new Map<string, StoredDocument[]>();
   for (const document of documents) {
     let list = byConversation.get(document.conversation);
@@ -68,6 +94,7 @@ export function checkStore(ledger: Ledger, documents: readonly StoredDocument[],
     partial: [],
     seqProblems: [],
     outOfOrder: [],
+    heldAcrossRedisOutage: [],
     unexpected: [],
   };
   for (const [conversation, stored] of byConversation) {
@@ -117,20 +144,49 @@ export function checkStore(ledger: Ledger, documents: readonly StoredDocument[],
         result.unacknowledgedStored.push(label);
       }
     });
-    // Order: the stored user messages, in seq order, must follow the order they were sent in.
-    const sentAt = new Map(turns.map((turn, k) => [turn.user, k]));
-    let last = -1;
-    for (const user of storedUsers) {
-      const at = sentAt.get(user);
-      if (at === undefined) continue;
-      if (at < last) {
-        result.outOfOrder.push(`${conversation}: turn ${at + 1} stored after turn ${last + 1}`);
-        break;
-      }
-      last = at;
+    const order = checkOrder(turns, storedUsers, outages.redisOutageStartsMs);
+    if (order.outOfOrder.length > 0) {
+      const more = order.outOfOrder.length - 1;
+      result.outOfOrder.push(`${conversation}: ${order.outOfOrder[0]!}${more > 0 ? ` (+${more} more stored out of order)` : ''}`);
     }
+    for (const held of order.held) result.heldAcrossRedisOutage.push(`${conversation} ${held}`);
   }
   return result;
+}
+
+/**
+ * The stored user messages, in seq order, against the order they were sent
+ * in: every turn stored after a turn sent after it, each classified as held
+ * across a Redis outage or out of order (described, one string per turn).
+ */
+function checkOrder(turns: readonly TurnRecord[], storedUsers: readonly string[], redisOutageStartsMs: readonly number[]): { held: string[]; outOfOrder: string[] } {
+  const sentIndex = new Map(turns.map((turn, k) => [turn.user, k]));
+  const storedOrder = storedUsers.map((user) => sentIndex.get(user)).filter((k) => k !== undefined);
+  const held: string[] = [];
+  const outOfOrder: string[] = [];
+  let latest = -1; // the latest-sent turn stored so far
+  storedOrder.forEach((k, position) => {
+    if (k >= latest) {
+      latest = k;
+      return;
+    }
+    // Stored after turns sent after it: the earliest sent of them must have been sent after an outage
+    // began that this turn was answered before. Only turns stored out of order pay for this look back.
+    const turn = turns[k]!;
+    let first = turns[latest]!;
+    for (const j of storedOrder.slice(0, position)) if (j > k && turns[j]!.sentAtMs < first.sentAtMs) first = turns[j]!;
+    const answeredAtMs = turn.answeredAtMs;
+    const outageStartMs = answeredAtMs === undefined ? undefined : redisOutageStartsMs.find((startMs) => answeredAtMs < startMs && startMs <= first.sentAtMs);
+    if (answeredAtMs !== undefined && outageStartMs !== undefined) {
+      const firstIndex = turns.indexOf(first);
+      held.push(
+        `turn ${k + 1} (answered ${Math.round(outageStartMs - answeredAtMs)} ms before Redis went away) stored after turn ${firstIndex + 1} (sent ${Math.round(first.sentAtMs - outageStartMs)} ms after)`,
+      );
+    } else {
+      outOfOrder.push(`turn ${k + 1} stored after turn ${latest + 1}`);
+    }
+  });
+  return { held, outOfOrder };
 }
 
 /** The check as PASS/FAIL lines, with the first few cases of each failure. */
@@ -150,6 +206,11 @@ export function checkLines(check: StoreCheck): string[] {
     line('every stored reply whole and the one its user message got (no partial assistant message)', check.partial),
     line('each conversation is seqs 1..2N, user and assistant alternating', check.seqProblems),
     line('turns stored in the order sent', check.outOfOrder),
+    ...(check.heldAcrossRedisOutage.length === 0
+      ? []
+      : [
+          `(not out of order: ${check.heldAcrossRedisOutage.length} turns Redis held unflushed when it went away, appended after the turns made meanwhile, as docs/storage.md says — ${check.heldAcrossRedisOutage.slice(0, 3).join(' | ')})`,
+        ]),
     line('no stored turn that no client sent', check.unexpected),
   ];
 }

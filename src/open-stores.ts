@@ -213,7 +213,10 @@ function startFlusher(
     },
     onConflict: (key, messages) => {
       metrics.seqConflicts.inc(messages.length);
-      logger.error({ tenant: key.tenant, conversation: key.conversation, seqs: messages.map((m) => m.seq) }, 'seq conflict between Redis and MongoDB; kept both');
+      logger.warn(
+        { tenant: key.tenant, conversation: key.conversation, seqs: messages.map((m) => m.seq) },
+        "seq conflict between Redis and MongoDB (turns reached MongoDB while Redis was away); Redis's turns are merged after MongoDB's history",
+      );
     },
     onError: (operation, error) => logger.warn({ err: error, operation }, 'flushing turns to MongoDB failed; will retry'),
   });

@@ -161,24 +161,24 @@ export class OutboxFlusher {
       await Promise.all(claims.map((claim) => this.#handBack(claim.key, claim.flushedSeq)));
       throw error;
     }
+    // A claim whose seqs MongoDB gives to other messages has a history that went
+    // apart from MongoDB's: what came before the first conflict is in, the rest
+    // is merged as an unmerged conversation's turns are (rejoin).
+    const diverged = new Map<(typeof claims)[number], number>();
     for (const [index, claim] of pending.entries()) {
       const result = results[index] ?? { inserted: 0, alreadyStored: 0, conflicts: [] };
-      if (result.conflicts.length > 0) {
+      const firstConflictSeq = result.conflicts[0]?.seq;
+      if (firstConflictSeq !== undefined) {
         this.#o.onConflict(claim.key, result.conflicts);
-        try {
-          await this.#appendConflicts(mongo, claim.key, result.conflicts);
-        } catch (error) {
-          // The others are in: mark them; this one is flushed again (its stored seqs count as stored then).
-          await Promise.all(claims.map((other) => (other === claim || isUnmerged(other) ? this.#handBack(other.key, other.flushedSeq) : this.#markFlushed(other))));
-          throw error;
-        }
+        diverged.set(claim, firstConflictSeq - 1);
       }
-      this.#o.onFlushed(claim.key, claim.messages.map((m) => m.seq), result);
+      const stored = claim.messages.filter((message) => firstConflictSeq === undefined || message.seq < firstConflictSeq);
+      if (stored.length > 0) this.#o.onFlushed(claim.key, stored.map((m) => m.seq), result);
     }
     // Merges never reject: each one that fails is handed back and reported on its own.
-    const merging = Promise.all(unmerged.map((claim) => this.#merge(claim)));
+    const merging = Promise.all([...unmerged.map((claim) => this.#merge(claim)), ...[...diverged].map(([claim, throughSeq]) => this.#rejoin(claim.key, throughSeq))]);
     try {
-      await Promise.all(flushable.map((claim) => this.#markFlushed(claim)));
+      await Promise.all(flushable.filter((claim) => !diverged.has(claim)).map((claim) => this.#markFlushed(claim)));
     } finally {
       await merging;
     }
@@ -186,30 +186,37 @@ export class OutboxFlusher {
   }
 
   /**
-   * Merges an unmerged conversation (false when it failed); a merge that fails
-   * is handed back, and when it runs again its turns already in MongoDB dedupe by key.
+   * A conversation whose history went apart from MongoDB's (turns reached
+   * MongoDB directly while Redis did not answer, and Redis came back with
+   * turns it had not flushed): what MongoDB holds through `throughSeq` is
+   * marked flushed, the rest of Redis's copy becomes unmerged and is merged
+   * at once, its turns appended after MongoDB's history by turn key (a turn
+   * that also reached MongoDB directly is recognised) and Redis rebased on
+   * MongoDB, so that later requests see the turns made while Redis was away.
    */
-  /**
-   * Messages whose seqs MongoDB already gives to others go after its history,
-   * each turn under its turn key: a turn MongoDB already holds at other seqs
-   * (written there while Redis did not answer, though Redis had applied it)
-   * is then recognised and not stored twice.
-   */
-  async #appendConflicts(mongo: OutboxFlusherOptions['mongo'], key: ConversationKey, conflicts: readonly StoredMessage[]): Promise<void> {
-    const turns: StoredMessage[][] = [];
-    for (const message of conflicts) {
-      const current = turns.at(-1);
-      const continues = current !== undefined && message.turnKey === undefined && current.at(-1)!.seq + 1 === message.seq;
-      if (continues) current.push(message);
-      else turns.push([message]);
-    }
-    for (const turn of turns) {
-      const messages = turn.map(({ message, tokens, digest }) => ({ message, tokens, digest }));
-      const turnKey = turn[0]!.turnKey;
-      await this.#mongo('append', () => mongo.append(key, messages, turnKey === undefined ? {} : { turnKey }));
+  async #rejoin(key: ConversationKey, throughSeq: number): Promise<boolean> {
+    const source = this.#o.redis;
+    try {
+      await this.#redis('markFlushed', () => (this.#o.marker ?? source).markFlushed(key, throughSeq));
+      await this.#redis('demote', () => source.demote(key));
+      const unflushed = await this.#redis('unflushed', () => source.unflushed(key));
+      if (!isUnmerged(unflushed)) {
+        // Gone meanwhile (erased): markFlushed settles its dirty entry.
+        await this.#handBack(key, 0);
+        return true;
+      }
+      return await this.#merge({ key, ...unflushed });
+    } catch (error) {
+      await this.#handBack(key, 0);
+      this.#o.onError('merge', error);
+      return false;
     }
   }
 
+  /**
+   * Merges an unmerged conversation (false when it failed); a merge that fails
+   * is handed back, and when it runs again its turns already in MongoDB dedupe by key.
+   */
   async #merge(claim: Unflushed & { key: ConversationKey; unmergedIncarnation: string }): Promise<boolean> {
     try {
       const result = await this.#o.merge.merge(claim.key, claim);

@@ -1,7 +1,7 @@
 // The window-cut rule: which of a conversation's stored messages a load
 // returns. Every store asks this one walker, each over its own data (the
 // embedded store's array, MongoDB's cursor, the Redis fast load's entries, the
-// two-tier merge). The Lua LOAD script (src/store/redis/scripts.ts) cannot
+// two-tier merge). The Lua LOAD script (src/store/redis/lua-reads.ts) cannot
 // call it and mirrors it; test/store/window-cut.property.test.ts holds the two
 // equal against a real Redis.
 
@@ -55,7 +55,7 @@ export class WindowWalk {
 
   /**
    * Whether `message`, the next older one, belongs to the window; if it does, it
-   * is counted as taken. LOAD's `takes` (store/redis/scripts.ts) is this in Lua.
+   * is counted as taken. LOAD's `takes` (store/redis/lua-reads.ts) is this in Lua.
    */
   takes(message: WindowCandidate): boolean {
     if (message.seq <= this.coversSeq || this.#taken >= this.maxMessages || this.#usedTokens > this.maxTokens) return false;

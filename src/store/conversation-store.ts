@@ -62,6 +62,9 @@ export interface MergedTurnKey {
 /** What a rebase did: replaced the conversation; found newer turns than the merge saw; found it gone or merged already. */
 export type RebaseOutcome = 'rebased' | 'moved' | 'gone';
 
+/** What demote did to a copy that went apart from the durable tier. */
+export type DemoteOutcome = 'dropped' | 'demoted' | 'gone';
+
 /** The hot tier as the flusher sees it: turns waiting to reach the durable tier. */
 export interface FlushSource {
   /** Claims up to `limit` conversations whose flush is due, leasing them for `leaseMs`. */
@@ -79,6 +82,14 @@ export interface FlushSource {
    * its last provisional seq. `turnKeys` are remembered for deduplication.
    */
   rebase(key: ConversationKey, expected: { incarnation: string; lastSeq: number }, state: WarmState, turnKeys: readonly MergedTurnKey[]): Promise<RebaseOutcome>;
+  /**
+   * For a copy whose history went apart from the durable tier's (turns reached
+   * the durable tier while the hot tier did not answer), in one step: dropped
+   * when everything in it is flushed (the next miss warms it again); else made
+   * unmerged, so that its messages above flushedSeq are merged like an
+   * outage's turns (left as it is when unmerged already).
+   */
+  demote(key: ConversationKey): Promise<DemoteOutcome>;
   /** The conversation's summary, if the hot tier holds one. */
   load: ConversationStore['load'];
 }
@@ -163,6 +174,7 @@ export interface HotTier extends ConversationStore {
    */
   appendUnmerged: ConversationStore['append'];
   unflushed: FlushSource['unflushed'];
+  demote: FlushSource['demote'];
   /** The summary lock every instance sharing the tier sees. */
   acquireSummaryLock(key: ConversationKey, ttlMs: number): Promise<LockLease | undefined>;
 }

@@ -8,7 +8,7 @@
 //      there already a duplicate (and fills in one whose insert was cut
 //      short), so a merge repeated after a crash, or run by two instances at
 //      once, stores none twice and keeps the order;
-//   2. Redis is rebased (scripts.ts, REBASE): replaced in one step by what a
+//   2. Redis is rebased (redis/lua-outbox.ts, REBASE): replaced in one step by what a
 //      warm seeds from MongoDB now, the history MongoDB had in front of the
 //      merged turns, under a new incarnation. Only if no turn was appended
 //      since step 1 read the conversation: those are merged too, and the

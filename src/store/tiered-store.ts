@@ -140,10 +140,12 @@ export class TieredStore implements ConversationStore, SummaryLock {
 
   async append(key: ConversationKey, messages: readonly NewMessage[], options?: AppendOptions): Promise<AppendResult> {
     const { redis, mongo } = this.#o;
+    // In front of MongoDB every turn carries a key: an unmerged conversation's turns are told
+    // apart, and merged once, by it; and a turn Redis applied though its answer was lost, which
+    // then goes to MongoDB directly, is recognised there by the same key when Redis's copy is flushed.
+    const keyed = redis === undefined || mongo === undefined || options?.turnKey !== undefined ? options : { ...options, turnKey: `auto:${randomUUID()}` };
     if (redis !== undefined && (this.#usable('redis') || mongo === undefined)) {
       try {
-        // In front of MongoDB every turn carries a key: an unmerged conversation's turns are told apart, and merged once, by it.
-        const keyed = mongo === undefined || options?.turnKey !== undefined ? options : { ...options, turnKey: `auto:${randomUUID()}` };
         const result = await this.#appendHot(redis, key, messages, keyed);
         if (mongo !== undefined) this.#o.onFlushNeeded();
         return result;
@@ -154,7 +156,7 @@ export class TieredStore implements ConversationStore, SummaryLock {
       }
     }
     if (mongo === undefined) throw new StoreUnavailableError(new Error('no store configured'));
-    const result = await this.#mongo('append', () => mongo.append(key, messages, options));
+    const result = await this.#mongo('append', () => mongo.append(key, messages, keyed));
     if (redis !== undefined) this.#staleInRedis.set(conversationKeyString(key), key);
     return result;
   }
@@ -231,8 +233,11 @@ export class TieredStore implements ConversationStore, SummaryLock {
 
   /**
    * Redis is back after writes went to MongoDB directly: its copies of those
-   * conversations may lack turns, so drop them (only if nothing in them is
-   * waiting to be flushed) and let the next miss warm them from MongoDB.
+   * conversations lack turns. A copy with nothing waiting to be flushed is
+   * dropped (the next miss warms it from MongoDB); one holding turns MongoDB
+   * does not have yet (Redis came back with data it had not flushed) is made
+   * unmerged, so the flusher appends those turns after MongoDB's history and
+   * rebases Redis on it, as after a MongoDB outage.
    */
   async dropStaleCopies(): Promise<number> {
     const redis = this.#o.redis;
@@ -240,11 +245,10 @@ export class TieredStore implements ConversationStore, SummaryLock {
     let dropped = 0;
     for (const [id, key] of [...this.#staleInRedis]) {
       try {
-        const { messages } = await this.#redis('unflushed', () => redis.unflushed(key));
-        if (messages.length === 0) {
-          await this.#redis('delete', () => redis.delete(key));
-          dropped++;
-        }
+        // One script decides, so a turn appended meanwhile is never dropped with the copy.
+        const outcome = await this.#redis('demote', () => redis.demote(key));
+        if (outcome === 'dropped') dropped++;
+        if (outcome === 'demoted') this.#o.onFlushNeeded();
         this.#staleInRedis.delete(id);
       } catch (error) {
         this.#o.onBackgroundError('drop stale redis copy', error);

@@ -219,22 +219,44 @@ describeWithMongo('MongoStore', () => {
       expect((await store.listMessages(k, { afterSeq: 0, limit: 100 })).map((m) => m.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     });
 
-    test('upsertAllocated reports a seq that holds a different message and leaves the stored one alone', async () => {
+    test('upsertAllocated reports a seq that holds a different message, leaves the stored one alone, and takes back what it placed after it', async () => {
       const k = key();
       await store.upsertAllocated(k, allocated(1, 3, 10));
       const other: StoredMessage = { ...allocated(2, 2, 10)[0]!, message: { role: 'user', content: 'another' }, digest: 'other-digest' };
       const fresh = allocated(4, 4, 10)[0]!;
 
+      // From the first conflict on, the other tier's numbering no longer fits: seq 4 is not kept either.
       const result = await store.upsertAllocated(k, [other, fresh]);
 
-      expect(result).toEqual({ inserted: 1, alreadyStored: 0, conflicts: [other] });
+      expect(result).toEqual({ inserted: 0, alreadyStored: 0, conflicts: [other, fresh] });
       const listed = await store.listMessages(k, { afterSeq: 0, limit: 10 });
       expect(listed.map((m) => [m.seq, m.digest])).toEqual([
         [1, 'seq-1'],
         [2, 'seq-2'],
         [3, 'seq-3'],
-        [4, 'seq-4'],
       ]);
+    });
+
+    test('a turn upsertAllocated stored claims its turn key: appending the same turn later is a duplicate, at its seqs', async () => {
+      const k = key();
+      const [question, answer] = allocated(1, 2, 10);
+      const result = await store.upsertAllocated(k, [{ ...question!, turnKey: 'flushed' }, answer!]);
+      expect(result).toEqual({ inserted: 2, alreadyStored: 0, conflicts: [] });
+      const again = [question!, answer!].map(({ message, tokens, digest }) => ({ message, tokens, digest }));
+      expect(await store.append(k, again, { turnKey: 'flushed' })).toEqual({ seqs: [1, 2], duplicate: true });
+      expect(await store.listMessages(k, { afterSeq: 0, limit: 10 })).toHaveLength(2);
+      // Flushed again (a round repeated after a crash): the same documents, already stored.
+      expect(await store.upsertAllocated(k, [{ ...question!, turnKey: 'flushed' }, answer!])).toEqual({ inserted: 0, alreadyStored: 2, conflicts: [] });
+    });
+
+    test('a turn stored at other seqs under the same key is a conflict for upsertAllocated, not stored twice', async () => {
+      const k = key();
+      const [question, answer] = allocated(3, 4, 10);
+      const turnMessages = [question!, answer!].map(({ message, tokens, digest }) => ({ message, tokens, digest }));
+      await store.append(k, turnMessages, { turnKey: 'moved' });
+      const result = await store.upsertAllocated(k, [{ ...question!, turnKey: 'moved' }, answer!]);
+      expect(result.conflicts.map((m) => m.seq)).toEqual([3, 4]);
+      expect((await store.listMessages(k, { afterSeq: 0, limit: 10 })).map((m) => m.seq)).toEqual([1, 2]);
     });
 
     test('upsertAllocated refuses a message without cumTokens and stores nothing', async () => {

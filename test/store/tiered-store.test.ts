@@ -5,51 +5,19 @@ import { Redis } from 'ioredis';
 import { MongoClient } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, onTestFinished, test } from 'vitest';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { ConversationId, NewMessage, StoredMessage, TenantId } from '../../src/domain.js';
+import type { ConversationId, StoredMessage, TenantId } from '../../src/domain.js';
 import type { DurableTier, FlushSource, FlushTarget } from '../../src/store/conversation-store.js';
-import { OutboxFlusher, type OutboxFlusherOptions } from '../../src/background/outbox-flusher.js';
+import type { OutboxFlusher } from '../../src/background/outbox-flusher.js';
 import { MongoStore } from '../../src/store/mongo/mongo-store.js';
 import { OutageMerge } from '../../src/store/outage-merge.js';
 import { RedisStore } from '../../src/store/redis/redis-store.js';
 import { StoreHealth } from '../../src/store/store-health.js';
-import { TieredStore, type TieredStoreOptions } from '../../src/store/tiered-store.js';
 import { startMongo, type MongoServer } from '../support/mongo-server.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { describeWithService, serviceAvailability } from '../support/services.js';
+import { message, testFlusher, tieredStore, turn } from '../support/tiered-stack.js';
 import { waitFor } from '../support/wait-for.js';
 import { runStoreContract } from './store-contract.js';
-
-/** A TieredStore with the tests' deadlines; `options` names the tiers and anything else that differs. */
-function tieredStore(options: Pick<TieredStoreOptions, 'redis' | 'mongo' | 'health'> & Partial<TieredStoreOptions>): TieredStore {
-  return new TieredStore({
-    redisTimeoutMs: 2_000,
-    mongoTimeoutMs: 5_000,
-    // FerretDB's reads are slow on a busy machine: tests of the cold-read deadline set their own.
-    coldReadTimeoutMs: 5_000,
-    maxCachedMessages: 200,
-    onFlushNeeded: () => undefined,
-    onBackgroundError: () => undefined,
-    ...options,
-  });
-}
-
-/** An OutboxFlusher with the tests' timings (no flush delay). */
-function testFlusher(options: Pick<OutboxFlusherOptions, 'redis' | 'mongo' | 'health'> & Partial<OutboxFlusherOptions>): OutboxFlusher {
-  return new OutboxFlusher({
-    merge: new OutageMerge({ hot: options.redis, durable: options.mongo, health: options.health, redisTimeoutMs: 2_000, mongoTimeoutMs: 5_000, maxCachedMessages: 200 }),
-    redisTimeoutMs: 2_000,
-    mongoTimeoutMs: 5_000,
-    idleDelayMs: 50,
-    flushDelayMs: 0,
-    leaseMs: 5_000,
-    batchSize: 16,
-    sweepIntervalMs: 60_000,
-    onFlushed: () => undefined,
-    onConflict: () => undefined,
-    onError: () => undefined,
-    ...options,
-  });
-}
 
 /** The real MongoStore, with every read (load, conversationState) answered `delayMs` late, as a slow server would. */
 function withSlowReads(store: MongoStore, delayMs: number): DurableTier & FlushTarget {
@@ -62,10 +30,6 @@ function withSlowReads(store: MongoStore, delayMs: number): DurableTier & FlushT
       return slow.has(String(property)) ? async (...args: unknown[]) => (await delay(delayMs), method(...args)) : method;
     },
   });
-}
-
-function message(content: string): NewMessage {
-  return { message: { role: 'user', content }, tokens: 5, digest: `${content}-digest` };
 }
 
 const available = serviceAvailability();
@@ -184,7 +148,6 @@ describeWithService(!available.redis.isAvailable ? available.redis : available.m
 
   describe('MongoDB cannot answer: Redis takes the conversation unmerged', () => {
     const ALL = { maxMessages: 100, maxTokens: 100_000 };
-    const turn = (name: string): NewMessage[] => [message(name), message(`${name} answer`)];
     const contentsOf = (messages: readonly StoredMessage[]): unknown[] => messages.map((m) => m.message.content);
 
     /** Redis + MongoDB on their own prefix and database; the flusher is started by the test (`startFlusher`). */

@@ -1,5 +1,5 @@
 // Issue 11: the window-cut rule is written once, in src/context/window-cut.ts,
-// and the Lua LOAD script (src/store/redis/scripts.ts), which cannot call it,
+// and the Lua LOAD script (src/store/redis/lua-reads.ts), which cannot call it,
 // mirrors it. This holds the two equal on random conversations in a real Redis,
 // built two ways:
 //   - through RedisStore (cache mode): WARM from MongoDB with gaps or without,
@@ -193,7 +193,7 @@ describeWithRedis('the window rule: the Lua LOAD script against context/window-c
           expect(byScript.messages.map((m) => m.seq), why).toEqual(expected);
           expect((await cached.load(key, limits)).messages.map((m) => m.seq), why).toEqual(expected);
 
-          // LOAD walks when the newest maxMessages have gaps (scripts.ts), and goes by position otherwise.
+          // LOAD walks when the newest maxMessages have gaps (lua-reads.ts), and goes by position otherwise.
           const walk = startWindowWalk(limits, coversSeq);
           const reachable = list.slice(Math.max(0, list.length - walk.maxMessages));
           if (reachable.length === 0) continue;

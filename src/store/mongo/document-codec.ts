@@ -22,8 +22,8 @@
 // and `turnLastCum` are the last seq and running total of the message's turn,
 // so the newest message stored tells the next append where to start even while
 // the rest of its turn is still being inserted. `claim` is `turn:<key>` on the
-// first message of a turn appended with a turn key and `seq:<seq>` on every
-// other message: a unique index over a field only some documents have needs a
+// first message of a turn with a turn key (appended, or flushed from Redis)
+// and `seq:<seq>` on every other message: a unique index over a field only some documents have needs a
 // partial index, which FerretDB v1 lacks (and a sparse compound one indexes the
 // missing field as null in MongoDB).
 //
@@ -109,8 +109,10 @@ export function keyFilter(key: ConversationKey): { tenant: string; conversation:
   return { tenant: key.tenant, conversation: key.conversation };
 }
 
+export const TURN_CLAIM_PREFIX = 'turn:';
+
 export function turnClaim(turnKey: string): string {
-  return `turn:${turnKey}`;
+  return `${TURN_CLAIM_PREFIX}${turnKey}`;
 }
 
 /** The turn's documents at the seqs after `head`, every one carrying where the turn ends. */
@@ -160,13 +162,41 @@ export function messageDocument(
 }
 
 /** A message another tier allocated (seq and cumTokens given), as stored; throws on a seq or total that cannot be stored. */
-export function allocatedDocument(key: ConversationKey, stored: StoredMessage): MessageDocument {
+function allocatedDocument(key: ConversationKey, stored: StoredMessage): MessageDocument {
   const { seq, cumTokens } = stored;
   if (!Number.isSafeInteger(seq) || seq <= 0 || seq >= SUMMARY_SEQ) throw new TypeError(`upsertAllocated: seq must be a positive integer, got ${String(seq)}`);
   if (cumTokens === undefined || !Number.isFinite(cumTokens)) throw new TypeError(`upsertAllocated: message ${seq} has no cumTokens`);
   const document = messageDocument(key, { incoming: stored, messageJson: JSON.stringify(stored.message), seq, cumTokens, createdAt: new Date(stored.createdAtMs) });
   if (stored.turnKey !== undefined) document.turnKey = stored.turnKey;
   return document;
+}
+
+/**
+ * Messages another tier allocated, as stored: the first message of each keyed
+ * turn (a message with a turn key and those after it without one) claims the
+ * turn's key and carries its digest and where it ends, as an append's does,
+ * so that a merge appending the same turn later finds it by its key.
+ */
+export function allocatedDocuments(key: ConversationKey, messages: readonly StoredMessage[]): MessageDocument[] {
+  const documents = messages.map((stored) => allocatedDocument(key, stored));
+  let start = 0;
+  while (start < messages.length) {
+    let end = start + 1;
+    while (end < messages.length && messages[end]!.turnKey === undefined && messages[end]!.seq === messages[end - 1]!.seq + 1) end++;
+    const turnKey = messages[start]!.turnKey;
+    if (turnKey !== undefined) {
+      const turn = documents.slice(start, end);
+      const last = turn.at(-1)!;
+      for (const document of turn) {
+        document.turnLastSeq = last.seq;
+        document.turnLastCum = last.cumTokens;
+      }
+      turn[0]!.claim = turnClaim(turnKey);
+      turn[0]!.turnDigest = digestOfTurn(messages.slice(start, end));
+    }
+    start = end;
+  }
+  return documents;
 }
 
 export function fromMessageDocument(document: MessageDocument): StoredMessage {

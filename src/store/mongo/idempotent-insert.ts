@@ -3,14 +3,16 @@
 
 import { MongoBulkWriteError, MongoServerError, type Collection, type WriteError } from 'mongodb';
 import type { ConversationKey } from '../../domain.js';
-import { keyFilter, SEQ_INDEX, type ConversationDocument, type MessageDocument } from './document-codec.js';
+import { keyFilter, SEQ_INDEX, TURN_CLAIM_PREFIX, type ConversationDocument, type MessageDocument } from './document-codec.js';
 
 export const DUPLICATE_KEY_CODE = 11000;
 
 export interface InsertOutcome {
   inserted: number;
   alreadyStored: number;
-  /** Indexes into the documents given. */
+  /** Indexes into the documents given: stored already, the same message. */
+  storedAt: number[];
+  /** Indexes into the documents given: another message holds the seq. */
   conflicts: number[];
 }
 
@@ -23,7 +25,7 @@ export interface InsertOutcome {
  */
 export async function insertIdempotently(messages: Collection<MessageDocument>, groups: readonly (readonly MessageDocument[])[]): Promise<InsertOutcome[]> {
   const all = groups.flat();
-  const outcomes: InsertOutcome[] = groups.map((group) => ({ inserted: group.length, alreadyStored: 0, conflicts: [] }));
+  const outcomes: InsertOutcome[] = groups.map((group) => ({ inserted: group.length, alreadyStored: 0, storedAt: [], conflicts: [] }));
   if (all.length === 0) return outcomes;
   let duplicates: number[];
   try {
@@ -57,11 +59,16 @@ export async function insertIdempotently(messages: Collection<MessageDocument>, 
       const storedDigests = new Map(stored.map((document) => [document.seq, document.digest]));
       const conflicts = indexes.filter((index) => {
         const document = group[index];
-        const storedDigest = document === undefined ? undefined : storedDigests.get(document.seq);
-        // Gone again (a racing delete) counts as stored: there is nothing to conflict with.
-        return storedDigest !== undefined && storedDigest !== document?.digest;
+        if (document === undefined) return false;
+        const storedDigest = storedDigests.get(document.seq);
+        // Nothing at the seq: the duplicate was the turn's claim, so the turn is stored at
+        // other seqs (a conflict); or, for a message claiming only its seq, it is gone
+        // again (a racing delete), which counts as stored: there is nothing to conflict with.
+        if (storedDigest === undefined) return document.claim.startsWith(TURN_CLAIM_PREFIX);
+        return storedDigest !== document.digest;
       });
-      outcomes[g] = { inserted: group.length - indexes.length, alreadyStored: indexes.length - conflicts.length, conflicts };
+      const storedAt = indexes.filter((index) => !conflicts.includes(index));
+      outcomes[g] = { inserted: group.length - indexes.length, alreadyStored: storedAt.length, storedAt, conflicts };
     }),
   );
   return outcomes;

@@ -72,6 +72,11 @@ export class RedisFlushSource {
     }
   }
 
+  /** Due for the flusher at once, unless a flusher holds its lease or it is due already. */
+  async markDue(key: ConversationKey): Promise<void> {
+    await this.#client.zadd(this.#dirtyKey, 'NX', 0, hashTag(key));
+  }
+
   async forget(key: ConversationKey): Promise<void> {
     await this.#client.zrem(this.#dirtyKey, hashTag(key));
   }

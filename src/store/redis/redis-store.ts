@@ -1,42 +1,31 @@
 // Redis as a conversation store: the only store ('standalone') or the hot tier
 // in front of MongoDB ('cache'); works unchanged on a Redis Cluster. This file
 // holds the store operations; the rest of the folder holds the key layout
-// (keys.ts), the list entries (entry-codec.ts), the Lua (scripts.ts), the
-// decoded-window cache (window-cache.ts), the fast load (fast-load.ts) and
-// corking (cork.ts), CLIENT TRACKING (tracking.ts), the dirty set the flusher
-// reads (flush-source.ts), the summary lock (summary-lock.ts) and cache warming
+// (keys.ts), the list entries (entry-codec.ts), the Lua (scripts.ts, which
+// registers lua-*.ts), how a load is answered (loader.ts), the decoded-window
+// cache (window-cache.ts), the fast load (fast-load.ts) and corking (cork.ts),
+// CLIENT TRACKING (tracking.ts), the dirty set the flusher reads
+// (flush-source.ts), the summary lock (summary-lock.ts) and cache warming
 // (warm.ts). The layout and its guarantees: docs/storage.md.
-//
-// How a load is answered, cheapest first: from a *tracked* window (CLIENT
-// TRACKING vouches that no other client changed the conversation since a read
-// validated it) with no round trip; by the fast load's plain reads; by LOAD.
-// The store's own appends and markFlushed keep a window tracked (both scripts
-// return the new list length and end by reading both keys again, since a write,
-// one's own included, stops Redis tracking a key for every client). A LOAD
-// tracks the window it leaves when no invalidation at all arrived while it was
-// out. Anything else the store writes itself (a summary, a warm) untracks it,
-// as does an invalidation, a new tracking epoch and a TTL refresh falling due.
-// A write by another instance is seen once its invalidation message has
-// arrived, not when Redis ran it: a load within that flight time answers with
-// the state just before it, as a load sent a moment earlier would have.
 
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Cluster, Redis } from 'ioredis';
 import type { AppendOptions, AppendResult, ConversationKey, ConversationSnapshot, NewMessage, StoredMessage, Summary } from '../../domain.js';
 import { ColdConversationError, StoreUnavailableError } from '../../errors.js';
-import { windowLimit } from '../../context/window-cut.js';
-import type { ConversationStore, LoadLimits, LockLease, MergedTurnKey, RebaseOutcome, Unflushed, WarmState } from '../conversation-store.js';
+import type { ConversationStore, DemoteOutcome, LoadLimits, LockLease, MergedTurnKey, RebaseOutcome, Unflushed, WarmState } from '../conversation-store.js';
 import { TickCork } from './cork.js';
 import { decodeEntry, encodeTurn } from './entry-codec.js';
-import { entriesAfterWindow, readTail, walkWindow } from './fast-load.js';
 import { RedisFlushSource } from './flush-source.js';
 import { conversationKeys, DEFAULT_KEY_PREFIX, hashTag, isCluster, tagBase, windowKeyTag, type ConversationKeys } from './keys.js';
+import { RedisLoader, type RedisLoadPath } from './loader.js';
 import { clampCount, defineScripts, RECENT_TURN_KEY_LIMIT, type ScriptCommands } from './scripts.js';
 import { acquireSummaryLock } from './summary-lock.js';
 import type { RedisTracking } from './tracking.js';
 import { warmArgs } from './warm.js';
-import { heldMessages, WindowCache, type CachedWindow } from './window-cache.js';
+import { WindowCache } from './window-cache.js';
+
+export type { RedisLoadPath } from './loader.js';
 
 export interface RedisStoreOptions {
   /** An ioredis client (Redis or Cluster) created by main.ts; the store never creates connections itself. */
@@ -77,8 +66,6 @@ export interface RedisStoreOptions {
   onLoad?: (path: RedisLoadPath) => void;
 }
 
-export type RedisLoadPath = 'tracked' | 'fast' | 'script';
-
 const DEFAULT_LOCAL_CACHE_MAX_ENTRIES = 20_000;
 
 export class RedisStore implements ConversationStore {
@@ -92,17 +79,14 @@ export class RedisStore implements ConversationStore {
   /** Cache mode on standalone Redis: the scripts keep the dirty set themselves (on a Cluster it lives in another slot). */
   readonly #marksInScripts: boolean;
   readonly #now: () => number;
-  /** A load later than this after the last touch this store saw runs LOAD, which refreshes the TTL. */
-  readonly #touchFreshMs: number;
   readonly #windows: WindowCache;
   readonly #cork: TickCork;
+  readonly #loader: RedisLoader;
   readonly #flushSource: RedisFlushSource;
   /** New incarnation ids: random per store, then a counter, so no two calls anywhere pass the same one. */
   readonly #incPrefix = `${randomBytes(9).toString('base64url')}.`;
   #incCount = 0;
-  readonly #tracking: RedisTracking | undefined;
   #stopInvalidations: (() => void) | undefined;
-  readonly #onLoad: (path: RedisLoadPath) => void;
   #isClosed = false;
 
   constructor(options: RedisStoreOptions) {
@@ -128,14 +112,24 @@ export class RedisStore implements ConversationStore {
     this.#windows = new WindowCache(localCacheMaxEntries);
     this.#cork = new TickCork(options.client);
     this.#now = options.now ?? (() => performance.now());
-    this.#touchFreshMs = options.ttlMs / 100;
-    this.#onLoad = options.onLoad ?? (() => undefined);
     if (options.tracking !== undefined) {
       if (options.tracking.client !== options.client) throw new RangeError('RedisStore: tracking must be on the store\'s own client');
-      this.#tracking = options.tracking;
       this.#stopInvalidations = options.tracking.onInvalidate((keys) => this.#invalidate(keys));
     }
     this.#scripts = defineScripts(this.#client);
+    this.#loader = new RedisLoader({
+      client: this.#client,
+      scripts: this.#scripts,
+      prefix,
+      ttlMs: this.#ttlMs,
+      mode: this.#mode,
+      windows: this.#windows,
+      cork: this.#cork,
+      tracking: options.tracking,
+      now: this.#now,
+      newInc: () => this.#newInc(),
+      onLoad: options.onLoad ?? (() => undefined),
+    });
     this.#flushSource = new RedisFlushSource({
       client: this.#client,
       scripts: this.#scripts,
@@ -157,170 +151,11 @@ export class RedisStore implements ConversationStore {
    * usually plain reads of O(1) entries instead of the script, and two round
    * trips when they cannot settle it. With the local cache on, messages are
    * fresh objects over deep-frozen contents, shared with later loads (as the
-   * embedded store's).
+   * embedded store's). How a load is answered: loader.ts.
    */
   async load(key: ConversationKey, limits: LoadLimits): Promise<ConversationSnapshot> {
     this.#requireOpen();
-    const tag = hashTag(key);
-    const cached = this.#windows.get(tag);
-    if (cached !== undefined && cached.throughTag !== '' && this.#now() - cached.touchedAtMs < this.#touchFreshMs) {
-      if (this.#windows.isTracked(cached, this.#tracking?.activeEpoch)) {
-        const tracked = this.#walkWindow(tag, cached, [], cached.listLength, cached.summary?.coversSeq ?? 0, cached.through, limits);
-        if (tracked !== undefined) {
-          this.#onLoad('tracked');
-          return tracked;
-        }
-      }
-      const fast = await this.#loadFast(tag, cached, limits);
-      if (fast !== undefined) {
-        this.#onLoad('fast');
-        return fast;
-      }
-    }
-    this.#onLoad('script');
-    const snapshot = await this.#loadKnowing(tag, limits, this.#windows.get(tag));
-    if (snapshot !== undefined) return snapshot;
-    // Redis named a seq or summary the cached window lacks, which the invariants
-    // rule out; rather than fail the request, forget the window and ask for everything.
-    this.#windows.forget(tag);
-    const retried = await this.#loadKnowing(tag, limits, undefined);
-    if (retried === undefined) throw new Error('RedisStore.load: Redis referred to cached entries although none were offered');
-    return retried;
-  }
-
-  /**
-   * The load without the script, from the cached window `known` and four plain
-   * reads (fast-load.ts); undefined when those cannot settle it.
-   */
-  async #loadFast(tag: string, known: CachedWindow, limits: LoadLimits): Promise<ConversationSnapshot | undefined> {
-    // What the window holds now: a call of this store that changes it while the reads are out sends the load to LOAD.
-    const { inc, from, through, throughTag, summary, summaryBytes } = known;
-    const epochAtSend = this.#tracking?.activeEpoch;
-    const clockAtSend = this.#windows.invalidationClock;
-    const [meta, msgs] = this.#keysOf(tag);
-    const [tail, listLength, [lastSeqText = null, incText = null, coversSeqText = null], summaryBytesNow] = await readTail(this.#client, meta, msgs, this.#cork);
-    if (lastSeqText === null) {
-      this.#windows.forget(tag);
-      return { summary: undefined, messages: [], lastSeq: 0, cache: 'miss' };
-    }
-    const isUnchanged = this.#windows.get(tag) === known && known.from === from && known.through === through && known.summary === summary;
-    if (!isUnchanged || incText !== inc) return undefined;
-    const coversSeq = Number(coversSeqText ?? 0);
-    const isSameSummary = summary === undefined ? summaryBytesNow === 0 : summaryBytesNow === summaryBytes && coversSeq === summary.coversSeq;
-    if (!isSameSummary) return undefined;
-
-    const lastSeq = Number(lastSeqText);
-    const fresh = entriesAfterWindow(tail, lastSeq, { through, throughTag });
-    if (fresh === undefined) return undefined;
-    const snapshot = this.#walkWindow(tag, known, fresh, listLength, coversSeq, lastSeq, limits);
-    if (snapshot === undefined) return undefined;
-
-    // Tracked from now on if tracking was on throughout and no invalidation of this conversation came while the reads were out.
-    const window = this.#windows.get(tag);
-    const isTracked = epochAtSend !== undefined && this.#tracking?.activeEpoch === epochAtSend && known.invalidatedAt <= clockAtSend;
-    if (window !== undefined && window.through === lastSeq) {
-      window.listLength = listLength;
-      window.validEpoch = isTracked ? epochAtSend : -1;
-    }
-    return snapshot;
-  }
-
-  /** fast-load.ts's walk, then the cached window moved to its result. */
-  #walkWindow(
-    tag: string,
-    known: CachedWindow,
-    freshEntries: readonly string[],
-    listLength: number,
-    coversSeq: number,
-    lastSeq: number,
-    limits: LoadLimits,
-  ): ConversationSnapshot | undefined {
-    const walked = walkWindow(known, freshEntries, listLength, coversSeq, limits, this.#mode);
-    if (walked === undefined) return undefined;
-    const { inc, summary, summaryBytes } = known;
-    const fresh = walked.freshEntries.map(decodeEntry);
-    let messages: StoredMessage[];
-    if (walked.held.length > 0) {
-      messages = [...walked.held, ...fresh];
-      this.#windows.slide(tag, known, messages[0]!.seq, fresh, summary, summaryBytes, known.touchedAtMs);
-    } else {
-      messages = fresh;
-      this.#windows.remember(tag, inc, known.isPartial, lastSeq, messages, summary, summaryBytes, known.touchedAtMs);
-    }
-    return { summary: summary === undefined ? undefined : { ...summary }, messages, lastSeq, cache: known.isPartial ? 'partial' : 'hit' };
-  }
-
-  /** One LOAD offering `known`; undefined when the reply refers to something `known` does not hold. */
-  async #loadKnowing(tag: string, limits: LoadLimits, known: CachedWindow | undefined): Promise<ConversationSnapshot | undefined> {
-    const sentAtMs = this.#now();
-    const epochAtSend = this.#tracking?.activeEpoch;
-    const clockAtSend = this.#windows.invalidationClock;
-    const reply = (await this.#scripts.contextdLoad(
-      ...this.#keysOf(tag),
-      this.#modeArg,
-      this.#ttlMs,
-      // As the window rule reads them (context/window-cut.ts), which LOAD mirrors.
-      windowLimit(limits.maxMessages),
-      windowLimit(limits.maxTokens),
-      this.#newInc(),
-      known?.inc ?? '',
-      known?.from ?? 1,
-      known?.through ?? 0,
-      known?.throughTag ?? '',
-      known?.summary?.coversSeq ?? '',
-      known?.summaryBytes ?? 0,
-    )) as unknown[];
-    if (reply[0] === 0) {
-      this.#windows.forget(tag);
-      return { summary: undefined, messages: [], lastSeq: 0, cache: 'miss' };
-    }
-    const [holds, lastSeqReply, inc, summarySlot, heldFromReply, heldThroughReply, heldCountReply, listLength, ...entries] = reply;
-    const lastSeq = Number(lastSeqReply);
-    // 2: unmerged (scripts.ts, APPEND): Redis took the conversation while MongoDB could not tell its history.
-    const isPartial = holds === 2;
-    const cache = isPartial ? 'partial' : 'hit';
-
-    let summary: Summary | undefined;
-    let summaryBytes = 0;
-    if (summarySlot === 0) {
-      if (known?.summary === undefined) return undefined;
-      summary = known.summary;
-      summaryBytes = known.summaryBytes;
-    } else if (typeof summarySlot === 'string') {
-      summary = JSON.parse(summarySlot) as Summary;
-      summaryBytes = Buffer.byteLength(summarySlot);
-    }
-
-    // Oldest first: what Redis sent from before the held range, the held range, what it sent from after.
-    const fetched = (entries as string[]).map(decodeEntry);
-    let messages = fetched;
-    const heldCount = Number(heldCountReply);
-    if (heldCount > 0) {
-      const heldThrough = Number(heldThroughReply);
-      const held = heldMessages(known, Number(heldFromReply), heldThrough, heldCount);
-      if (held === undefined) return undefined;
-      const newer = fetched.findIndex((message) => message.seq > heldThrough);
-      const split = newer < 0 ? fetched.length : newer;
-      messages = [...fetched.slice(0, split), ...held, ...fetched.slice(split)];
-    }
-
-    if (this.#windows.maxEntries === 0 || typeof inc !== 'string') return { summary, messages, lastSeq, cache };
-    const isSlide = known !== undefined && known.inc === inc && this.#windows.get(tag) === known && heldCount > 0 && Number(heldThroughReply) === known.through;
-    if (isSlide && fetched.every((message) => message.seq > known.through)) {
-      this.#windows.slide(tag, known, Number(heldFromReply), fetched, summary, summaryBytes, sentAtMs);
-    } else {
-      this.#windows.remember(tag, inc, isPartial, lastSeq, messages, summary, summaryBytes, sentAtMs);
-    }
-    // Tracked from now on if tracking was on throughout and no invalidation at all
-    // came while LOAD was out (with no window cached, none would have been noted).
-    const window = this.#windows.get(tag);
-    if (window !== undefined) {
-      const isTracked = epochAtSend !== undefined && this.#tracking?.activeEpoch === epochAtSend && this.#windows.invalidationClock === clockAtSend;
-      window.listLength = Number(listLength);
-      window.validEpoch = isTracked && window.through === lastSeq ? epochAtSend : -1;
-    }
-    // The messages are the cached, deep-frozen ones: shared, as the embedded store's are.
-    return { summary: summary === undefined ? undefined : { ...summary }, messages, lastSeq, cache };
+    return this.#loader.load(key, limits);
   }
 
   /**
@@ -342,7 +177,7 @@ export class RedisStore implements ConversationStore {
 
   /**
    * Cache mode: append, but a conversation Redis does not hold is taken
-   * unmerged (scripts.ts, APPEND) instead of refused with ColdConversationError:
+   * unmerged (lua-turns.ts, APPEND) instead of refused with ColdConversationError:
    * its seqs are provisional from 1 and its loads answer `partial`, until the
    * flusher has merged it into MongoDB and rebased it (docs/storage.md).
    */
@@ -443,7 +278,7 @@ export class RedisStore implements ConversationStore {
 
   /**
    * Cache mode, for the flusher: replaces an unmerged conversation by
-   * MongoDB's state once its turns are there (scripts.ts, REBASE), if it is
+   * MongoDB's state once its turns are there (lua-outbox.ts, REBASE), if it is
    * still the incarnation `expected` names and holds nothing newer. The new
    * incarnation makes every process's decoded window of it stale.
    */
@@ -461,6 +296,21 @@ export class RedisStore implements ConversationStore {
     );
     this.#windows.forget(hashTag(key));
     return outcome === 1 ? 'rebased' : outcome === -1 ? 'moved' : 'gone';
+  }
+
+  /**
+   * Cache mode (scripts: lua-outbox.ts, DEMOTE): a copy whose history went apart
+   * from MongoDB's is dropped when everything in it is flushed, else made
+   * unmerged under a new incarnation and due for the flusher at once.
+   */
+  async demote(key: ConversationKey): Promise<DemoteOutcome> {
+    this.#requireCache('demote');
+    const outcome = await this.#scripts.contextdDemote(...this.#keys(key), this.#newInc());
+    this.#windows.forget(hashTag(key));
+    if (outcome === 0) return 'gone';
+    if (outcome === 1) return 'dropped';
+    await this.#flushSource.markDue(key);
+    return 'demoted';
   }
 
   /**
@@ -520,11 +370,7 @@ export class RedisStore implements ConversationStore {
   }
 
   #keys(key: ConversationKey): ConversationKeys {
-    return this.#keysOf(hashTag(key));
-  }
-
-  #keysOf(tag: string): ConversationKeys {
-    return conversationKeys(this.#prefix, tag);
+    return conversationKeys(this.#prefix, hashTag(key));
   }
 
   #requireOpen(): void {

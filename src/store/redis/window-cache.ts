@@ -15,7 +15,7 @@ import { decodeEntry, entryTag } from './entry-codec.js';
 /** What this store has decoded of one incarnation of a conversation: its last window and summary. */
 export interface CachedWindow {
   inc: string;
-  /** The incarnation is unmerged (scripts.ts, APPEND): loads of it answer `partial`. Fixed for an incarnation. */
+  /** The incarnation is unmerged (lua-turns.ts, APPEND; lua-outbox.ts, DEMOTE): loads of it answer `partial`. Fixed for an incarnation. */
   isPartial: boolean;
   /** The cached seqs are exactly from..through (none when from > through). */
   from: number;
