@@ -15,7 +15,7 @@ import { StoreHealth } from '../../src/store/store-health.js';
 import { startMongo, type MongoServer } from '../support/mongo-server.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { describeWithService, serviceAvailability } from '../support/services.js';
-import { testFlusher, tieredStore, turn } from '../support/tiered-stack.js';
+import { message, testFlusher, tieredStore, turn } from '../support/tiered-stack.js';
 import { waitFor } from '../support/wait-for.js';
 
 const available = serviceAvailability();
@@ -106,19 +106,20 @@ describeWithService(!available.redis.isAvailable ? available.redis : available.m
     expect(contentsOf(await mongo.listMessages(k, { afterSeq: 8, limit: 100 }))).toEqual(['next', 'next answer']);
   });
 
-  test('a flush that placed some of its messages after a conflicting seq takes them back: no turn is torn or stored twice', async () => {
+  test('a flush that placed some of its messages after a conflicting seq takes them back, and leaves a message with the same text alone: no turn is torn or stored twice', async () => {
     const { mongo, redisStore, store, startFlusher } = await stack();
     const k = conversation('torn');
     // Redis holds three unflushed turns (seqs 1-6); MongoDB got one turn (seqs 1-2) directly meanwhile.
     await redisStore.warm(k, { lastSeq: 0, lastCum: 0, summary: undefined, messages: [] });
     for (const name of ['r1', 'r2', 'r3']) await redisStore.append(k, turn(name), { turnKey: name });
-    await mongo.append(k, turn('direct'), { turnKey: 'direct' });
+    // The turn MongoDB got has the same reply as Redis's first: equal text at the same seq is not the same message.
+    await mongo.append(k, [message('direct'), message('r1 answer')], { turnKey: 'direct' });
 
     startFlusher();
     await waitFor(async () => (await redisStore.unflushed(k)).messages.length === 0, { timeoutMs: 10_000, message: 'Redis rebased' });
     const durable = await mongo.listMessages(k, { afterSeq: 0, limit: 100 });
     expect(durable.map((m) => m.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
-    expect(contentsOf(durable)).toEqual(['direct', 'direct answer', 'r1', 'r1 answer', 'r2', 'r2 answer', 'r3', 'r3 answer']);
+    expect(contentsOf(durable)).toEqual(['direct', 'r1 answer', 'r1', 'r1 answer', 'r2', 'r2 answer', 'r3', 'r3 answer']);
     expect(contentsOf((await store.load(k, ALL)).messages)).toEqual(contentsOf(durable));
   });
 

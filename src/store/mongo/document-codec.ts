@@ -5,7 +5,7 @@
 //   messages       one document per message:
 //                    { tenant, conversation, seq, claim, role, messageBytes, messageJson,
 //                      tokens, cumTokens, digest, turnKey?, turnDigest?,
-//                      turnLastSeq, turnLastCum, createdAt }
+//                      turnLastSeq, turnLastCum, flushed?, createdAt }
 //                  unique (tenant, conversation, seq): seq allocation and idempotent inserts;
 //                    its prefix (tenant, conversation) is the shard key for scale-out
 //                  unique (tenant, conversation, claim): turn-key deduplication in the same insert
@@ -54,6 +54,8 @@ export interface MessageDocument {
   turnKey?: string;
   /** On the first message of a keyed turn: only a retry of the same turn may fill in what a failed insert left out. */
   turnDigest?: string;
+  /** Stored by the flusher from Redis (seq given there), not appended here: what a diverged flush may take back. */
+  flushed?: true;
   turnLastSeq: number;
   turnLastCum: number;
   createdAt: Date;
@@ -168,6 +170,7 @@ function allocatedDocument(key: ConversationKey, stored: StoredMessage): Message
   if (cumTokens === undefined || !Number.isFinite(cumTokens)) throw new TypeError(`upsertAllocated: message ${seq} has no cumTokens`);
   const document = messageDocument(key, { incoming: stored, messageJson: JSON.stringify(stored.message), seq, cumTokens, createdAt: new Date(stored.createdAtMs) });
   if (stored.turnKey !== undefined) document.turnKey = stored.turnKey;
+  document.flushed = true;
   return document;
 }
 

@@ -39,9 +39,10 @@ export async function upsertAllocatedMany(
 /**
  * Takes out of MongoDB the messages of this batch placed after its first
  * conflicting seq (inserted now, or by an earlier try of the same flush), by
- * seq, digest and the seq claim only an allocated message carries, so nothing
- * MongoDB got another way is touched. Everything from the first conflict on
- * is returned as conflicts, oldest first.
+ * seq, digest, claim and the mark only a flushed message carries, so nothing
+ * MongoDB got another way is touched (not even a message with the same text
+ * at the same seq). Everything from the first conflict on is returned as
+ * conflicts, oldest first.
  */
 async function withdrawAfterFirstConflict(
   messagesCollection: Collection<MessageDocument>,
@@ -56,6 +57,7 @@ async function withdrawAfterFirstConflict(
   if (misplaced.length > 0) {
     await messagesCollection.deleteMany({
       ...keyFilter(key),
+      flushed: true,
       $or: misplaced.map((document) => ({ seq: document.seq, digest: document.digest, claim: document.claim })),
     });
   }

@@ -54,18 +54,20 @@ export async function insertIdempotently(messages: Collection<MessageDocument>, 
       const first = group[0]!;
       const seqs = indexes.flatMap((index) => group[index]?.seq ?? []);
       const stored = await messages
-        .find({ tenant: first.tenant, conversation: first.conversation, seq: { $in: seqs } }, { projection: { _id: 0, seq: 1, digest: 1 }, hint: SEQ_INDEX })
+        .find({ tenant: first.tenant, conversation: first.conversation, seq: { $in: seqs } }, { projection: { _id: 0, seq: 1, digest: 1, turnKey: 1 }, hint: SEQ_INDEX })
         .toArray();
-      const storedDigests = new Map(stored.map((document) => [document.seq, document.digest]));
+      const storedAtSeq = new Map(stored.map((document) => [document.seq, document]));
       const conflicts = indexes.filter((index) => {
         const document = group[index];
         if (document === undefined) return false;
-        const storedDigest = storedDigests.get(document.seq);
+        const storedThere = storedAtSeq.get(document.seq);
         // Nothing at the seq: the duplicate was the turn's claim, so the turn is stored at
         // other seqs (a conflict); or, for a message claiming only its seq, it is gone
         // again (a racing delete), which counts as stored: there is nothing to conflict with.
-        if (storedDigest === undefined) return document.claim.startsWith(TURN_CLAIM_PREFIX);
-        return storedDigest !== document.digest;
+        if (storedThere === undefined) return document.claim.startsWith(TURN_CLAIM_PREFIX);
+        // The same message of the same turn: equal text alone is not enough (two turns can
+        // get the same reply, and a question can be asked twice).
+        return storedThere.digest !== document.digest || storedThere.turnKey !== document.turnKey;
       });
       const storedAt = indexes.filter((index) => !conflicts.includes(index));
       outcomes[g] = { inserted: group.length - indexes.length, alreadyStored: storedAt.length, storedAt, conflicts };
