@@ -33,7 +33,7 @@ import { ConversationClient, directTurn, drive, emptySamples, ledgerClockMs, typ
 import { cpuTimeMs, startContextd, startFloorProxy, startUpstream, tcpConnections, type Child, type ContextdChild } from './processes.js';
 import { quantiles } from './report.js';
 import { replyTexts } from './replies.js';
-import { checkLines, checkStore, type RedisOutages, type StoreCheck } from './store-check.js';
+import { checkLines, checkStore, type RedisOutage, type StoreCheck } from './store-check.js';
 import { startBackingStores, type BackingStores, type StorePair } from './stores.js';
 import { Workload } from './workload.js';
 
@@ -415,7 +415,7 @@ async function main(): Promise<void> {
     );
     emit();
 
-    const phaseCheck = async (phase: string, on: { contextd: Child; pair: StorePair; ledger: Ledger; outages?: RedisOutages } = { contextd, pair, ledger }): Promise<StoreCheck> => {
+    const phaseCheck = async (phase: string, on: { contextd: Child; pair: StorePair; ledger: Ledger; redisOutages?: readonly RedisOutage[] } = { contextd, pair, ledger }): Promise<StoreCheck> => {
       const idle = await waitIdle(on.contextd, on.pair, idleTimeoutMs);
       judge(phase, idle.idle, `contextd idle (no pending write, nothing awaiting the flusher) ${idle.idle ? `within ${fmt(idle.waitedMs / 1000, 1)} s` : `not reached within ${fmt(idleTimeoutMs / 1000, 0)} s (${await on.pair.dirtyCount().catch(() => '?')} conversations still awaiting it)`}`);
       const startedCheck = performance.now();
@@ -426,7 +426,7 @@ async function main(): Promise<void> {
         waiting = new Map();
         for (const conversation of on.ledger.keys()) waiting.set(conversation, new Set(await on.pair.unflushedUsers(conversation).catch(() => [])));
       }
-      const check = checkStore(on.ledger, documents, replies, waiting, on.outages);
+      const check = checkStore(on.ledger, documents, replies, waiting, on.redisOutages);
       log(`  (read ${documents.length} messages back from MongoDB in ${fmt((performance.now() - startedCheck) / 1000, 1)} s)`);
       for (const line of checkLines(check)) {
         if (line.startsWith('PASS') || line.startsWith('FAIL')) judge(phase, line.startsWith('PASS'), line.slice(6));
@@ -576,8 +576,8 @@ async function main(): Promise<void> {
         return undefined;
       };
       const timeline: string[] = [];
-      // On the ledger's clock: the order check lets a turn answered before one of these come after turns sent after it.
-      const redisOutageStartsMs: number[] = [];
+      // On the ledger's clock: the order check lets a turn answered before one began come after the turns made during it.
+      const redisOutages: RedisOutage[] = [];
       const phaseStart = performance.now();
       const at = (): string => `${fmt((performance.now() - phaseStart) / 1000, 1)} s`;
       let progress = 0;
@@ -588,8 +588,9 @@ async function main(): Promise<void> {
         await reached(0.25);
         if (faultKinds.has('redis')) {
           timeline.push(`${at()}: Redis ${keepRedisData ? 'shut down with SHUTDOWN SAVE' : 'killed (SIGKILL, no persistence)'}`);
-          redisOutageStartsMs.push(ledgerClockMs());
+          const startMs = ledgerClockMs();
           await stores.restartRedis({ keepData: keepRedisData, downMs });
+          redisOutages.push({ startMs, endMs: ledgerClockMs() });
           timeline.push(`${at()}: Redis back${keepRedisData ? ' with its data' : ', empty'}`);
         }
         await reached(0.6);
@@ -620,7 +621,7 @@ async function main(): Promise<void> {
       judge('faults', samples.errors === 0, `client errors not injected: ${samples.errors}${samples.errors === 0 ? '' : ` — ${samples.errorExamples.slice(0, 3).join(' | ')}`}`);
       const unplayed = turns.filter((turn) => turn.detail?.startsWith('injected') === true).length;
       if (unplayed > 0) log(`  (${unplayed} injected faults did not play out: the client got the whole reply, so those turns count as acknowledged)`);
-      const faultCheck = await phaseCheck('faults', { contextd: faultContextd, pair: faultPair, ledger: faultLedger, outages: { redisOutageStartsMs } });
+      const faultCheck = await phaseCheck('faults', { contextd: faultContextd, pair: faultPair, ledger: faultLedger, redisOutages });
       emit(`Stored after the faults: ${faultCheck.acknowledged} acknowledged turns in ${faultCheck.conversations} conversations, ${faultCheck.storedTurns} turns in MongoDB.`);
       emit();
       checkTime();

@@ -8,8 +8,12 @@
 // and is appended after the turns made meanwhile, which went to MongoDB
 // directly (the model that answered those did not see it either). A turn
 // stored after turns sent after it is that case, counted apart, when it was
-// answered before a Redis outage began and each of those turns was sent at or
-// after that start; any other inversion fails the check.
+// answered before a Redis outage began and each of those turns was written
+// while Redis was away as far as contextd knew: answered no earlier than
+// WRITE_LAG_MS before the outage began (a turn is written after its answer)
+// and no later than REDIS_BACK_SETTLE_MS after Redis was back (contextd
+// notices within its probe interval, and writes to MongoDB until then). Any
+// other inversion fails the check.
 
 import type { Ledger, TurnRecord } from './load-client.js';
 import { replyIndex } from './replies.js';
@@ -52,10 +56,16 @@ export interface StoreCheck {
   unexpected: string[];
 }
 
-/** When each Redis outage of the run began (the bench issued SHUTDOWN or the kill), on the ledger's clock (ledgerClockMs). */
-export interface RedisOutages {
-  redisOutageStartsMs: readonly number[];
+/** A Redis outage of the run, on the ledger's clock (ledgerClockMs): the bench issued SHUTDOWN or the kill; Redis answered again. */
+export interface RedisOutage {
+  startMs: number;
+  endMs: number;
 }
+
+/** How long after its answer a turn may be written (the persist queue works after the reply). */
+export const WRITE_LAG_MS = 500;
+/** After Redis is back, how long turns may still go to MongoDB directly: contextd's probe interval (1 s) and the write after the answer. */
+export const REDIS_BACK_SETTLE_MS = 2_000;
 
 function contentOf(messageJson: string): string {
   const message = JSON.parse(messageJson) as { content?: unknown };
@@ -73,7 +83,7 @@ export function checkStore(
   documents: readonly StoredDocument[],
   replies: readonly string[],
   waiting?: ReadonlyMap<string, ReadonlySet<string>>,
-  outages: RedisOutages = { redisOutageStartsMs: [] },
+  redisOutages: readonly RedisOutage[] = [],
 ): StoreCheck {
   const byConversation = new Map<string, StoredDocument[]>();
   for (const document of documents) {
@@ -144,7 +154,7 @@ export function checkStore(
         result.unacknowledgedStored.push(label);
       }
     });
-    const order = checkOrder(turns, storedUsers, outages.redisOutageStartsMs);
+    const order = checkOrder(turns, storedUsers, redisOutages);
     if (order.outOfOrder.length > 0) {
       const more = order.outOfOrder.length - 1;
       result.outOfOrder.push(`${conversation}: ${order.outOfOrder[0]!}${more > 0 ? ` (+${more} more stored out of order)` : ''}`);
@@ -159,7 +169,7 @@ export function checkStore(
  * in: every turn stored after a turn sent after it, each classified as held
  * across a Redis outage or out of order (described, one string per turn).
  */
-function checkOrder(turns: readonly TurnRecord[], storedUsers: readonly string[], redisOutageStartsMs: readonly number[]): { held: string[]; outOfOrder: string[] } {
+function checkOrder(turns: readonly TurnRecord[], storedUsers: readonly string[], redisOutages: readonly RedisOutage[]): { held: string[]; outOfOrder: string[] } {
   const sentIndex = new Map(turns.map((turn, k) => [turn.user, k]));
   const storedOrder = storedUsers.map((user) => sentIndex.get(user)).filter((k) => k !== undefined);
   const held: string[] = [];
@@ -170,18 +180,21 @@ function checkOrder(turns: readonly TurnRecord[], storedUsers: readonly string[]
       latest = k;
       return;
     }
-    // Stored after turns sent after it: the earliest sent of them must have been sent after an outage
-    // began that this turn was answered before. Only turns stored out of order pay for this look back.
+    // Stored after turns sent after it: it must have been answered before an outage began, and each of
+    // them written while Redis was away (see the header). Only turns stored out of order pay for this look back.
     const turn = turns[k]!;
-    let first = turns[latest]!;
-    for (const j of storedOrder.slice(0, position)) if (j > k && turns[j]!.sentAtMs < first.sentAtMs) first = turns[j]!;
+    const before = storedOrder.slice(0, position).filter((j) => j > k).map((j) => turns[j]!);
     const answeredAtMs = turn.answeredAtMs;
-    const outageStartMs = answeredAtMs === undefined ? undefined : redisOutageStartsMs.find((startMs) => answeredAtMs < startMs && startMs <= first.sentAtMs);
-    if (answeredAtMs !== undefined && outageStartMs !== undefined) {
-      const firstIndex = turns.indexOf(first);
-      held.push(
-        `turn ${k + 1} (answered ${Math.round(outageStartMs - answeredAtMs)} ms before Redis went away) stored after turn ${firstIndex + 1} (sent ${Math.round(first.sentAtMs - outageStartMs)} ms after)`,
-      );
+    const outage =
+      answeredAtMs === undefined
+        ? undefined
+        : redisOutages.find(
+            ({ startMs, endMs }) =>
+              answeredAtMs < startMs &&
+              before.every((other) => other.answeredAtMs !== undefined && other.answeredAtMs > startMs - WRITE_LAG_MS && other.answeredAtMs <= endMs + REDIS_BACK_SETTLE_MS),
+          );
+    if (answeredAtMs !== undefined && outage !== undefined) {
+      held.push(`turn ${k + 1} (answered ${Math.round(outage.startMs - answeredAtMs)} ms before Redis went away) stored after ${before.length} turns made meanwhile`);
     } else {
       outOfOrder.push(`turn ${k + 1} stored after turn ${latest + 1}`);
     }
