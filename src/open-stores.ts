@@ -21,6 +21,9 @@ import { RedisTracking } from './store/redis/tracking.js';
 import { StoreHealth, callTier, type TierName } from './store/store-health.js';
 import { TieredStore } from './store/tiered-store.js';
 
+/** Most conversations one flush round carries to MongoDB in one insert. */
+const FLUSH_BATCH_SIZE = 64;
+
 export interface OpenedStores {
   store: ConversationStore;
   /** One summary job per conversation: Redis's lock when Redis is configured, else this process's. */
@@ -186,6 +189,8 @@ function startFlusher(
   metrics: Metrics,
 ): OutboxFlusher {
   const flushSource = redis.flushStore ?? redis.store;
+  let batchSize = FLUSH_BATCH_SIZE;
+  metrics.flushBatchSize.set(batchSize);
   const flusher = new OutboxFlusher({
     redis: flushSource,
     // With tracking, flushedSeq advances on the tracked connection, so a flush does not untrack what this process holds.
@@ -205,7 +210,13 @@ function startFlusher(
     idleDelayMs: 250,
     flushDelayMs: mongoConfig.flushDelayMs,
     leaseMs: 15_000,
-    batchSize: 64,
+    batchSize: FLUSH_BATCH_SIZE,
+    onBatchSize: (size) => {
+      if (size < batchSize) logger.warn({ size }, 'MongoDB did not take a flush round in time; rounds now carry fewer conversations');
+      else if (size === FLUSH_BATCH_SIZE) logger.info({ size }, 'flush rounds carry full batches again');
+      batchSize = size;
+      metrics.flushBatchSize.set(size);
+    },
     sweepIntervalMs: 60_000,
     onFlushed: (key, seqs, result) => {
       metrics.messagesFlushed.inc(result.inserted);

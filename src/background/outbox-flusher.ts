@@ -4,7 +4,8 @@
 // conversation with a lease, upserts its unflushed messages into MongoDB keyed
 // on (tenant, conversation, seq) — idempotent, so a crash mid-flush only means
 // the next claimer writes the same documents again — then advances flushedSeq.
-// A round carries every due conversation it claims (up to batchSize) in one
+// A round carries every due conversation it claims (up to a batch that adapts
+// to MongoDB's speed, flush-batch.ts, at most batchSize) in one
 // MongoDB insert, and a turn waits flushDelayMs before its round starts, so
 // that under load many turns share a round instead of each paying its own.
 // An unmerged conversation (Redis took it while MongoDB could not tell its
@@ -14,7 +15,9 @@
 import type { ConversationKey, StoredMessage, Summary } from '../domain.js';
 import { conversationKeyString } from '../domain.js';
 import type { FlushSource, FlushTarget, Unflushed, UnmergedMerge } from '../store/conversation-store.js';
+import { StoreTimeoutError } from '../errors.js';
 import { callTier, type StoreHealth } from '../store/store-health.js';
+import { FlushBatch } from './flush-batch.js';
 
 export interface OutboxFlusherOptions {
   redis: FlushSource;
@@ -37,7 +40,10 @@ export interface OutboxFlusherOptions {
   flushDelayMs: number;
   /** How long a claimed conversation belongs to this instance before another may take it. */
   leaseMs: number;
+  /** Most conversations a round claims (fewer while MongoDB times rounds out). */
   batchSize: number;
+  /** The round's batch changed size (MongoDB timed a round out, or caught up again). */
+  onBatchSize?: (size: number) => void;
   /** How often conversations missing from the dirty set are looked for (also once at start). */
   sweepIntervalMs: number;
   onFlushed: (key: ConversationKey, seqs: readonly number[], result: { inserted: number; alreadyStored: number }) => void;
@@ -62,10 +68,12 @@ export class OutboxFlusher {
   #scheduledAtMs = Number.POSITIVE_INFINITY;
   /** Conversation → the summary coverage MongoDB is known to hold (bounded; forgetting one costs one hand-over). */
   readonly #summaryInMongo = new Map<string, number>();
+  readonly #batch: FlushBatch;
 
   constructor(options: OutboxFlusherOptions) {
     this.#o = options;
     this.#now = options.now ?? Date.now;
+    this.#batch = new FlushBatch(options.batchSize);
   }
 
   start(): void {
@@ -106,11 +114,12 @@ export class OutboxFlusher {
     this.#scheduledAtMs = this.#now() + delayMs;
     this.#timer = setTimeout(() => {
       this.#scheduledAtMs = Number.POSITIVE_INFINITY;
+      const batchSize = this.#batch.size;
       this.#running = this.#round()
         .then((flushed) => {
           this.#running = undefined;
           // A full round may have left more due; turns that came meanwhile wait their delay.
-          const again = flushed >= this.#o.batchSize ? 0 : this.#pendingNotify ? this.#o.flushDelayMs : undefined;
+          const again = flushed >= batchSize ? 0 : this.#pendingNotify ? this.#o.flushDelayMs : undefined;
           this.#pendingNotify = false;
           this.#schedule(again ?? this.#o.idleDelayMs);
         })
@@ -134,7 +143,7 @@ export class OutboxFlusher {
       this.#nextSweepAtMs = this.#now() + this.#o.sweepIntervalMs;
       await this.#redis('sweepDirty', () => redis.sweepDirty());
     }
-    const keys = await this.#redis('claimDirty', () => redis.claimDirty(this.#o.batchSize, this.#o.leaseMs, this.#now()));
+    const keys = await this.#redis('claimDirty', () => redis.claimDirty(this.#batch.size, this.#o.leaseMs, this.#now()));
     if (keys.length === 0) return 0;
     // The claims' unflushed messages, all requested at once; a claim that could
     // not be read is handed back and the others go on.
@@ -154,12 +163,17 @@ export class OutboxFlusher {
     const flushable = claims.filter((claim) => !isUnmerged(claim));
     const pending = flushable.filter((claim) => claim.messages.length > 0);
     let results;
+    const batchSize = this.#batch.size;
     try {
       results = await this.#mongo('upsertAllocatedMany', () => mongo.upsertAllocatedMany(pending));
+      this.#batch.took(keys.length);
     } catch (error) {
       // MongoDB failed: hand every claim back where it was (due again at once).
+      if (error instanceof StoreTimeoutError) this.#batch.timedOut();
       await Promise.all(claims.map((claim) => this.#handBack(claim.key, claim.flushedSeq)));
       throw error;
+    } finally {
+      if (this.#batch.size !== batchSize) this.#o.onBatchSize?.(this.#batch.size);
     }
     // A claim whose seqs MongoDB gives to other messages has a history that went
     // apart from MongoDB's: what came before the first conflict is in, the rest

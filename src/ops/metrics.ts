@@ -115,6 +115,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly flushBatchSize = new Gauge({
+    name: 'contextd_flush_batch_size',
+    help: 'Conversations a flush round claims: 64, halved while MongoDB times rounds out, grown back as it keeps up.',
+    registers: [this.registry],
+  });
+
   readonly messagesFlushed = new Counter({
     name: 'contextd_messages_flushed_total',
     help: 'Messages the flusher moved from Redis to MongoDB.',

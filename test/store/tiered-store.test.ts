@@ -317,6 +317,47 @@ describeWithService(!available.redis.isAvailable ? available.redis : available.m
   });
 
   describe('the flusher', () => {
+    test('a MongoDB that cannot take a big round in time gets smaller rounds until it keeps up, and every turn', async () => {
+      const health = new StoreHealth({ tiers: ['redis', 'mongodb'], probeIntervalMs: 100 });
+      const realMongo = new MongoStore({ db: mongoClient.db(`${mongoServer.database}_${randomUUID().slice(0, 8)}`) });
+      await realMongo.ensureIndexes();
+      // Rounds of more than four conversations are answered far past the flusher's deadline.
+      const roundSizes: number[] = [];
+      const mongo = new Proxy(realMongo, {
+        get(target, property) {
+          const value: unknown = Reflect.get(target, property, target);
+          if (typeof value !== 'function') return value;
+          const method = (value as (...args: unknown[]) => Promise<unknown>).bind(target);
+          if (property !== 'upsertAllocatedMany') return method;
+          return async (batches: unknown[]) => {
+            roundSizes.push(batches.length);
+            if (batches.length > 4) await delay(1_500);
+            return method(batches);
+          };
+        },
+      });
+      const prefix = `slow-round:${randomUUID()}:`;
+      const redisStore = new RedisStore({ client: redis, ttlMs: 3_600_000, maxCachedMessages: 200, mode: 'cache', keyPrefix: prefix });
+      const store = tieredStore({ redis: redisStore, mongo: realMongo, health });
+      const keys = Array.from({ length: 20 }, (_, index) => ({ tenant: 'tenant' as TenantId, conversation: `slow-${index}` as ConversationId }));
+      for (const [index, k] of keys.entries()) await store.append(k, [message(`question ${index}`), message(`answer ${index}`)], { turnKey: `turn-${index}` });
+
+      const batchSizes: number[] = [];
+      const flusher = testFlusher({ redis: redisStore, mongo, health, batchSize: 16, mongoTimeoutMs: 300, onBatchSize: (size) => batchSizes.push(size) });
+      flusher.start();
+      onTestFinished(async () => {
+        await flusher.stop(2_000);
+        await store.close();
+      });
+      await waitFor(async () => (await redis.zcard(`${prefix}dirty`)) === 0, { timeoutMs: 20_000, message: 'every conversation flushed' });
+      // The first round (16) and the next (8) timed out; rounds of four went through.
+      expect(roundSizes.slice(0, 3)).toEqual([16, 8, 4]);
+      expect(batchSizes.slice(0, 2)).toEqual([8, 4]);
+      for (const [index, k] of keys.entries()) {
+        expect((await realMongo.listMessages(k, { afterSeq: 0, limit: 10 })).map((m) => m.message.content)).toEqual([`question ${index}`, `answer ${index}`]);
+      }
+    });
+
     test('one round carries the turns of every due conversation to MongoDB in one insert', async () => {
       const monitored = new MongoClient(mongoServer.url, { serverSelectionTimeoutMS: 5_000, monitorCommands: true });
       onTestFinished(() => monitored.close());
