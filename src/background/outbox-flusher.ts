@@ -163,17 +163,13 @@ export class OutboxFlusher {
     const flushable = claims.filter((claim) => !isUnmerged(claim));
     const pending = flushable.filter((claim) => claim.messages.length > 0);
     let results;
-    const batchSize = this.#batch.size;
     try {
       results = await this.#mongo('upsertAllocatedMany', () => mongo.upsertAllocatedMany(pending));
-      this.#batch.took(keys.length);
     } catch (error) {
       // MongoDB failed: hand every claim back where it was (due again at once).
-      if (error instanceof StoreTimeoutError) this.#batch.timedOut();
+      if (error instanceof StoreTimeoutError) this.#shrinkBatch();
       await Promise.all(claims.map((claim) => this.#handBack(claim.key, claim.flushedSeq)));
       throw error;
-    } finally {
-      if (this.#batch.size !== batchSize) this.#o.onBatchSize?.(this.#batch.size);
     }
     // A claim whose seqs MongoDB gives to other messages has a history that went
     // apart from MongoDB's: what came before the first conflict is in, the rest
@@ -196,7 +192,15 @@ export class OutboxFlusher {
     } finally {
       await merging;
     }
-    return claims.length - (await merging).filter((isMerged) => !isMerged).length;
+    const failedMerges = (await merging).filter((isMerged) => !isMerged).length;
+    if (failedMerges === 0) this.#growBatch(keys.length);
+    return claims.length - failedMerges;
+  }
+
+  #growBatch(claimed: number): void {
+    const before = this.#batch.size;
+    this.#batch.took(claimed);
+    if (this.#batch.size !== before) this.#o.onBatchSize?.(this.#batch.size);
   }
 
   /**
@@ -243,10 +247,18 @@ export class OutboxFlusher {
       await this.#redis('markFlushed', () => (this.#o.marker ?? this.#o.redis).markFlushed(claim.key, result.throughSeq));
       return true;
     } catch (error) {
+      // A merge MongoDB did not take in time makes rounds smaller too: they run the merges they claim at once.
+      if (error instanceof StoreTimeoutError) this.#shrinkBatch();
       await this.#handBack(claim.key, 0);
       this.#o.onError('merge', error);
       return false;
     }
+  }
+
+  #shrinkBatch(): void {
+    const before = this.#batch.size;
+    this.#batch.timedOut();
+    if (this.#batch.size !== before) this.#o.onBatchSize?.(this.#batch.size);
   }
 
   /** Advances the claim's flushedSeq and hands over a summary MongoDB may lack. */
@@ -276,7 +288,7 @@ export class OutboxFlusher {
   }
 
   #mongo<T>(operation: string, call: () => Promise<T>): Promise<T> {
-    return callTier(this.#o.health, 'mongodb', operation, this.#o.mongoTimeoutMs, call);
+    return callTier(this.#o.health, 'mongodb', operation, this.#o.mongoTimeoutMs, call, undefined, true);
   }
 }
 

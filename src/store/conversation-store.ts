@@ -109,6 +109,8 @@ export interface FlushTarget {
   /** upsertAllocated for many conversations in one write; results in the order given. */
   upsertAllocatedMany(batches: readonly { key: ConversationKey; messages: readonly StoredMessage[] }[]): Promise<UpsertAllocatedResult[]>;
   append: ConversationStore['append'];
+  /** Appends turns in order, as append() one after another would, in as few writes as it can; results per turn. */
+  appendTurns(key: ConversationKey, turns: readonly { messages: readonly NewMessage[]; turnKey: string; createdAtMs: number }[]): Promise<AppendResult[]>;
   replaceSummary: ConversationStore['replaceSummary'];
   /** For merging an unmerged conversation: the durable tier's newest messages and state, to rebase the hot tier on. */
   load: ConversationStore['load'];

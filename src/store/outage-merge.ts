@@ -2,12 +2,12 @@
 // conversations"). Redis took it while MongoDB could not tell its state (down,
 // or slower than the cold-read deadline), so its seqs are provisional, from 1.
 // Once MongoDB answers, the flusher hands it here:
-//   1. its turns are appended to MongoDB after whatever MongoDB holds, one
-//      turn at a time, oldest first, each under its turn key. MongoDB numbers
-//      them (MongoStore.append); its unique claim index makes a turn that is
-//      there already a duplicate (and fills in one whose insert was cut
-//      short), so a merge repeated after a crash, or run by two instances at
-//      once, stores none twice and keeps the order;
+//   1. its turns are appended to MongoDB after whatever MongoDB holds, oldest
+//      first, each under its turn key, up to 32 in one write
+//      (MongoStore.appendTurns). MongoDB numbers them; its unique claim index
+//      makes a turn that is there already a duplicate (and fills in one whose
+//      insert was cut short), so a merge repeated after a crash, or run by two
+//      instances at once, stores none twice and keeps the order;
 //   2. Redis is rebased (redis/lua-outbox.ts, REBASE): replaced in one step by what a
 //      warm seeds from MongoDB now, the history MongoDB had in front of the
 //      merged turns, under a new incarnation. Only if no turn was appended
@@ -24,7 +24,7 @@ import { readWarmState } from './warm-state.js';
 
 export interface OutageMergeOptions {
   hot: Pick<FlushSource, 'unflushed' | 'rebase'>;
-  durable: Pick<FlushTarget, 'append' | 'load' | 'conversationState'>;
+  durable: Pick<FlushTarget, 'appendTurns' | 'load' | 'conversationState'>;
   health: StoreHealth;
   redisTimeoutMs: number;
   mongoTimeoutMs: number;
@@ -32,6 +32,8 @@ export interface OutageMergeOptions {
   maxCachedMessages: number;
 }
 
+/** Turns appended to MongoDB in one write: a merge of many stays within the call's deadline on a busy server. */
+const TURNS_PER_WRITE = 32;
 /** Rebase attempts in one merge: each failed one means a turn was appended meanwhile. */
 const MAX_REBASE_ATTEMPTS = 5;
 /** The key of a turn stored without one, stable for the incarnation, so a repeated merge finds it. */
@@ -57,10 +59,14 @@ export class OutageMerge implements UnmergedMerge {
     const merged = new Map<string, MergedTurnKey & { isNew: boolean }>();
     let messages = unflushed.messages;
     for (let attempt = 1; ; attempt++) {
-      for (const turn of turnsOf(messages, incarnation)) {
-        if (merged.has(turn.turnKey)) continue;
-        const result = await this.#mongo('append', () => durable.append(key, turn.messages, { turnKey: turn.turnKey, createdAtMs: turn.createdAtMs }));
-        merged.set(turn.turnKey, { turnKey: turn.turnKey, firstSeq: result.seqs[0] ?? 0, count: result.seqs.length, isNew: !result.duplicate });
+      const pending = turnsOf(messages, incarnation).filter((turn) => !merged.has(turn.turnKey));
+      for (let at = 0; at < pending.length; at += TURNS_PER_WRITE) {
+        const turns = pending.slice(at, at + TURNS_PER_WRITE);
+        const results = await this.#mongo('appendTurns', () => durable.appendTurns(key, turns));
+        turns.forEach((turn, index) => {
+          const result = results[index] ?? { seqs: [], duplicate: true };
+          merged.set(turn.turnKey, { turnKey: turn.turnKey, firstSeq: result.seqs[0] ?? 0, count: result.seqs.length, isNew: !result.duplicate });
+        });
       }
       const state = await readWarmState(durable, key, this.#o.maxCachedMessages, (operation, call) => this.#mongo(operation, call));
       const lastSeq = messages.at(-1)?.seq ?? 0;
@@ -90,7 +96,7 @@ export class OutageMerge implements UnmergedMerge {
   }
 
   #mongo<T>(operation: string, call: () => Promise<T>): Promise<T> {
-    return callTier(this.#o.health, 'mongodb', operation, this.#o.mongoTimeoutMs, call);
+    return callTier(this.#o.health, 'mongodb', operation, this.#o.mongoTimeoutMs, call, undefined, true);
   }
 }
 

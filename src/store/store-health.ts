@@ -87,7 +87,10 @@ export class StoreHealth {
 /**
  * Runs one tier call under a deadline and reports its outcome to the health
  * tracker. `isAnswer` picks out errors that are the tier's answer (e.g. "I do
- * not hold that conversation"), not a fault of the tier.
+ * not hold that conversation"), not a fault of the tier. `background` work
+ * (the flusher's rounds, merges) that runs past its deadline is not reported
+ * as a fault: a tier slower than a big background write is not down, and
+ * marking it down would send every request's cold read around it.
  */
 export async function callTier<T>(
   health: StoreHealth,
@@ -96,6 +99,7 @@ export async function callTier<T>(
   timeoutMs: number,
   call: () => Promise<T>,
   isAnswer: (error: unknown) => boolean = () => false,
+  background = false,
 ): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_resolve, reject) => {
@@ -107,7 +111,7 @@ export async function callTier<T>(
     return result;
   } catch (error) {
     if (isAnswer(error)) health.succeeded(tier);
-    else health.failed(tier, error);
+    else if (!(background && error instanceof StoreTimeoutError)) health.failed(tier, error);
     throw error;
   } finally {
     clearTimeout(timer);

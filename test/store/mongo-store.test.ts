@@ -69,6 +69,46 @@ describeWithMongo('MongoStore', () => {
       await cleanup?.();
     });
 
+    test('appendTurns: several turns in one insert, in order; again, each is a duplicate at its seqs; a turn cut short is filled in', async () => {
+      const k = key();
+      const turn = (name: string) => ({
+        turnKey: name,
+        createdAtMs: 1_700_000_000_000,
+        messages: [name, `${name} answer`].map((content) => ({ message: { role: 'user' as const, content }, tokens: 5, digest: `${content}-digest` })),
+      });
+      await store.append(k, turn('before').messages, { turnKey: 'before' });
+      const inserts: number[] = [];
+      const watch = (event: CommandSucceededEvent): void => {
+        if (event.commandName === 'insert') inserts.push(1);
+      };
+      client.on('commandSucceeded', watch);
+      const results = await store.appendTurns(k, [turn('a'), turn('b'), turn('c')]);
+      client.off('commandSucceeded', watch);
+      expect(results).toEqual([
+        { seqs: [3, 4], duplicate: false },
+        { seqs: [5, 6], duplicate: false },
+        { seqs: [7, 8], duplicate: false },
+      ]);
+      expect(inserts).toHaveLength(1);
+      // Repeated (a merge run again after a crash): nothing new, each turn found at its seqs.
+      expect(await store.appendTurns(k, [turn('a'), turn('b'), turn('c'), turn('d')])).toEqual([
+        { seqs: [3, 4], duplicate: true },
+        { seqs: [5, 6], duplicate: true },
+        { seqs: [7, 8], duplicate: true },
+        { seqs: [9, 10], duplicate: false },
+      ]);
+      // A turn whose second message never went in: filled in, not stored twice.
+      await db.collection('messages').deleteOne({ conversation: k.conversation, seq: 10 });
+      expect(await store.appendTurns(k, [turn('d')])).toEqual([{ seqs: [9, 10], duplicate: true }]);
+      const listed = await store.listMessages(k, { afterSeq: 0, limit: 20 });
+      expect(listed.map((m) => [m.seq, m.message.content])).toEqual(
+        ['before', 'a', 'b', 'c', 'd'].flatMap((name, i) => [
+          [2 * i + 1, name],
+          [2 * i + 2, `${name} answer`],
+        ]),
+      );
+    });
+
     test('ensureIndexes is idempotent and creates the unique keys', async () => {
       await store.ensureIndexes();
       await store.ensureIndexes();

@@ -3,19 +3,15 @@
 // histories went apart. Every turn must reach MongoDB once, none torn, and
 // later requests must see the turns made while Redis was away.
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
-import { MongoClient } from 'mongodb';
-import { afterAll, beforeAll, expect, onTestFinished, test } from 'vitest';
+import { expect, onTestFinished, test } from 'vitest';
 import type { ConversationId, ConversationKey, StoredMessage, TenantId } from '../../src/domain.js';
 import type { OutboxFlusher } from '../../src/background/outbox-flusher.js';
 import type { HotTier } from '../../src/store/conversation-store.js';
 import { MongoStore } from '../../src/store/mongo/mongo-store.js';
 import { RedisStore } from '../../src/store/redis/redis-store.js';
 import { StoreHealth } from '../../src/store/store-health.js';
-import { startMongo, type MongoServer } from '../support/mongo-server.js';
-import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { describeWithService, serviceAvailability } from '../support/services.js';
-import { message, testFlusher, tieredStore, turn } from '../support/tiered-stack.js';
+import { message, testFlusher, tieredStore, turn, useTwoServers, wrapMethod } from '../support/tiered-stack.js';
 import { waitFor } from '../support/wait-for.js';
 
 const available = serviceAvailability();
@@ -23,30 +19,14 @@ const ALL = { maxMessages: 100, maxTokens: 100_000 };
 const contentsOf = (messages: readonly StoredMessage[]): unknown[] => messages.map((m) => m.message.content);
 
 describeWithService(!available.redis.isAvailable ? available.redis : available.mongo, 'Redis back with turns MongoDB lacks, after turns went to MongoDB directly', () => {
-  let redisServer: RedisServer;
-  let mongoServer: MongoServer;
-  let redis: Redis;
-  let mongoClient: MongoClient;
-
-  beforeAll(async () => {
-    [redisServer, mongoServer] = await Promise.all([startRedis(), startMongo()]);
-    redis = new Redis(redisServer.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
-    await new Promise((resolve) => redis.once('ready', resolve));
-    mongoClient = new MongoClient(mongoServer.url, { serverSelectionTimeoutMS: 5_000 });
-  }, 120_000);
-
-  afterAll(async () => {
-    redis?.disconnect();
-    await mongoClient?.close();
-    await Promise.allSettled([redisServer?.stop(), mongoServer?.stop()]);
-  });
+  const servers = useTwoServers();
 
   /** Redis + MongoDB on their own prefix and database; `hot` wraps the RedisStore the TieredStore uses. */
   async function stack(hot: (store: RedisStore) => HotTier = (store) => store) {
     const health = new StoreHealth({ tiers: ['redis', 'mongodb'], probeIntervalMs: 60_000 });
-    const mongo = new MongoStore({ db: mongoClient.db(`${mongoServer.database}_${randomUUID().slice(0, 8)}`) });
+    const mongo = new MongoStore({ db: servers.freshDb() });
     await mongo.ensureIndexes();
-    const redisStore = new RedisStore({ client: redis, ttlMs: 3_600_000, maxCachedMessages: 200, mode: 'cache', keyPrefix: `rejoin:${randomUUID()}:` });
+    const redisStore = new RedisStore({ client: servers.redis, ttlMs: 3_600_000, maxCachedMessages: 200, mode: 'cache', keyPrefix: `rejoin:${randomUUID()}:` });
     let flusher: OutboxFlusher | undefined;
     const conflicts: number[] = [];
     const store = tieredStore({ redis: hot(redisStore), mongo, health, onFlushNeeded: () => flusher?.notify() });
@@ -126,22 +106,13 @@ describeWithService(!available.redis.isAvailable ? available.redis : available.m
   test('a turn Redis applied though its answer was lost goes to MongoDB under the same turn key, and is stored once', async () => {
     let loseNextAnswer = false;
     // Redis applies the append, but its answer never arrives (a timeout, a cut connection).
-    const { health, mongo, redisStore, store, startFlusher } = await stack(
-      (real) =>
-        new Proxy(real, {
-          get(target, property) {
-            const value: unknown = Reflect.get(target, property, target);
-            if (typeof value !== 'function') return value;
-            const method = (value as (...args: unknown[]) => Promise<unknown>).bind(target);
-            if (property !== 'append') return method;
-            return async (...args: unknown[]) => {
-              const result = await method(...args);
-              if (!loseNextAnswer) return result;
-              loseNextAnswer = false;
-              throw new Error('Redis timed out');
-            };
-          },
-        }),
+    const { health, mongo, redisStore, store, startFlusher } = await stack((real) =>
+      wrapMethod(real, 'append', (append) => async (...args) => {
+        const result = await append(...args);
+        if (!loseNextAnswer) return result;
+        loseNextAnswer = false;
+        throw new Error('Redis timed out');
+      }),
     );
     const k = conversation('lost-answer');
     await store.append(k, turn('early'));

@@ -1,9 +1,8 @@
 // The two-tier store (Redis in front of MongoDB, with the flusher running)
 // against real servers: the shared contract, unchanged.
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { MongoClient } from 'mongodb';
-import { afterAll, beforeAll, describe, expect, onTestFinished, test } from 'vitest';
+import { describe, expect, onTestFinished, test } from 'vitest';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { ConversationId, StoredMessage, TenantId } from '../../src/domain.js';
 import type { DurableTier, FlushSource, FlushTarget } from '../../src/store/conversation-store.js';
@@ -12,55 +11,31 @@ import { MongoStore } from '../../src/store/mongo/mongo-store.js';
 import { OutageMerge } from '../../src/store/outage-merge.js';
 import { RedisStore } from '../../src/store/redis/redis-store.js';
 import { StoreHealth } from '../../src/store/store-health.js';
-import { startMongo, type MongoServer } from '../support/mongo-server.js';
-import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { describeWithService, serviceAvailability } from '../support/services.js';
-import { message, testFlusher, tieredStore, turn } from '../support/tiered-stack.js';
+import { message, testFlusher, tieredStore, turn, useTwoServers, wrapMethod } from '../support/tiered-stack.js';
 import { waitFor } from '../support/wait-for.js';
 import { runStoreContract } from './store-contract.js';
 
 /** The real MongoStore, with every read (load, conversationState) answered `delayMs` late, as a slow server would. */
 function withSlowReads(store: MongoStore, delayMs: number): DurableTier & FlushTarget {
-  const slow = new Set(['load', 'conversationState', 'listMessages']);
-  return new Proxy(store, {
-    get(target, property) {
-      const value: unknown = Reflect.get(target, property, target);
-      if (typeof value !== 'function') return value;
-      const method = (value as (...args: unknown[]) => unknown).bind(target);
-      return slow.has(String(property)) ? async (...args: unknown[]) => (await delay(delayMs), method(...args)) : method;
-    },
-  });
+  let slow: MongoStore = store;
+  for (const name of ['load', 'conversationState', 'listMessages']) slow = wrapMethod(slow, name, (method) => async (...args) => (await delay(delayMs), method(...args)));
+  return slow;
 }
 
 const available = serviceAvailability();
 
 describeWithService(!available.redis.isAvailable ? available.redis : available.mongo, 'TieredStore on real Redis and MongoDB', () => {
-  let redisServer: RedisServer;
-  let mongoServer: MongoServer;
-  let redis: Redis;
-  let mongoClient: MongoClient;
-
-  beforeAll(async () => {
-    [redisServer, mongoServer] = await Promise.all([startRedis(), startMongo()]);
-    redis = new Redis(redisServer.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
-    await new Promise((resolve) => redis.once('ready', resolve));
-    mongoClient = new MongoClient(mongoServer.url, { serverSelectionTimeoutMS: 5_000 });
-  }, 120_000);
-
-  afterAll(async () => {
-    redis?.disconnect();
-    await mongoClient?.close();
-    await Promise.allSettled([redisServer?.stop(), mongoServer?.stop()]);
-  });
+  const servers = useTwoServers();
 
   const stack = (mode: 'two-tier' | 'redis-only' | 'mongodb-only') => async () => {
     const health = new StoreHealth({ tiers: mode === 'two-tier' ? ['redis', 'mongodb'] : mode === 'redis-only' ? ['redis'] : ['mongodb'], probeIntervalMs: 1_000 });
-    const mongo = mode === 'redis-only' ? undefined : new MongoStore({ db: mongoClient.db(`${mongoServer.database}_${randomUUID().slice(0, 8)}`) });
+    const mongo = mode === 'redis-only' ? undefined : new MongoStore({ db: servers.freshDb() });
     await mongo?.ensureIndexes();
     const redisStore =
       mode === 'mongodb-only'
         ? undefined
-        : new RedisStore({ client: redis, ttlMs: 3_600_000, maxCachedMessages: 200, mode: mode === 'two-tier' ? 'cache' : 'standalone', keyPrefix: `tiered:${randomUUID()}:` });
+        : new RedisStore({ client: servers.redis, ttlMs: 3_600_000, maxCachedMessages: 200, mode: mode === 'two-tier' ? 'cache' : 'standalone', keyPrefix: `tiered:${randomUUID()}:` });
     let flusher: OutboxFlusher | undefined;
     const store = tieredStore({
       redis: redisStore,
@@ -91,9 +66,9 @@ describeWithService(!available.redis.isAvailable ? available.redis : available.m
   describe('a flush that finds its seqs taken', () => {
     test('a turn MongoDB already holds under its turn key, at other seqs, is not stored again', async () => {
       const health = new StoreHealth({ tiers: ['redis', 'mongodb'], probeIntervalMs: 60_000 });
-      const mongo = new MongoStore({ db: mongoClient.db(`${mongoServer.database}_${randomUUID().slice(0, 8)}`) });
+      const mongo = new MongoStore({ db: servers.freshDb() });
       await mongo.ensureIndexes();
-      const redisStore = new RedisStore({ client: redis, ttlMs: 3_600_000, maxCachedMessages: 200, mode: 'cache', keyPrefix: `conflict:${randomUUID()}:` });
+      const redisStore = new RedisStore({ client: servers.redis, ttlMs: 3_600_000, maxCachedMessages: 200, mode: 'cache', keyPrefix: `conflict:${randomUUID()}:` });
       const k = { tenant: 't' as TenantId, conversation: 'taken-seqs' as ConversationId };
       // Redis applied turn t (seqs 1-2, unflushed); its answer was lost, so the
       // same turn went to MongoDB too, after a turn Redis never saw (seqs 3-4).
@@ -116,9 +91,9 @@ describeWithService(!available.redis.isAvailable ? available.redis : available.m
   describe('Redis back after an outage', () => {
     test("a turn written to MongoDB while Redis was down is in the next load, before Redis's stale copy is dropped", async () => {
       const health = new StoreHealth({ tiers: ['redis', 'mongodb'], probeIntervalMs: 60_000 });
-      const mongo = new MongoStore({ db: mongoClient.db(`${mongoServer.database}_${randomUUID().slice(0, 8)}`) });
+      const mongo = new MongoStore({ db: servers.freshDb() });
       await mongo.ensureIndexes();
-      const redisStore = new RedisStore({ client: redis, ttlMs: 3_600_000, maxCachedMessages: 200, mode: 'cache', keyPrefix: `outage:${randomUUID()}:` });
+      const redisStore = new RedisStore({ client: servers.redis, ttlMs: 3_600_000, maxCachedMessages: 200, mode: 'cache', keyPrefix: `outage:${randomUUID()}:` });
       const flushed: string[] = [];
       const flusher = testFlusher({ redis: redisStore, mongo, health, onFlushed: (k) => flushed.push(k.conversation) });
       const store = tieredStore({ redis: redisStore, mongo, health, onFlushNeeded: () => flusher.notify() });
@@ -153,11 +128,11 @@ describeWithService(!available.redis.isAvailable ? available.redis : available.m
     /** Redis + MongoDB on their own prefix and database; the flusher is started by the test (`startFlusher`). */
     async function unmergedStack(options: { mongo?: (real: MongoStore) => DurableTier & FlushTarget; coldReadTimeoutMs?: number } = {}) {
       const health = new StoreHealth({ tiers: ['redis', 'mongodb'], probeIntervalMs: 60_000 });
-      const realMongo = new MongoStore({ db: mongoClient.db(`${mongoServer.database}_${randomUUID().slice(0, 8)}`) });
+      const realMongo = new MongoStore({ db: servers.freshDb() });
       await realMongo.ensureIndexes();
       const mongo = options.mongo?.(realMongo) ?? realMongo;
       const prefix = `unmerged:${randomUUID()}:`;
-      const redisStore = new RedisStore({ client: redis, ttlMs: 3_600_000, maxCachedMessages: 200, mode: 'cache', keyPrefix: prefix });
+      const redisStore = new RedisStore({ client: servers.redis, ttlMs: 3_600_000, maxCachedMessages: 200, mode: 'cache', keyPrefix: prefix });
       let flusher: OutboxFlusher | undefined;
       const flushed: string[] = [];
       const store = tieredStore({
@@ -319,25 +294,18 @@ describeWithService(!available.redis.isAvailable ? available.redis : available.m
   describe('the flusher', () => {
     test('a MongoDB that cannot take a big round in time gets smaller rounds until it keeps up, and every turn', async () => {
       const health = new StoreHealth({ tiers: ['redis', 'mongodb'], probeIntervalMs: 100 });
-      const realMongo = new MongoStore({ db: mongoClient.db(`${mongoServer.database}_${randomUUID().slice(0, 8)}`) });
+      const realMongo = new MongoStore({ db: servers.freshDb() });
       await realMongo.ensureIndexes();
       // Rounds of more than four conversations are answered far past the flusher's deadline.
       const roundSizes: number[] = [];
-      const mongo = new Proxy(realMongo, {
-        get(target, property) {
-          const value: unknown = Reflect.get(target, property, target);
-          if (typeof value !== 'function') return value;
-          const method = (value as (...args: unknown[]) => Promise<unknown>).bind(target);
-          if (property !== 'upsertAllocatedMany') return method;
-          return async (batches: unknown[]) => {
-            roundSizes.push(batches.length);
-            if (batches.length > 4) await delay(1_500);
-            return method(batches);
-          };
-        },
+      const mongo = wrapMethod(realMongo, 'upsertAllocatedMany', (upsert) => async (...args) => {
+        const batches = args[0] as unknown[];
+        roundSizes.push(batches.length);
+        if (batches.length > 4) await delay(1_500);
+        return upsert(...args);
       });
       const prefix = `slow-round:${randomUUID()}:`;
-      const redisStore = new RedisStore({ client: redis, ttlMs: 3_600_000, maxCachedMessages: 200, mode: 'cache', keyPrefix: prefix });
+      const redisStore = new RedisStore({ client: servers.redis, ttlMs: 3_600_000, maxCachedMessages: 200, mode: 'cache', keyPrefix: prefix });
       const store = tieredStore({ redis: redisStore, mongo: realMongo, health });
       const keys = Array.from({ length: 20 }, (_, index) => ({ tenant: 'tenant' as TenantId, conversation: `slow-${index}` as ConversationId }));
       for (const [index, k] of keys.entries()) await store.append(k, [message(`question ${index}`), message(`answer ${index}`)], { turnKey: `turn-${index}` });
@@ -349,7 +317,7 @@ describeWithService(!available.redis.isAvailable ? available.redis : available.m
         await flusher.stop(2_000);
         await store.close();
       });
-      await waitFor(async () => (await redis.zcard(`${prefix}dirty`)) === 0, { timeoutMs: 20_000, message: 'every conversation flushed' });
+      await waitFor(async () => (await servers.redis.zcard(`${prefix}dirty`)) === 0, { timeoutMs: 20_000, message: 'every conversation flushed' });
       // The first round (16) and the next (8) timed out; rounds of four went through.
       expect(roundSizes.slice(0, 3)).toEqual([16, 8, 4]);
       expect(batchSizes.slice(0, 2)).toEqual([8, 4]);
@@ -359,17 +327,17 @@ describeWithService(!available.redis.isAvailable ? available.redis : available.m
     });
 
     test('one round carries the turns of every due conversation to MongoDB in one insert', async () => {
-      const monitored = new MongoClient(mongoServer.url, { serverSelectionTimeoutMS: 5_000, monitorCommands: true });
+      const monitored = new MongoClient(servers.mongoServer.url, { serverSelectionTimeoutMS: 5_000, monitorCommands: true });
       onTestFinished(() => monitored.close());
       const inserts: number[] = [];
       monitored.on('commandStarted', (event) => {
         if (event.commandName === 'insert' && event.command.insert === 'messages') inserts.push((event.command.documents as unknown[]).length);
       });
       const health = new StoreHealth({ tiers: ['redis', 'mongodb'], probeIntervalMs: 1_000 });
-      const mongo = new MongoStore({ db: monitored.db(`${mongoServer.database}_${randomUUID().slice(0, 8)}`) });
+      const mongo = new MongoStore({ db: monitored.db(`${servers.mongoServer.database}_${randomUUID().slice(0, 8)}`) });
       await mongo.ensureIndexes();
       const prefix = `flush:${randomUUID()}:`;
-      const redisStore = new RedisStore({ client: redis, ttlMs: 3_600_000, maxCachedMessages: 200, mode: 'cache', keyPrefix: prefix });
+      const redisStore = new RedisStore({ client: servers.redis, ttlMs: 3_600_000, maxCachedMessages: 200, mode: 'cache', keyPrefix: prefix });
       // No flusher yet: nothing is flushed while the turns are written.
       const store = tieredStore({ redis: redisStore, mongo, health });
       const keys = Array.from({ length: 20 }, (_, index) => ({ tenant: 'tenant' as TenantId, conversation: `c-${index}` as ConversationId }));
@@ -396,7 +364,7 @@ describeWithService(!available.redis.isAvailable ? available.redis : available.m
           [2, `answer ${index}`],
         ]);
       }
-      await waitFor(async () => (await redis.zcard(`${prefix}dirty`)) === 0, { timeoutMs: 5_000, message: 'dirty set empty' });
+      await waitFor(async () => (await servers.redis.zcard(`${prefix}dirty`)) === 0, { timeoutMs: 5_000, message: 'dirty set empty' });
     });
   });
 });

@@ -1,9 +1,16 @@
-// Building blocks of the two-tier store tests: a TieredStore and an
-// OutboxFlusher with the tests' deadlines and timings, and a message.
+// Building blocks of the two-tier store tests: the suite's servers, a
+// TieredStore and an OutboxFlusher with the tests' deadlines and timings, a
+// message, and a store with one method wrapped (slow, lossy).
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { MongoClient, type Db } from 'mongodb';
+import { afterAll, beforeAll } from 'vitest';
 import { OutboxFlusher, type OutboxFlusherOptions } from '../../src/background/outbox-flusher.js';
 import type { NewMessage } from '../../src/domain.js';
 import { OutageMerge } from '../../src/store/outage-merge.js';
 import { TieredStore, type TieredStoreOptions } from '../../src/store/tiered-store.js';
+import { startMongo, type MongoServer } from './mongo-server.js';
+import { startRedis, type RedisServer } from './redis-server.js';
 
 /** A TieredStore with the tests' deadlines; `options` names the tiers and anything else that differs. */
 export function tieredStore(options: Pick<TieredStoreOptions, 'redis' | 'mongo' | 'health'> & Partial<TieredStoreOptions>): TieredStore {
@@ -43,3 +50,47 @@ export function message(content: string): NewMessage {
 
 /** A question and its answer, as one turn. */
 export const turn = (name: string): NewMessage[] => [message(name), message(`${name} answer`)];
+
+/** The suite's Redis and MongoDB servers and clients, started before its tests and stopped after. */
+export interface TwoServers {
+  redisServer: RedisServer;
+  mongoServer: MongoServer;
+  redis: Redis;
+  mongoClient: MongoClient;
+  /** A fresh database on the suite's MongoDB server. */
+  freshDb(): Db;
+}
+
+/** Call in a describe block: its tests find the servers in the returned object once beforeAll has run. */
+export function useTwoServers(): TwoServers {
+  const servers = {} as TwoServers;
+  beforeAll(async () => {
+    [servers.redisServer, servers.mongoServer] = await Promise.all([startRedis(), startMongo()]);
+    servers.redis = new Redis(servers.redisServer.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+    await new Promise((resolve) => servers.redis.once('ready', resolve));
+    servers.mongoClient = new MongoClient(servers.mongoServer.url, { serverSelectionTimeoutMS: 5_000 });
+    servers.freshDb = () => servers.mongoClient.db(`${servers.mongoServer.database}_${randomUUID().slice(0, 8)}`);
+  }, 120_000);
+  afterAll(async () => {
+    servers.redis?.disconnect();
+    await servers.mongoClient?.close();
+    await Promise.allSettled([servers.redisServer?.stop(), servers.mongoServer?.stop()]);
+  });
+  return servers;
+}
+
+/**
+ * `target` with the method `name` replaced by `wrap(method)` (bound to the
+ * target, so private fields work), every other member as it is: a store that
+ * answers late, loses an answer, or times out, around the real one.
+ */
+export function wrapMethod<T extends object>(target: T, name: string, wrap: (method: (...args: unknown[]) => Promise<unknown>) => (...args: unknown[]) => Promise<unknown>): T {
+  return new Proxy(target, {
+    get(object, property) {
+      const value: unknown = Reflect.get(object, property, object);
+      if (typeof value !== 'function') return value;
+      const method = (value as (...args: unknown[]) => Promise<unknown>).bind(object);
+      return property === name ? wrap(method) : method;
+    },
+  });
+}

@@ -45,6 +45,7 @@ import {
   type SummaryDocument,
   type Turn,
 } from './document-codec.js';
+import { appendTurnsAfter, type TurnToAppend } from './append-turns.js';
 import { upsertAllocatedMany } from './flush-target.js';
 import { createConversation, DUPLICATE_KEY_CODE, insertIdempotently, isDuplicateKey, writeErrorsOf } from './idempotent-insert.js';
 
@@ -197,15 +198,39 @@ export class MongoStore implements ConversationStore {
   async append(key: ConversationKey, messages: readonly NewMessage[], options?: AppendOptions): Promise<AppendResult> {
     this.#assertOpen();
     if (messages.length === 0) return { seqs: [], duplicate: false };
+    return this.#chained(key, () => this.#append(key, messages, options));
+  }
+
+  /**
+   * Appends turns in order, as append() would one after another, in one write
+   * when nothing is in the way (append-turns.ts); from the first turn that
+   * could not go in that way, one turn at a time (a turn already stored under
+   * its key is then a duplicate, one cut short is filled in). Results per turn.
+   */
+  async appendTurns(key: ConversationKey, turns: readonly TurnToAppend[]): Promise<AppendResult[]> {
+    this.#assertOpen();
+    if (turns.length === 0) return [];
+    return this.#chained(key, async () => {
+      const head = await this.#head(key);
+      const { seqs } = await appendTurnsAfter(this.#messages, key, head, turns);
+      if (head.lastSeq === 0 && seqs.length > 0) await createConversation(this.#conversations, key, new Date(turns[0]!.createdAtMs));
+      const results: AppendResult[] = seqs.map((turnSeqs) => ({ seqs: turnSeqs, duplicate: false }));
+      for (const turn of turns.slice(seqs.length)) results.push(await this.#append(key, turn.messages, { turnKey: turn.turnKey, createdAtMs: turn.createdAtMs }));
+      return results;
+    });
+  }
+
+  /** Runs `work` after this process's earlier appends to the conversation (see #appendChains). */
+  async #chained<T>(key: ConversationKey, work: () => Promise<T>): Promise<T> {
     const id = conversationKeyString(key);
-    const appended = (this.#appendChains.get(id) ?? Promise.resolve()).then(() => this.#append(key, messages, options));
-    const chain = appended.then(
+    const result = (this.#appendChains.get(id) ?? Promise.resolve()).then(work);
+    const chain = result.then(
       () => undefined,
       () => undefined,
     );
     this.#appendChains.set(id, chain);
     try {
-      return await appended;
+      return await result;
     } finally {
       if (this.#appendChains.get(id) === chain) this.#appendChains.delete(id);
     }
