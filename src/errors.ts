@@ -84,6 +84,21 @@ export class ContextLengthExceededError extends ContextdError {
   }
 }
 
+export class ConversationStateConflictError extends ContextdError {
+  readonly status = 400;
+  readonly code = 'conversation_state_conflict';
+  override readonly param: string;
+  /** `param` names the field (previous_response_id, conversation) or the item (input[3], an item_reference). */
+  constructor(param: string, conversationHeader: string) {
+    super(
+      param.startsWith('input[')
+        ? `${param} is an item_reference, an item only the upstream's own store holds; with ${conversationHeader} (contextd's memory) send the items themselves (the AI SDK: providerOptions.openai.store = false).`
+        : `This request names '${param}' (state the upstream keeps) and ${conversationHeader} (contextd's memory): the history would be sent twice. Send one of them.`,
+    );
+    this.param = param;
+  }
+}
+
 export class UpstreamUnreachableError extends ContextdError {
   readonly status = 502;
   readonly code = 'upstream_unreachable';

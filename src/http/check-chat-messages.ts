@@ -17,9 +17,12 @@ const ROLES: ReadonlySet<string> = new Set(CHAT_ROLES);
 
 type Json = Record<string, unknown>;
 
-/** Refuses the first message whose shape a later step would not expect; afterwards `messages` can be read as ChatMessage[]. */
-export function checkChatMessages(messages: readonly unknown[]): asserts messages is ChatMessage[] {
-  messages.forEach((message, i) => checkMessage(message, `messages[${i}]`));
+/**
+ * Refuses the first message whose shape a later step would not expect; afterwards `messages` can be read as ChatMessage[].
+ * `nameOf` names message i in the error's `param` (`messages[i]`, or the item a Responses request's message came from).
+ */
+export function checkChatMessages(messages: readonly unknown[], nameOf: (index: number) => string = (i) => `messages[${i}]`): asserts messages is ChatMessage[] {
+  messages.forEach((message, i) => checkMessage(message, nameOf(i)));
 }
 
 function checkMessage(message: unknown, at: string): void {

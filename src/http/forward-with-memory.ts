@@ -13,7 +13,7 @@ export interface MemoryForward {
   /** contextd's x-contextd-* headers, added to the reply. */
   responseHeaders: Record<string, string>;
   /** Rebuild the reply on the side for storing; `onClientHasAll` runs in the tick the client has all of it. */
-  tee?: { usageRequested: boolean; onClientHasAll: () => void };
+  tee?: { api: 'chat' | 'responses'; usageRequested: boolean; onClientHasAll: () => void };
   /** The client left before it had its whole reply (the upstream call is then cancelled). */
   onClientCancelled: () => void;
 }
@@ -37,7 +37,7 @@ export function forwardWithMemory(req: IncomingMessage, res: ServerResponse, ups
     body: request.body,
     responseHeaders: request.responseHeaders,
     ...(tee !== undefined
-      ? { teeFor: (upstreamHeaders, onComplete) => teeReply(upstreamHeaders, { usageRequested: tee.usageRequested, onComplete }), onClientHasAll: tee.onClientHasAll }
+      ? { teeFor: (upstreamHeaders, onComplete) => teeReply(upstreamHeaders, { api: tee.api, usageRequested: tee.usageRequested, onComplete }), onClientHasAll: tee.onClientHasAll }
       : {}),
     onClientCancelled: request.onClientCancelled,
   });

@@ -10,7 +10,7 @@ const STORED_OUTCOME = { queued: 'queued', dropped: 'dropped', retry: 'retry_ski
  */
 export function recordRequest(metrics: Metrics, logger: Logger, log: RequestLog, request: { method: string | undefined; path: string; status: number; durationMs: number }): void {
   const route = log.route ?? '';
-  metrics.requests.inc({ kind: log.kind, route, status: String(request.status) });
+  metrics.requests.inc({ kind: log.kind, api: log.api ?? '', route, status: String(request.status) });
   if (log.upstreamMs !== undefined && (log.kind === 'memory' || log.kind === 'passthrough')) metrics.upstreamLatency.observe({ kind: log.kind }, log.upstreamMs / 1000);
   if (log.memorySkipped !== undefined) metrics.memorySkipped.inc({ reason: log.memorySkipped });
   if (log.kind === 'memory') recordMemory(metrics, log, route);
@@ -22,7 +22,7 @@ export function recordRequest(metrics: Metrics, logger: Logger, log: RequestLog,
 }
 
 function recordMemory(metrics: Metrics, log: RequestLog, route: string): void {
-  if (log.addedMs !== undefined) metrics.addedLatency.observe({ kind: 'memory' }, log.addedMs / 1000);
+  if (log.addedMs !== undefined) metrics.addedLatency.observe({ kind: 'memory', api: log.api ?? '' }, log.addedMs / 1000);
   if (log.storeDegraded === true) metrics.storeErrors.inc({ operation: 'load' });
   if (log.cache !== undefined) metrics.cacheLookups.inc({ outcome: log.cache });
   if (log.contextTokens !== undefined) metrics.contextTokens.observe({ route }, log.contextTokens);

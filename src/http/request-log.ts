@@ -2,6 +2,8 @@
 export interface RequestLog {
   requestId: string;
   kind: 'memory' | 'passthrough' | 'websocket' | 'ops' | 'unmatched';
+  /** On the memory path: the API the request spoke. */
+  api?: 'chat' | 'responses';
   route?: string;
   conversation?: string;
   contextTokens?: number;

@@ -7,11 +7,11 @@ import type { Metrics } from '../ops/metrics.js';
 import type { ConversationStore } from '../store/conversation-store.js';
 import type { WebSocketPassThrough } from '../upstream/websocket-pass-through.js';
 import { handleConversationApi, isConversationApiPath } from './conversation-api.js';
-import { handleChatWithMemory, type ChatCompletionsDeps } from './chat-completions.js';
+import { handleWithMemory, type MemoryPathDeps } from './with-memory.js';
 import { answerClientError } from './client-error.js';
 import { parseConversationId } from './conversation-identity.js';
 import { firstHeader } from './request-headers.js';
-import { matchChatCompletions, upstreamPathFor } from '../routing/api-paths.js';
+import { isResponsesCreate, matchChatCompletions, upstreamPathFor } from '../routing/api-paths.js';
 import { passThrough } from './pass-through.js';
 import type { RequestLog } from './request-log.js';
 import { recordRequest } from './record-request.js';
@@ -19,7 +19,7 @@ import { answerBeforeBody, answerOnSocket } from './lingering-close.js';
 import { errorBody, sendError } from './send-error.js';
 import { sendJson } from './send-json.js';
 
-export interface ServerDeps extends ChatCompletionsDeps {
+export interface ServerDeps extends MemoryPathDeps {
   metrics: Metrics;
   /** For the conversation API. */
   store: ConversationStore;
@@ -116,11 +116,13 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Se
       });
     } else if (upstreamPath !== undefined) {
       const chat = req.method === 'POST' ? matchChatCompletions(path) : undefined;
-      const conversation = chat === undefined ? undefined : parseConversationId(req.headers, deps.config.conversation.header);
-      if (chat !== undefined && conversation !== undefined) {
+      const api = chat !== undefined ? 'chat' : req.method === 'POST' && isResponsesCreate(path) ? 'responses' : undefined;
+      const conversation = api === undefined ? undefined : parseConversationId(req.headers, deps.config.conversation.header);
+      if (api !== undefined && conversation !== undefined) {
         log.kind = 'memory';
+        log.api = api;
         log.conversation = conversation;
-        await handleChatWithMemory(req, res, { conversation, path, upstreamPath, deployment: chat.deployment }, deps, log);
+        await handleWithMemory(req, res, { api, conversation, path, upstreamPath, deployment: chat?.deployment }, deps, log);
       } else if (firstHeader(req.headers, deps.config.conversation.header) !== undefined) {
         // Memory was asked for on a path that has none: say so, rather than let anyone believe otherwise.
         log.kind = 'passthrough';

@@ -6,10 +6,12 @@ import { digestMessage } from '../context/message-digest.js';
 import type { SplitRequest } from '../context/split-request.js';
 import { describeToolSequenceProblem, findStoreProblem, type ToolSequenceProblem } from '../context/tool-sequence.js';
 import type { ChatMessage, ConversationKey, NewMessage } from '../domain.js';
+import { InvalidRequestError } from '../errors.js';
 import type { Route } from '../routing/route.js';
 import type { ReplyTee } from '../streaming/tee-reply.js';
 import { countMessageYielding } from '../tokens/count-message-yielding.js';
 import type { TokenCounter } from '../tokens/count-tokens.js';
+import { checkChatMessages } from './check-chat-messages.js';
 
 export interface TurnToStore {
   key: ConversationKey;
@@ -50,6 +52,10 @@ export async function storeTurn(deps: TurnStoreDeps, input: TurnToStore): Promis
   const reply = await input.tee.finish();
   if (reply.kind === 'not_stored') return { stored: 'not_stored', reason: reply.reason };
   if (input.split.isRetry) return { stored: 'retry' };
+  // The reply becomes history that later requests carry: it must have a shape a request may
+  // (a lenient upstream can answer, say, content parts of an unknown shape or a null tool call).
+  const shapeProblem = replyShapeProblem(reply.message);
+  if (shapeProblem !== undefined) return { stored: 'not_stored', reason: `reply: ${shapeProblem}` };
   // The stored state must keep the rules (a lenient upstream may answer what OpenAI refuses).
   const storeProblem = findStoreProblem(
     input.promptProblem,
@@ -83,6 +89,17 @@ export async function storeTurn(deps: TurnStoreDeps, input: TurnToStore): Promis
  * upstream's own completion count plus message overhead when that is larger,
  * so the budget holds as the model counts.
  */
+/** What checkChatMessages refuses in the reply, in its words, or undefined when a request may carry it. */
+function replyShapeProblem(reply: ChatMessage): string | undefined {
+  try {
+    checkChatMessages([reply]);
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof InvalidRequestError)) throw error;
+    return error.message.replaceAll('messages[0]', 'reply');
+  }
+}
+
 async function replyTokens(counter: TokenCounter, message: ChatMessage, completionTokens: number | undefined): Promise<number> {
   const counted = await countMessageYielding(counter, message);
   return completionTokens === undefined ? counted : Math.max(counted, completionTokens + counter.countMessage({ role: 'assistant', content: '' }));

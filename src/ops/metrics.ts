@@ -8,8 +8,8 @@ export class Metrics {
 
   readonly requests = new Counter({
     name: 'contextd_requests_total',
-    help: 'Requests answered, by kind (memory, passthrough, other), route and status code.',
-    labelNames: ['kind', 'route', 'status'] as const,
+    help: 'Requests answered, by kind (memory, passthrough, other), API on the memory path (chat, responses; empty otherwise), route and status code.',
+    labelNames: ['kind', 'api', 'route', 'status'] as const,
     registers: [this.registry],
   });
 
@@ -23,8 +23,8 @@ export class Metrics {
 
   readonly addedLatency = new Histogram({
     name: 'contextd_added_latency_seconds',
-    help: 'Time contextd spent before the request left for the upstream (load, assemble, count).',
-    labelNames: ['kind'] as const,
+    help: 'Time contextd spent before the request left for the upstream (load, assemble, count), by kind and API.',
+    labelNames: ['kind', 'api'] as const,
     buckets: LATENCY_BUCKETS_S,
     registers: [this.registry],
   });

@@ -33,6 +33,13 @@ export function matchChatCompletions(path: string): ChatCompletionsPath | undefi
   return name === '' ? undefined : { deployment: name };
 }
 
+const RESPONSES = new Set(['/v1/responses', '/openai/v1/responses', '/openai/responses']);
+
+/** The Responses API's create path, `POST /v1/responses` (and Azure's `/openai/responses`, `/openai/v1/responses`), query string excluded. */
+export function isResponsesCreate(path: string): boolean {
+  return RESPONSES.has(path);
+}
+
 /**
  * Where a request path (query included) goes, relative to `upstream.base_url`,
  * or undefined for a path contextd does not proxy.

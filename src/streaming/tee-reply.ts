@@ -1,5 +1,6 @@
 import type { ChatMessage } from '../domain.js';
 import { createSseReplyAccumulator, rebuildReplyFromJson, type RebuiltReply } from './accumulate-reply.js';
+import { createSseResponseAccumulator, rebuildResponseFromJson } from './accumulate-response.js';
 import { createBodyDecoder } from './decode-body.js';
 
 export type TeeOutcome =
@@ -27,6 +28,8 @@ const MAX_JSON_REPLY_BYTES = 16 * 1024 * 1024;
 
 /** The side branch of a 2xx chat-completion reply: decode, parse, rebuild. */
 export interface TeeOptions {
+  /** Which API's reply this is: a chat completion (the default) or a Responses API `Response`. */
+  api?: 'chat' | 'responses';
   /** The request set stream_options.include_usage: a stream ends with its usage chunk. */
   usageRequested?: boolean;
   /**
@@ -48,7 +51,7 @@ export function teeReply(headers: Readonly<Record<string, string | string[]>>, o
   };
 
   if (isSse) {
-    const accumulator = createSseReplyAccumulator(options);
+    const accumulator = options.api === 'responses' ? createSseResponseAccumulator() : createSseReplyAccumulator(options);
     let hasCompleted = false;
     const onData = (data: Uint8Array): void => {
       accumulator.push(data);
@@ -80,7 +83,8 @@ export function teeReply(headers: Readonly<Record<string, string | string[]>>, o
     finish: async () => {
       await decoder.end(onData).catch(onDecoderError);
       if (failure !== undefined) return { kind: 'not_stored', reason: failure };
-      return outcome(undefined, rebuildReplyFromJson(Buffer.concat(parts)));
+      const body = Buffer.concat(parts);
+      return outcome(undefined, options.api === 'responses' ? rebuildResponseFromJson(body) : rebuildReplyFromJson(body));
     },
     caughtUp: () => decoder.flush(),
     discard: () => decoder.destroy(),

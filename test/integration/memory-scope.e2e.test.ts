@@ -37,7 +37,7 @@ async function metric(name: string, labels: string): Promise<number> {
 
 test.each([
   { name: 'embeddings', method: 'POST', path: '/v1/embeddings', body: { model: 'text-embedding-3-small', input: 'hi' } },
-  { name: 'the Responses API', method: 'POST', path: '/v1/responses', body: { model: 'gpt-4o', input: 'hi' } },
+  { name: "retrieving a stored response (the Responses API's other paths)", method: 'GET', path: '/v1/responses/resp_123', body: undefined },
   { name: 'listing models', method: 'GET', path: '/v1/models', body: undefined },
   { name: 'listing stored chat completions', method: 'GET', path: '/v1/chat/completions?limit=2', body: undefined },
 ])('the conversation header on $name: passed through, flagged unsupported, counted; the header stays here', async ({ method, path, body }) => {
@@ -130,6 +130,33 @@ describe('in front of a lenient upstream that accepts prompts OpenAI refuses', (
     const log = await proxy.waitForLog((line) => line.msg === 'request' && line.conversation === conversation && line.memory === 'bypassed' && line.stored === 'not_stored');
     expect(String(log.notStoredReason)).toMatch(/tool messages/);
     expect(await storedMessages(proxy, conversation)).toHaveLength(5);
+  });
+
+  test('a reply whose shape a request may not carry is relayed as it came and not stored', async () => {
+    const conversation = newConversation();
+    // Content parts with a null among them: OpenAI's request schema refuses that in history.
+    const reply = {
+      id: 'chatcmpl-odd',
+      object: 'chat.completion',
+      created: 1,
+      model: 'gpt-4o-mini',
+      choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: [{ type: 'text', text: 'odd' }, null] } }],
+    };
+    lenient.enqueue({ kind: 'raw', headers: { 'content-type': 'application/json' }, chunks: [JSON.stringify(reply)] });
+    const response = await fetch(`${proxy.baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json', 'x-conversation-id': conversation },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'say something odd' }] }),
+    });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual(reply);
+    const log = await proxy.waitForLog((line) => line.msg === 'request' && line.conversation === conversation);
+    expect(log).toMatchObject({ stored: 'not_stored' });
+    expect(String(log.notStoredReason)).toMatch(/^reply: .*'reply\.content\[1\]'.*null/);
+    // The next turn goes on without it, and is stored.
+    const next = await clientFor(proxy, conversation).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'and now?' }] });
+    expect(next.choices[0]!.message.content).toBeTypeOf('string');
+    await waitFor(async () => (await storedMessages(proxy, conversation)).length === 2, { message: 'the next turn stored' });
   });
 });
 

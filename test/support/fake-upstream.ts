@@ -1,9 +1,10 @@
 // A real OpenAI-compatible HTTP server on 127.0.0.1:0 for integration tests and
-// benchmarks. It answers chat completions the way OpenAI does (JSON or SSE
-// chunk by chunk), and can also fail, stall, cut a stream or compress it, one
-// scripted behaviour per request.
+// benchmarks. It answers chat completions and the Responses API (fake-responses.ts)
+// the way OpenAI does (JSON or SSE chunk by chunk), and can also fail, stall, cut
+// a stream or compress it, one scripted behaviour per request.
 
 import { Buffer } from 'node:buffer';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import {
   createServer,
@@ -19,6 +20,18 @@ import { brotliCompressSync, createBrotliCompress, createGzip, gzipSync, type Br
 import { WebSocketServer } from 'ws';
 import { describeToolSequenceProblem, findToolSequenceProblem } from '../../src/context/tool-sequence.js';
 import type { ChatMessage } from '../../src/domain.js';
+import {
+  conversationCallIds,
+  failedStreamEvents,
+  failureAsHttpError,
+  isStoredRequest,
+  lastUserInputText,
+  refuseResponsesRequest,
+  replyMeta,
+  responseEvents,
+  responseJson,
+  type ResponsesStreamFailure,
+} from './fake-responses.js';
 import { waitFor } from './wait-for.js';
 
 /** How the fake's response to a request ended (updated as it happens). */
@@ -35,7 +48,7 @@ export interface RecordedRequest {
   /** The body parsed as JSON, or undefined when it is not JSON. */
   json: unknown;
   receivedAtMs: number;
-  /** Set when the prompt broke OpenAI's tool-message rules (answered 400, as OpenAI does). */
+  /** Set when the prompt broke OpenAI's tool-message (or, for Responses, function_call_output) rules (answered 400, as OpenAI does). */
   toolRuleViolation?: string;
   /** When the response ended (however it ended); undefined while it runs. */
   endedAtMs?: number;
@@ -54,12 +67,13 @@ export interface Delivery {
    */
   holdAfterChunks?: number;
   /**
-   * Streams only: after the last chunk (`data: [DONE]` included) keep the response
-   * open until `release()`, as an upstream whose end of stream lags its last event.
+   * Streams only: after the last chunk (`data: [DONE]`, or a Responses stream's terminal
+   * event) keep the response open until `release()`, as an upstream whose end of stream
+   * lags its last event.
    */
   holdEnd?: boolean;
   /**
-   * Close the connection after this many chunks: no final chunk, no `[DONE]`.
+   * Close the connection after this many chunks: no final chunk, no `[DONE]` (no `response.completed`).
    * A non-streaming reply is cut after half of its body (its content-length promised more).
    */
   cutAfterChunks?: number;
@@ -76,6 +90,7 @@ export interface ToolCallSpec {
   arguments: string | Readonly<Record<string, unknown>>;
 }
 
+/** A Responses reply reports prompt_tokens as `input_tokens` and completion_tokens as `output_tokens`. */
 export interface UsageOverride {
   prompt_tokens?: number;
   completion_tokens?: number;
@@ -105,7 +120,9 @@ export type Behaviour =
   /** The connection is reset before any response byte. */
   | { kind: 'reset'; delayBeforeHeadersMs?: number }
   /** Replays bytes as given (e.g. recorded SSE), one write per chunk; content-type defaults to text/event-stream. */
-  | (Delivery & { kind: 'raw'; status?: number; chunks: readonly (string | Buffer)[] });
+  | (Delivery & { kind: 'raw'; status?: number; chunks: readonly (string | Buffer)[] })
+  /** Responses only (`response_failed`, `error_event`): a stream that fails after it began; see fake-responses.ts. */
+  | (Delivery & Pick<ReplyOptions, 'chunkCount'> & ResponsesStreamFailure);
 
 export type BehaviourSource = Behaviour | ((request: RecordedRequest) => Behaviour);
 
@@ -118,13 +135,16 @@ export interface FakeUpstream {
   /** Everything received, in order (WebSocket upgrades included); `reset()` empties it in place. */
   readonly requests: RecordedRequest[];
   chatRequests(): RecordedRequest[];
-  /** Chat requests refused for breaking OpenAI's tool-message rules, since the start (reset() keeps them). */
+  /** `POST …/responses` requests: OpenAI's Responses API, also at Azure's `/openai/responses` and `/openai/v1/responses`. */
+  responsesRequests(): RecordedRequest[];
+  /** Chat and Responses requests refused for breaking OpenAI's tool rules, since the start (reset() keeps them). */
   readonly toolRuleViolations: RecordedRequest[];
-  /** Behaviours for the next chat completions, first in first out; when none is queued, the default answers. */
+  /** Behaviours for the next chat completions and Responses requests, first in first out; when none is queued, the default answers. */
   enqueue(...behaviours: BehaviourSource[]): void;
   setDefault(behaviour: BehaviourSource): void;
   waitForRequests(count: number, timeoutMs?: number): Promise<void>;
   waitForChatRequests(count: number, timeoutMs?: number): Promise<void>;
+  waitForResponsesRequests(count: number, timeoutMs?: number): Promise<void>;
   /** How many replies are waiting at a `holdAfterChunks` point. */
   heldCount(): number;
   waitForHeld(count?: number, timeoutMs?: number): Promise<void>;
@@ -139,7 +159,10 @@ export interface FakeUpstreamOptions {
   defaultBehaviour?: BehaviourSource;
   /** Keep every request in `requests` (default true). Benchmarks turn it off so memory stays flat; counts still work. */
   recordRequests?: boolean;
-  /** Refuse a prompt that breaks OpenAI's tool-message rules with a 400, as OpenAI does (default true); false acts like a lenient server. */
+  /**
+   * Refuse a prompt that breaks OpenAI's tool-message rules with a 400, as OpenAI does (default true): for Responses,
+   * a function_call_output whose call_id no earlier function_call made. False acts like a lenient server.
+   */
   enforceToolRules?: boolean;
 }
 
@@ -147,6 +170,10 @@ const FINGERPRINT = 'fp_fake_upstream';
 const DEFAULT_MODEL = 'gpt-4o-mini';
 const MAX_DEFAULT_CHUNKS = 8;
 const MODEL_IDS = ['gpt-4o-mini', 'gpt-4o', 'gpt-4.1-mini', 'text-embedding-3-small'];
+/** Stored responses a later request may name as previous_response_id; the oldest are forgotten past this, so a long benchmark's memory stays flat. */
+const MAX_STORED_RESPONSES = 10_000;
+const SSE_HEADERS: OutgoingHttpHeaders = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' };
+const UNPARSEABLE_BODY = { message: 'We could not parse the JSON body of your request.', type: 'invalid_request_error', param: null, code: null };
 
 export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Promise<FakeUpstream> {
   const fake = new FakeUpstreamServer(options);
@@ -169,7 +196,7 @@ interface Usage {
   total_tokens: number;
 }
 
-interface AssistantReply {
+export interface AssistantReply {
   content: string | null;
   contentPieces: readonly string[];
   refusal: string | null;
@@ -197,10 +224,18 @@ class FakeUpstreamServer implements FakeUpstream {
   private readonly initialDefault: BehaviourSource;
   private readonly recordRequests: boolean;
   private readonly enforceToolRules: boolean;
+  /**
+   * The responses this fake issued with store on, for previous_response_id: each with the function call_ids
+   * of its conversation so far (the fake keeps nothing else of them). reset() keeps them, as OpenAI would.
+   */
+  private readonly storedResponses = new Map<string, readonly string[]>();
+  /** Makes this fake's response ids its own, so one fake does not accept another's previous_response_id. */
+  private readonly idTag = randomBytes(3).toString('hex');
   private defaultBehaviour: BehaviourSource;
   private sequence = 0;
   private receivedCount = 0;
   private receivedChatCount = 0;
+  private receivedResponsesCount = 0;
   private closed: Promise<void> | undefined;
   port = 0;
 
@@ -240,6 +275,10 @@ class FakeUpstreamServer implements FakeUpstream {
     return this.requests.filter(isChatRequest);
   }
 
+  responsesRequests(): RecordedRequest[] {
+    return this.requests.filter(isResponsesRequest);
+  }
+
   enqueue(...behaviours: BehaviourSource[]): void {
     this.queue.push(...behaviours);
   }
@@ -259,6 +298,13 @@ class FakeUpstreamServer implements FakeUpstream {
     return waitFor(() => this.receivedChatCount >= count, {
       timeoutMs,
       message: () => `${count} chat completion requests at the fake upstream (saw ${this.receivedChatCount})`,
+    });
+  }
+
+  waitForResponsesRequests(count: number, timeoutMs = 5_000): Promise<void> {
+    return waitFor(() => this.receivedResponsesCount >= count, {
+      timeoutMs,
+      message: () => `${count} Responses requests at the fake upstream (saw ${this.receivedResponsesCount})`,
     });
   }
 
@@ -283,6 +329,7 @@ class FakeUpstreamServer implements FakeUpstream {
     this.defaultBehaviour = this.initialDefault;
     this.receivedCount = 0;
     this.receivedChatCount = 0;
+    this.receivedResponsesCount = 0;
     this.release();
   }
 
@@ -302,6 +349,7 @@ class FakeUpstreamServer implements FakeUpstream {
   private remember(record: RecordedRequest): void {
     this.receivedCount += 1;
     if (isChatRequest(record)) this.receivedChatCount += 1;
+    if (isResponsesRequest(record)) this.receivedResponsesCount += 1;
     if (this.recordRequests) this.requests.push(record);
   }
 
@@ -350,6 +398,7 @@ class FakeUpstreamServer implements FakeUpstream {
 
     try {
       if (isChatRequest(record)) await this.replyToChat(ctx);
+      else if (isResponsesRequest(record)) await this.replyToResponses(ctx);
       else if (record.method === 'GET' && record.path === '/v1/models') sendJson(ctx, 200, modelList());
       else if (record.method === 'POST' && record.path === '/v1/embeddings') sendJson(ctx, 200, embeddings(record.json));
       else sendJson(ctx, 200, echoOf(record));
@@ -362,28 +411,119 @@ class FakeUpstreamServer implements FakeUpstream {
   private async replyToChat(ctx: ReplyContext): Promise<void> {
     const body = ctx.record.json;
     if (!isObject(body)) {
-      sendJson(ctx, 400, {
-        error: {
-          message: 'We could not parse the JSON body of your request.',
-          type: 'invalid_request_error',
-          param: null,
-          code: null,
-        },
-      });
+      sendJson(ctx, 400, { error: UNPARSEABLE_BODY });
       return;
     }
     // OpenAI refuses a prompt that breaks its tool-message rules, and so does the
     // fake: every end-to-end test thereby checks every prompt contextd sends.
     const toolProblem = this.enforceToolRules && Array.isArray(body.messages) ? findToolSequenceProblem(body.messages as ChatMessage[]) : undefined;
     if (toolProblem !== undefined) {
-      ctx.record.toolRuleViolation = describeToolSequenceProblem(toolProblem);
-      this.toolRuleViolations.push(ctx.record);
+      this.noteToolRuleViolation(ctx.record, describeToolSequenceProblem(toolProblem));
       sendJson(ctx, 400, { error: { message: `Invalid parameter: ${ctx.record.toolRuleViolation}.`, type: 'invalid_request_error', param: 'messages', code: null } });
       return;
     }
-    const source = this.queue.shift() ?? this.defaultBehaviour;
-    const behaviour = typeof source === 'function' ? source(ctx.record) : source;
+    const behaviour = this.nextBehaviour(ctx.record);
 
+    switch (behaviour.kind) {
+      case 'reset':
+      case 'error':
+      case 'raw':
+        await this.answerAsScripted(ctx, behaviour);
+        return;
+      case 'text':
+      case 'tool_calls':
+      case 'refusal': {
+        const reply = assistantReply(behaviour, () => lastUserText(body), ctx.record.rawBody.length, ctx.sequence);
+        const meta: CompletionMeta = {
+          id: `chatcmpl-fake-${ctx.sequence}`,
+          created: Math.floor(ctx.record.receivedAtMs / 1000),
+          model: typeof body.model === 'string' ? body.model : DEFAULT_MODEL,
+        };
+        if (body.stream === true) {
+          const includeUsage = isObject(body.stream_options) && body.stream_options.include_usage === true;
+          await this.deliver(ctx, behaviour, 200, SSE_HEADERS, completionEvents(reply, meta, includeUsage), true);
+        } else {
+          const json = JSON.stringify(completionJson(reply, meta));
+          await this.deliver(ctx, behaviour, 200, { 'content-type': 'application/json' }, [json], false);
+        }
+        return;
+      }
+      case 'response_failed':
+      case 'error_event':
+        // A test that scripts a Responses failure for a chat request has a bug: say so rather than guess a chat equivalent.
+        sendJson(ctx, 500, {
+          error: { message: `fake upstream: behaviour '${behaviour.kind}' answers Responses requests only`, type: 'fake_upstream_misuse', param: null, code: null },
+        });
+        return;
+    }
+  }
+
+  private async replyToResponses(ctx: ReplyContext): Promise<void> {
+    const body = ctx.record.json;
+    if (!isObject(body)) {
+      sendJson(ctx, 400, { error: UNPARSEABLE_BODY });
+      return;
+    }
+    const refusal = refuseResponsesRequest(body, this.storedResponses, this.enforceToolRules);
+    if (refusal !== undefined) {
+      if (refusal.toolRuleViolation !== undefined) this.noteToolRuleViolation(ctx.record, refusal.toolRuleViolation);
+      sendJson(ctx, refusal.status, { error: refusal.error });
+      return;
+    }
+    const behaviour = this.nextBehaviour(ctx.record);
+    const meta = replyMeta(body, { idTag: this.idTag, sequence: ctx.sequence }, ctx.record.receivedAtMs, DEFAULT_MODEL);
+    const isStream = body.stream === true;
+    const echoText = (): string => lastUserInputText(body);
+
+    switch (behaviour.kind) {
+      case 'reset':
+      case 'error':
+      case 'raw':
+        await this.answerAsScripted(ctx, behaviour);
+        return;
+      case 'text':
+      case 'tool_calls':
+      case 'refusal': {
+        const reply = assistantReply(behaviour, echoText, ctx.record.rawBody.length, ctx.sequence);
+        if (isStoredRequest(body)) this.storeResponse(meta.id, conversationCallIds(body, this.storedResponses, reply));
+        if (isStream) await this.deliver(ctx, behaviour, 200, SSE_HEADERS, responseEvents(reply, meta), true);
+        else await this.deliver(ctx, behaviour, 200, { 'content-type': 'application/json' }, [JSON.stringify(responseJson(reply, meta))], false);
+        return;
+      }
+      case 'response_failed':
+      case 'error_event': {
+        if (!isStream) {
+          const { status, body: error } = failureAsHttpError(behaviour);
+          await this.deliver(ctx, behaviour, status, { 'content-type': 'application/json' }, [JSON.stringify(error)], false);
+          return;
+        }
+        const partial =
+          behaviour.partialContent === undefined
+            ? undefined
+            : assistantReply({ kind: 'text', content: behaviour.partialContent, chunkCount: behaviour.chunkCount }, echoText, ctx.record.rawBody.length, ctx.sequence);
+        await this.deliver(ctx, behaviour, 200, SSE_HEADERS, failedStreamEvents(behaviour, partial, meta), true);
+        return;
+      }
+    }
+  }
+
+  private nextBehaviour(record: RecordedRequest): Behaviour {
+    const source = this.queue.shift() ?? this.defaultBehaviour;
+    return typeof source === 'function' ? source(record) : source;
+  }
+
+  private noteToolRuleViolation(record: RecordedRequest, violation: string): void {
+    record.toolRuleViolation = violation;
+    this.toolRuleViolations.push(record);
+  }
+
+  private storeResponse(id: string, callIds: readonly string[]): void {
+    this.storedResponses.set(id, callIds);
+    if (this.storedResponses.size > MAX_STORED_RESPONSES) this.storedResponses.delete(this.storedResponses.keys().next().value as string);
+  }
+
+  /** The behaviours that read nothing of the request, answered alike for every API. */
+  private async answerAsScripted(ctx: ReplyContext, behaviour: Extract<Behaviour, { kind: 'reset' | 'error' | 'raw' }>): Promise<void> {
     switch (behaviour.kind) {
       case 'reset':
         await pause(behaviour.delayBeforeHeadersMs, ctx.signal);
@@ -405,25 +545,6 @@ class FakeUpstreamServer implements FakeUpstream {
       case 'raw':
         await this.deliver(ctx, behaviour, behaviour.status ?? 200, { 'content-type': 'text/event-stream; charset=utf-8' }, behaviour.chunks, true);
         return;
-      case 'text':
-      case 'tool_calls':
-      case 'refusal': {
-        const reply = assistantReply(behaviour, body, ctx.record.rawBody.length, ctx.sequence);
-        const meta: CompletionMeta = {
-          id: `chatcmpl-fake-${ctx.sequence}`,
-          created: Math.floor(ctx.record.receivedAtMs / 1000),
-          model: typeof body.model === 'string' ? body.model : DEFAULT_MODEL,
-        };
-        if (body.stream === true) {
-          const includeUsage = isObject(body.stream_options) && body.stream_options.include_usage === true;
-          const headers = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' };
-          await this.deliver(ctx, behaviour, 200, headers, completionEvents(reply, meta, includeUsage), true);
-        } else {
-          const json = JSON.stringify(completionJson(reply, meta));
-          await this.deliver(ctx, behaviour, 200, { 'content-type': 'application/json' }, [json], false);
-        }
-        return;
-      }
     }
   }
 
@@ -538,6 +659,11 @@ function isChatRequest(record: RecordedRequest): boolean {
   return record.method === 'POST' && record.path.endsWith('/chat/completions');
 }
 
+/** `/v1/responses`, and Azure's `/openai/responses` and `/openai/v1/responses`. */
+function isResponsesRequest(record: RecordedRequest): boolean {
+  return record.method === 'POST' && record.path.endsWith('/responses');
+}
+
 function pathOf(url: string): string {
   const queryAt = url.indexOf('?');
   return queryAt === -1 ? url : url.slice(0, queryAt);
@@ -615,9 +741,10 @@ function defaultErrorFields(status: number): { message: string; type: string; co
 
 // The reply is computed from the behaviour and the request without tokenizing:
 // benchmarks use this server, so its cost per request must not grow with the prompt.
+// Chat completions and Responses share it, so the same behaviour says the same thing in both.
 function assistantReply(
   behaviour: Extract<Behaviour, { kind: 'text' | 'tool_calls' | 'refusal' }>,
-  body: Record<string, unknown>,
+  echoText: () => string,
   bodyBytes: number,
   sequence: number,
 ): AssistantReply {
@@ -630,7 +757,7 @@ function assistantReply(
   let finishReason = 'stop';
 
   if (behaviour.kind === 'text') {
-    const given = behaviour.content ?? `echo: ${lastUserText(body)}`;
+    const given = behaviour.content ?? `echo: ${echoText()}`;
     content = typeof given === 'string' ? given : given.join('');
     contentPieces = typeof given === 'string' ? pieces(given) : given;
     finishReason = behaviour.finishReason ?? 'stop';

@@ -25,6 +25,7 @@ describe('recordRequest', () => {
     const { metrics, lines } = record({
       requestId: 'r1',
       kind: 'memory',
+      api: 'responses',
       route: 'default',
       conversation: 'c-1',
       contextTokens: 321,
@@ -38,14 +39,14 @@ describe('recordRequest', () => {
     });
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ msg: 'request', requestId: 'r1', addedMs: 0.12, upstreamMs: 4.57, durationMs: 12.35, status: 200, stored: 'retry' });
-    expect(await value(metrics, 'contextd_requests_total', { kind: 'memory', route: 'default', status: '200' })).toBe(1);
+    expect(await value(metrics, 'contextd_requests_total', { kind: 'memory', api: 'responses', route: 'default', status: '200' })).toBe(1);
     expect(await value(metrics, 'contextd_cache_lookups_total', { outcome: 'hit' })).toBe(1);
     expect(await value(metrics, 'contextd_history_messages_not_sent_total', { route: 'default' })).toBe(4);
     expect(await value(metrics, 'contextd_overflow_total', { route: 'default', action: 'forwarded' })).toBe(1);
     expect(await value(metrics, 'contextd_turns_stored_total', { outcome: 'retry_skipped' })).toBe(1);
     expect(await value(metrics, 'contextd_store_errors_total', { operation: 'load' })).toBe(1);
     expect(await value(metrics, 'contextd_context_tokens_sum', { route: 'default' })).toBe(321);
-    expect(await value(metrics, 'contextd_added_latency_seconds_count', { kind: 'memory' })).toBe(1);
+    expect(await value(metrics, 'contextd_added_latency_seconds_count', { kind: 'memory', api: 'responses' })).toBe(1);
     expect(await value(metrics, 'contextd_upstream_latency_seconds_sum', { kind: 'memory' })).toBeCloseTo(0.00456789, 8);
   });
 
@@ -61,6 +62,6 @@ describe('recordRequest', () => {
   test('ops requests are counted but not logged', async () => {
     const { metrics, lines } = record({ requestId: 'r3', kind: 'ops' });
     expect(lines).toEqual([]);
-    expect(await value(metrics, 'contextd_requests_total', { kind: 'ops', route: '', status: '200' })).toBe(1);
+    expect(await value(metrics, 'contextd_requests_total', { kind: 'ops', api: '', route: '', status: '200' })).toBe(1);
   });
 });

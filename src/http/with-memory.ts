@@ -9,26 +9,25 @@ import { CountedRequest } from '../context/counted-request.js';
 import { splitRequest } from '../context/split-request.js';
 import { findRequestToolProblem, findToolSequenceProblem } from '../context/tool-sequence.js';
 import type { ConversationId, ConversationSnapshot } from '../domain.js';
-import { ContextLengthExceededError, StoreUnavailableError } from '../errors.js';
+import { ContextLengthExceededError, ConversationStateConflictError, StoreUnavailableError } from '../errors.js';
 import type { RouteMatcher } from '../routing/match-route.js';
 import type { Route } from '../routing/route.js';
 import { encodingForModel } from '../tokens/encoding-for-model.js';
 import { tokenCounterFor } from '../tokens/count-tokens.js';
 import type { TokenCountCache } from '../tokens/token-count-cache.js';
-import { upstreamBody } from '../upstream/upstream-body.js';
 import type { ForwardOutcome } from '../upstream/forward.js';
 import type { UpstreamClient } from '../upstream/upstream-client.js';
 import { conversationKey, resolveTenant } from './conversation-identity.js';
 import { forwardWithMemory, type MemoryForward } from './forward-with-memory.js';
 import { loadWindow, type WindowSource } from './load-window.js';
 import { memoryHeaders } from './memory-headers.js';
-import { parseChatRequest } from './parse-chat-request.js';
+import { parseMemoryRequest, type MemoryApi } from './memory-request.js';
 import { readBody } from './read-body.js';
 import { credentialHeaders, firstHeader } from './request-headers.js';
 import type { RequestLog } from './request-log.js';
 import { storeTurn } from './store-turn.js';
 
-export interface ChatCompletionsDeps {
+export interface MemoryPathDeps {
   config: Pick<Config, 'server' | 'conversation' | 'upstream'>;
   routes: RouteMatcher;
   /** The store's windows with this instance's unstored turns (read-your-writes). */
@@ -43,10 +42,11 @@ export interface ChatCompletionsDeps {
   summarizer: Pick<Summarizer, 'offer'>;
 }
 
-/** A chat-completions request with memory: whose conversation, and where it goes. */
-export interface ChatTarget {
+/** A request with memory: which API, whose conversation, and where it goes. */
+export interface MemoryTarget {
+  api: MemoryApi;
   conversation: ConversationId;
-  /** The path the client used (routes match on it): /v1/chat/completions, or an Azure path. */
+  /** The path the client used (routes match on it): /v1/chat/completions, /v1/responses, or an Azure path. */
   path: string;
   /** Path and query relative to the upstream's base URL. */
   upstreamPath: string;
@@ -60,15 +60,16 @@ export interface ChatTarget {
  * that owns it; what the request did goes into `log`, which is written out
  * (log line and metrics) once, when the request ends.
  */
-export async function handleChatWithMemory(req: IncomingMessage, res: ServerResponse, target: ChatTarget, deps: ChatCompletionsDeps, log: RequestLog): Promise<void> {
+export async function handleWithMemory(req: IncomingMessage, res: ServerResponse, target: MemoryTarget, deps: MemoryPathDeps, log: RequestLog): Promise<void> {
   const startedAt = performance.now();
   const key = conversationKey(resolveTenant(req.headers, deps.config.conversation.tenant), target.conversation);
-  const body = parseChatRequest(await readBody(req, deps.config.server.maxBodyBytes));
+  const body = parseMemoryRequest(target.api, await readBody(req, deps.config.server.maxBodyBytes));
 
   // 1. Match the route: its budget, encoding, summary and failure policies.
   const model = target.deployment ?? body.model;
   const route = deps.routes.match({ path: target.path, model, headers: req.headers });
   log.route = route.name;
+  if (body.serverState !== undefined) throw new ConversationStateConflictError(body.serverState, deps.config.conversation.header);
   const counter = tokenCounterFor(encodingForModel(model ?? '', route.budget.encoding));
   const request = new CountedRequest(body.messages, counter, deps.instructionCounts);
 
@@ -87,7 +88,7 @@ export async function handleChatWithMemory(req: IncomingMessage, res: ServerResp
   if (snapshot === undefined) {
     // No store answered and the route says pass through: the request goes as the client sent it.
     log.memory = 'unavailable';
-    await forward(JSON.stringify(body.raw), { 'x-contextd-cache': 'none', 'x-contextd-memory': 'unavailable' });
+    await forward(body.asSent(), { 'x-contextd-cache': 'none', 'x-contextd-memory': 'unavailable' });
     notStored(log, 'no store answered');
     return;
   }
@@ -133,9 +134,18 @@ export async function handleChatWithMemory(req: IncomingMessage, res: ServerResp
   let reservation: TurnReservation | undefined;
   try {
     const outcome = await forward(
-      toolProblem !== undefined ? JSON.stringify(body.raw) : upstreamBody(body.raw, prompt.messages),
+      toolProblem !== undefined
+        ? body.asSent()
+        : body.withPrompt({
+            messages: prompt.messages,
+            instructionCount: split.instructionCount,
+            summaryUsed: prompt.summaryUsed,
+            historyMessages: prompt.historyMessages,
+            turnMessages: turn.length,
+            turnStart: split.turnStart,
+          }),
       toolProblem !== undefined ? { 'x-contextd-cache': snapshot.cache, 'x-contextd-memory': 'bypassed' } : memoryHeaders(prompt, snapshot),
-      { usageRequested: body.usageRequested, onClientHasAll: () => (reservation = deps.persist.reserve(key)) },
+      { api: body.api, usageRequested: body.usageRequested, onClientHasAll: () => (reservation = deps.persist.reserve(key)) },
     );
     if (outcome.tee === undefined) {
       // An upstream error answer, or a client that left: nothing to remember.

@@ -1,0 +1,58 @@
+// A request with memory, of either API, as the request path reads it: its
+// messages in the one canonical form (chat messages; the Responses API's items
+// are mapped by context/response-items.ts), and how to write the body that goes
+// upstream, with the assembled prompt or as the client sent it.
+
+import type { ChatMessage } from '../domain.js';
+import { responsesUpstreamBody, type PromptLayout } from '../upstream/responses-body.js';
+import { upstreamBody } from '../upstream/upstream-body.js';
+import { parseChatRequest } from './parse-chat-request.js';
+import { parseResponsesRequest } from './parse-responses-request.js';
+
+/** The APIs contextd gives memory to: chat completions and the Responses API. */
+export type MemoryApi = 'chat' | 'responses';
+
+export interface MemoryRequest {
+  api: MemoryApi;
+  model: string | undefined;
+  /** The request as chat messages, pinned instructions first. */
+  messages: ChatMessage[];
+  /** A chat stream's client asked for the usage chunk (its terminal event then). */
+  usageRequested: boolean;
+  /** Tool definitions in chat-completions shape, for counting. */
+  tools: unknown;
+  /** The upstream's own conversation state the request names (Responses API: a field, or an item_reference's `input[i]`), which memory cannot work with. */
+  serverState: string | undefined;
+  /** The body upstream with the assembled prompt in place of the client's messages or input. */
+  withPrompt(layout: PromptLayout): string;
+  /** The body as the client sent it. */
+  asSent(): string;
+}
+
+/** Parses and checks a body of `api` once; no later step meets a shape it does not expect. */
+export function parseMemoryRequest(api: MemoryApi, body: Buffer): MemoryRequest {
+  if (api === 'responses') {
+    const request = parseResponsesRequest(body);
+    return {
+      api,
+      model: request.model,
+      messages: request.messages,
+      usageRequested: false,
+      tools: request.tools,
+      serverState: request.serverState,
+      withPrompt: (layout) => responsesUpstreamBody(request, layout),
+      asSent: () => JSON.stringify(request.raw),
+    };
+  }
+  const request = parseChatRequest(body);
+  return {
+    api,
+    model: request.model,
+    messages: request.messages,
+    usageRequested: request.usageRequested,
+    tools: request.tools,
+    serverState: undefined,
+    withPrompt: (layout) => upstreamBody(request.raw, layout.messages),
+    asSent: () => JSON.stringify(request.raw),
+  };
+}
