@@ -37,7 +37,7 @@ export interface Stage {
  */
 export const CONTEXTD_STAGES: readonly Stage[] = [
   // After an await the stack starts anew from the microtask queue: these count the synchronous stretches under each function only.
-  { label: 'handleChatWithMemory (stretches on its stack: the request, relay and tee)', pattern: /^handleChatWithMemory .*chat-completions/ },
+  { label: 'handleWithMemory (stretches on its stack: the request, relay and tee)', pattern: /^handleWithMemory .*with-memory/ },
   { label: '  loadWindow (store load, before the upstream call)', pattern: /^loadWindow .*load-window/ },
   { label: '  forwardWithMemory (upstream request: headers, undici)', pattern: /^forwardWithMemory .*forward-with-memory/ },
   { label: '  storeTurn (after the reply: rebuild, count, queue)', pattern: /^storeTurn .*store-turn/ },
