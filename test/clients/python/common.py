@@ -129,3 +129,30 @@ def run(scenarios: Dict[str, Callable[..., Any]]) -> None:
         sys.stderr.flush()
         # os._exit: a client's background threads (litellm's loggers) must not keep a failed driver alive.
         os._exit(1)
+
+
+class ResponseHeaders:
+    """The x-contextd-* headers of every response a client received, in order, read by an httpx event hook.
+
+    For clients that give no access to the raw response (the Agents SDK, streams):
+    pass `sync_http_client()` or `async_http_client()` as the OpenAI client's http_client.
+    """
+
+    def __init__(self) -> None:
+        self.seen: List[Dict[str, str]] = []
+
+    def _record(self, response: Any) -> None:
+        self.seen.append({"path": response.request.url.path, **contextd_headers(response.headers)})
+
+    async def _record_async(self, response: Any) -> None:
+        self._record(response)
+
+    def sync_http_client(self) -> Any:
+        from openai import DefaultHttpxClient
+
+        return DefaultHttpxClient(event_hooks={"response": [self._record]})
+
+    def async_http_client(self) -> Any:
+        from openai import DefaultAsyncHttpxClient
+
+        return DefaultAsyncHttpxClient(event_hooks={"response": [self._record_async]})
