@@ -1,97 +1,30 @@
 // Client compatibility: the Vercel AI SDK (`ai` + `@ai-sdk/openai`, chat
 // completions model) against a real contextd in front of the fake upstream.
 // The AI SDK needs Node >= 22, so it lives in test/clients/ai-sdk with its own
-// node_modules and its own Node binary (scripts/install-node-clients.sh); each
-// test runs the driver run-turns.mjs with that Node and reads its JSON result.
+// node_modules and its own Node binary (ai-sdk/support.ts); each test runs the
+// driver run-turns.mjs with that Node and reads its JSON result.
 // Each test checks what the upstream received (history present, budget held,
 // tool pairs valid, pinned instructions first) and what was stored (each message once).
-import { execFile, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, expect, test } from 'vitest';
 import { expectStoredOnce, expectValidPrompt, promptOf, textOf } from '../support/compat-checks.js';
-import { REPO_ROOT, ensureBuilt, startContextd, stopAll, type ContextdProcess } from '../support/contextd-process.js';
+import { ensureBuilt, startContextd, stopAll, type ContextdProcess } from '../support/contextd-process.js';
 import { startFakeUpstream, type FakeUpstream, type RecordedRequest } from '../support/fake-upstream.js';
-import { describeWithService, type Availability } from '../support/services.js';
 import { waitFor } from '../support/wait-for.js';
 import { API_KEY, contextdConfig, storedMessages, type StoredRow } from '../integration/harness.js';
-
-const AI_SDK_DIR = join(REPO_ROOT, 'test', 'clients', 'ai-sdk');
-const NODE_BIN = join(AI_SDK_DIR, 'node_modules', '.bin', 'node');
-const DRIVER = join(AI_SDK_DIR, 'run-turns.mjs');
-const MIN_NODE_MAJOR = 22;
-const INSTALL_HINT = 'run scripts/install-node-clients.sh';
+import { describeWithAiSdk, runTurns as runDriver, type DriverResult, type Scenario } from './ai-sdk/support.js';
 
 const SYSTEM = 'You are a terse assistant. Answer in one line.';
 /** Small enough that the longer conversations below are trimmed. */
 const BUDGET = 300;
 
-// ---- the AI SDK install ----
-
-function aiSdkAvailability(): Availability {
-  const version = spawnSync(NODE_BIN, ['--version'], { encoding: 'utf8', timeout: 10_000 });
-  if (version.status !== 0) return { isAvailable: false, reason: `${NODE_BIN} does not run (${version.error?.message ?? version.stderr.trim()})`, hint: INSTALL_HINT };
-  const major = Number(/^v(\d+)\./.exec(version.stdout.trim())?.[1]);
-  if (!(major >= MIN_NODE_MAJOR)) return { isAvailable: false, reason: `${NODE_BIN} is ${version.stdout.trim()}; the AI SDK needs Node >= ${MIN_NODE_MAJOR}` };
-  for (const name of ['ai', '@ai-sdk/openai', 'zod']) {
-    if (!existsSync(join(AI_SDK_DIR, 'node_modules', name, 'package.json'))) return { isAvailable: false, reason: `${name} is not installed in ${AI_SDK_DIR}`, hint: INSTALL_HINT };
-  }
-  return { isAvailable: true };
-}
-
 // ---- the driver ----
-
-interface Scenario {
-  call: 'generate' | 'stream';
-  history: 'new-only' | 'full';
-  turns: readonly string[];
-  instructions?: string;
-  tools?: boolean;
-}
-
-interface DriverStep {
-  finishReason: string;
-  text: string;
-  toolCalls: { toolCallId: string; toolName: string; input: unknown }[];
-  toolResults: { toolCallId: string; output: unknown }[];
-  contextTokens: string | null;
-}
-
-interface DriverTurn {
-  text: string;
-  streamedText?: string;
-  finishReason: string;
-  usage?: { outputTokens?: number };
-  steps: DriverStep[];
-  responseMessages: { role: string; content: unknown }[];
-}
-
-interface DriverResult {
-  sdk: Record<string, string>;
-  turns: DriverTurn[];
-  history: { role: string; content: unknown }[];
-}
 
 let sdkVersions: Record<string, string> | undefined;
 
-function runTurns(conversation: string, scenario: Scenario): Promise<DriverResult> {
-  // A minimal environment: nothing of the test runner's (NODE_OPTIONS, OPENAI_*) reaches the other Node.
-  const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', CONTEXTD_BASE_URL: contextd.baseURL, CONVERSATION_ID: conversation, API_KEY };
-  return new Promise((resolve, reject) => {
-    execFile(NODE_BIN, [DRIVER, JSON.stringify(scenario)], { cwd: AI_SDK_DIR, env, timeout: 20_000, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
-      if (error !== null) {
-        reject(new Error(`the AI SDK driver failed (${error.message.split('\n')[0]}):\n${stderr}${stdout}`));
-        return;
-      }
-      try {
-        const result = JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as DriverResult;
-        sdkVersions ??= result.sdk;
-        resolve(result);
-      } catch {
-        reject(new Error(`the AI SDK driver printed no JSON result:\n${stdout}\n${stderr}`));
-      }
-    });
-  });
+async function runTurns(conversation: string, scenario: Scenario): Promise<DriverResult> {
+  const result = await runDriver({ contextd, conversation, apiKey: API_KEY }, scenario);
+  sdkVersions ??= result.sdk;
+  return result;
 }
 
 // ---- checks ----
@@ -141,7 +74,7 @@ const hasToolCalls = (message: object): boolean => {
   return Array.isArray(calls) && calls.length > 0;
 };
 
-describeWithService(aiSdkAvailability(), 'Vercel AI SDK (@ai-sdk/openai chat model)', () => {
+describeWithAiSdk('Vercel AI SDK (@ai-sdk/openai chat model)', () => {
   beforeAll(async () => {
     await ensureBuilt();
     upstream = await startFakeUpstream();

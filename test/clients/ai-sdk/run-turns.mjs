@@ -1,4 +1,5 @@
-// Drives the Vercel AI SDK against contextd for test/clients/ai-sdk.e2e.test.ts.
+// Drives the Vercel AI SDK against contextd for test/clients/ai-sdk.e2e.test.ts
+// and test/clients/ai-sdk-responses.e2e.test.ts.
 // Run with this directory's own Node (node_modules/.bin/node, >= 22):
 //
 //   CONTEXTD_BASE_URL=http://127.0.0.1:PORT/v1 CONVERSATION_ID=c1 API_KEY=sk-... \
@@ -16,8 +17,16 @@
 //   instructions: optional pinned system prompt (AI SDK 7 takes it as `instructions`)
 //   tools:        optional; true gives the model a `lookup` tool with an execute
 //                 function and lets the loop run up to 3 steps
+//   api:          optional; "chat" (the default: provider.chat(model), chat
+//                 completions) or "responses" (provider(model), the provider's
+//                 default model: the Responses API)
+//   providerOptions: optional; passed to every call as it is
+//                 (`{ "openai": { "store": false } }`)
+//   reportErrors: optional; true ends the run at a turn that fails and reports
+//                 the failure as that turn's `error` ({ statusCode, message,
+//                 responseBody }); otherwise a failure fails the driver
 //
-// Prints one JSON line: { sdk, turns: [{ text, finishReason, steps: [...], responseMessages }], history }.
+// Prints one JSON line: { sdk, turns: [{ text, finishReason, steps: [...], responseMessages } | { error }], history }.
 import { createOpenAI } from '@ai-sdk/openai';
 import { generateText, isStepCount, streamText, tool } from 'ai';
 import { createRequire } from 'node:module';
@@ -37,7 +46,7 @@ const provider = createOpenAI({
   apiKey: required('API_KEY'),
   headers: { 'x-conversation-id': required('CONVERSATION_ID') },
 });
-const model = provider.chat(MODEL);
+const model = scenario.api === 'responses' ? provider(MODEL) : provider.chat(MODEL);
 
 const tools = {
   lookup: tool({
@@ -55,6 +64,7 @@ function callOptions(messages) {
     maxRetries: 0,
     ...(scenario.instructions === undefined ? {} : { instructions: scenario.instructions }),
     ...(scenario.tools ? { tools, stopWhen: isStepCount(3) } : {}),
+    ...(scenario.providerOptions === undefined ? {} : { providerOptions: scenario.providerOptions }),
   };
 }
 
@@ -98,7 +108,14 @@ const turns = [];
 for (const userText of scenario.turns ?? []) {
   const userMessage = { role: 'user', content: userText };
   const messages = scenario.history === 'full' ? [...history, userMessage] : [userMessage];
-  const turn = await call(messages);
+  let turn;
+  try {
+    turn = await call(messages);
+  } catch (error) {
+    if (!scenario.reportErrors) throw error;
+    turns.push({ error: { statusCode: error?.statusCode, message: error?.message, responseBody: error?.responseBody } });
+    break;
+  }
   turns.push(turn);
   history.push(userMessage, ...turn.responseMessages);
 }

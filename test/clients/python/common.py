@@ -131,18 +131,26 @@ def run(scenarios: Dict[str, Callable[..., Any]]) -> None:
         os._exit(1)
 
 
-class ResponseHeaders:
-    """The x-contextd-* headers of every response a client received, in order, read by an httpx event hook.
+class Exchanges:
+    """Every response a client received, in order, read by an httpx event hook: its path,
+    its x-contextd-* headers (`headers`) and, for a Responses request, the kinds of the input items
+    the client sent (`sent_input`: a message's role, else the item's type).
 
     For clients that give no access to the raw response (the Agents SDK, streams):
     pass `sync_http_client()` or `async_http_client()` as the OpenAI client's http_client.
     """
 
     def __init__(self) -> None:
-        self.seen: List[Dict[str, str]] = []
+        self.seen: List[Dict[str, Any]] = []
 
     def _record(self, response: Any) -> None:
-        self.seen.append({"path": response.request.url.path, **contextd_headers(response.headers)})
+        seen: Dict[str, Any] = {"path": response.request.url.path, "headers": contextd_headers(response.headers)}
+        if seen["path"].endswith("/responses"):
+            body = json.loads(response.request.content or b"{}")
+            items = body.get("input")
+            items = [{"role": "user"}] if isinstance(items, str) else items or []
+            seen["sent_input"] = [item.get("role") or item.get("type") for item in items]
+        self.seen.append(seen)
 
     async def _record_async(self, response: Any) -> None:
         self._record(response)
