@@ -102,6 +102,19 @@ describe('memory on POST /v1/responses', () => {
     expect(rows[2]!.message).toMatchObject({ role: 'tool', tool_call_id: 'call_w1', content: 'rain' });
   });
 
+  test('another API key with the same conversation id sees nothing of the first one, on either API', async () => {
+    const conversation = newConversation();
+    await clientFor(contextd, conversation).responses.create({ model: 'gpt-4.1-mini', input: 'secret: 4711' });
+    await storedWhen(conversation, 2);
+    const other = clientFor(contextd, conversation, 'sk-other-tenant-0123456789abcdefghij');
+    await other.responses.create({ model: 'gpt-4.1-mini', input: 'what was the secret?' });
+    expect(receivedInput(1)).toEqual([{ role: 'user', content: 'what was the secret?' }]);
+    await other.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'and now?' }] });
+    const messages = (upstream.chatRequests().at(-1)!.json as { messages: { content: unknown }[] }).messages;
+    expect(JSON.stringify(messages)).not.toContain('4711');
+    expect(await storedMessages(contextd, conversation)).toHaveLength(2);
+  });
+
   test("previous_response_id with the conversation header is a 400 naming it, and nothing goes upstream", async () => {
     const client = clientFor(contextd, newConversation());
     const error = await client.responses.create({ model: 'gpt-4.1-mini', input: 'hi', previous_response_id: 'resp_abc' }).catch((e: unknown) => e);
