@@ -14,12 +14,8 @@ export interface ChatRequestBody {
   raw: Record<string, unknown>;
 }
 
-/**
- * Parses and checks what contextd needs of a chat-completion body, once: its
- * nesting depth, then the shapes of its messages. No later step meets a shape
- * it does not expect; the upstream judges the rest.
- */
-export function parseChatRequest(body: Buffer): ChatRequestBody {
+/** A request body as a JSON object, its depth bounded first: what every API's parse starts from. */
+export function parseJsonObject(body: Buffer): Record<string, unknown> {
   checkJsonDepth(body);
   let raw: unknown;
   try {
@@ -30,7 +26,16 @@ export function parseChatRequest(body: Buffer): ChatRequestBody {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new InvalidRequestError('The request body must be a JSON object.', null);
   }
-  const record = raw as Record<string, unknown>;
+  return raw as Record<string, unknown>;
+}
+
+/**
+ * Parses and checks what contextd needs of a chat-completion body, once: its
+ * nesting depth, then the shapes of its messages. No later step meets a shape
+ * it does not expect; the upstream judges the rest.
+ */
+export function parseChatRequest(body: Buffer): ChatRequestBody {
+  const record = parseJsonObject(body);
   const messages = record.messages;
   if (messages === undefined) throw new InvalidRequestError("Missing required parameter: 'messages'.", 'messages', 'missing_required_parameter');
   if (!Array.isArray(messages)) throw new InvalidRequestError("'messages' must be an array.", 'messages', 'invalid_type');

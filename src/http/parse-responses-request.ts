@@ -6,9 +6,9 @@
 // judge and goes as it came.
 
 import type { ChatMessage } from '../domain.js';
-import { InvalidJsonError, InvalidRequestError } from '../errors.js';
+import { InvalidRequestError } from '../errors.js';
 import { checkChatMessages } from './check-chat-messages.js';
-import { checkJsonDepth } from './check-json-depth.js';
+import { parseJsonObject } from './parse-chat-request.js';
 import { itemKind, itemsToMessages } from '../context/response-items.js';
 
 type Json = Record<string, unknown>;
@@ -33,15 +33,7 @@ export interface ResponsesRequestBody {
 const ROLES = new Set(['user', 'assistant', 'system', 'developer']);
 
 export function parseResponsesRequest(body: Buffer): ResponsesRequestBody {
-  checkJsonDepth(body);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(body.toString('utf8'));
-  } catch (error) {
-    throw new InvalidJsonError((error as Error).message);
-  }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new InvalidRequestError('The request body must be a JSON object.', null);
-  const record = raw as Json;
+  const record = parseJsonObject(body);
   const input = record.input;
   if (input === undefined) throw new InvalidRequestError("Missing required parameter: 'input'.", 'input', 'missing_required_parameter');
   if (typeof input !== 'string' && !Array.isArray(input)) throw new InvalidRequestError("Invalid type for 'input': expected a string or an array of items.", 'input', 'invalid_type');

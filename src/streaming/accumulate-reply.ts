@@ -161,15 +161,22 @@ export function createSseReplyAccumulator(options: SseReplyOptions = {}): SseRep
   };
 }
 
-/** Non-streaming: the whole decoded JSON body of a 2xx chat.completion. */
-export function rebuildReplyFromJson(body: Uint8Array): RebuiltReply {
+/** A whole JSON reply body as an object, or, when it is not one, the reply not to store. */
+export function jsonReplyObject(body: Uint8Array): { json: Record<string, unknown> } | { notStored: RebuiltReply } {
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder().decode(body));
   } catch {
-    return incomplete('invalid JSON');
+    return { notStored: incomplete('invalid JSON') };
   }
-  if (!isRecord(json)) return incomplete('malformed reply');
+  return isRecord(json) ? { json } : { notStored: incomplete('malformed reply') };
+}
+
+/** Non-streaming: the whole decoded JSON body of a 2xx chat.completion. */
+export function rebuildReplyFromJson(body: Uint8Array): RebuiltReply {
+  const parsed = jsonReplyObject(body);
+  if ('notStored' in parsed) return parsed.notStored;
+  const { json } = parsed;
   if (json.error !== undefined && json.error !== null) return incomplete('upstream sent an error');
   const completionTokens = completionTokensOf(json.usage);
   const choices = Array.isArray(json.choices) ? json.choices : [];
@@ -315,7 +322,8 @@ function completionTokensOf(usage: unknown): number | undefined {
   return Math.max(0, usage.completion_tokens - reasoning);
 }
 
-function incomplete(reason: string): RebuiltReply {
+/** A reply not to store, and why. */
+export function incomplete(reason: string): RebuiltReply {
   return { message: undefined, completionTokens: undefined, finishReason: undefined, incompleteReason: reason };
 }
 

@@ -11,7 +11,7 @@
 // event, output with no chat form.
 
 import { itemsToMessages } from '../context/response-items.js';
-import type { RebuiltReply, SseReplyAccumulator } from './accumulate-reply.js';
+import { incomplete, jsonReplyObject, type RebuiltReply, type SseReplyAccumulator } from './accumulate-reply.js';
 import { createSseParser, type SseEvent } from './sse-parser.js';
 
 type Json = Record<string, unknown>;
@@ -80,14 +80,8 @@ export function createSseResponseAccumulator(): SseReplyAccumulator {
 
 /** Non-streaming: the whole decoded JSON body of a 2xx `Response`. */
 export function rebuildResponseFromJson(body: Uint8Array): RebuiltReply {
-  let json: unknown;
-  try {
-    json = JSON.parse(new TextDecoder().decode(body));
-  } catch {
-    return incomplete('invalid JSON');
-  }
-  if (!isRecord(json)) return incomplete('malformed reply');
-  return rebuild(json);
+  const parsed = jsonReplyObject(body);
+  return 'notStored' in parsed ? parsed.notStored : rebuild(parsed.json);
 }
 
 function statusOf(terminalType: string): string {
@@ -117,6 +111,3 @@ function outputTokensOf(usage: unknown): number | undefined {
   return Math.max(0, usage.output_tokens - reasoning);
 }
 
-function incomplete(reason: string): RebuiltReply {
-  return { message: undefined, completionTokens: undefined, finishReason: undefined, incompleteReason: reason };
-}
