@@ -5,6 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Pool, type Dispatcher } from 'undici';
+import { isWholeReply } from './apis.js';
 import type { RequestSpec } from './workload.js';
 
 export interface LoadOptions {
@@ -67,8 +68,7 @@ async function send(options: LoadOptions, spec: RequestSpec): Promise<{ totalMs:
   }
   const endedAt = performance.now();
   // Every reply is checked, cheaply: a fast error must never pass for a fast answer.
-  const isComplete = options.stream ? text.endsWith('data: [DONE]\n\n') : text.includes('"finish_reason":"stop"');
-  if (response.statusCode !== 200 || !isComplete) {
+  if (response.statusCode !== 200 || !isWholeReply(spec.api, options.stream, text)) {
     throw new Error(`unexpected reply from ${spec.path}: ${response.statusCode} ${text.slice(0, 500)}`);
   }
   options.onHeaders?.(response.headers);

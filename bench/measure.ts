@@ -11,6 +11,7 @@ import type { Window } from './cpu-profile.js';
 import { openPool, runLoad } from './load.js';
 import { cpuTimeMs, type Child, type UpstreamChild } from './processes.js';
 import { summarize, type PathRow } from './report.js';
+import type { Api } from './apis.js';
 import type { RequestSpec } from './workload.js';
 
 export interface Target {
@@ -19,6 +20,8 @@ export interface Target {
   /** The next request of a worker, given the worker and the number of workers. */
   next: (worker: number, concurrency: number) => RequestSpec;
   isContextd: boolean;
+  /** The API its requests speak: contextd's metrics are read for it. */
+  api: Api;
   stream: boolean;
   /** Whose CPU time is this path's overhead (the proxy's); none for the direct path. */
   proxy?: Child;
@@ -32,6 +35,7 @@ export interface Target {
 
 export interface Slice {
   p50Ms: number;
+  p99Ms: number;
   firstByteP50Ms: number;
   requestsPerSecond: number;
   /** With the time waited for `settle` counted in. */
@@ -45,12 +49,12 @@ interface MetricSnapshot {
   addedCount: number;
 }
 
-/** contextd's own contextd_added_latency_seconds (memory requests), from GET /metrics. */
-async function scrapeAddedLatency(contextd: Child): Promise<MetricSnapshot> {
+/** contextd's own contextd_added_latency_seconds (memory requests of one API), from GET /metrics. */
+async function scrapeAddedLatency(contextd: Child, api: Api): Promise<MetricSnapshot> {
   const res = await request(`${contextd.url}/metrics`);
   const text = await res.body.text();
   const value = (name: string): number => {
-    const line = text.split('\n').find((l) => l.startsWith(`${name}{kind="memory"}`));
+    const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes('kind="memory"') && l.includes(`api="${api}"`));
     return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
   };
   return { addedSumS: value('contextd_added_latency_seconds_sum'), addedCount: value('contextd_added_latency_seconds_count') };
@@ -104,7 +108,7 @@ export class PathRun {
           this.#windowTokens += Number(headers['x-contextd-context-tokens'] ?? 0);
         }
       : undefined;
-    const metricsBefore = this.target.isContextd ? await scrapeAddedLatency(this.target.child) : undefined;
+    const metricsBefore = this.target.isContextd ? await scrapeAddedLatency(this.target.child, this.target.api) : undefined;
     const upstreamBefore = await upstream.stats();
     const proxyCpuBefore = cpuTimeMs(this.target.proxy?.process.pid);
     const upstreamCpuBefore = cpuTimeMs(upstream.process.pid);
@@ -125,12 +129,12 @@ export class PathRun {
     this.#upstreamCpuMs += upstreamCpuMs;
     const upstreamAfter = await upstream.stats();
     if (metricsBefore !== undefined) {
-      const metricsAfter = await scrapeAddedLatency(this.target.child);
+      const metricsAfter = await scrapeAddedLatency(this.target.child, this.target.api);
       this.#addedSumS += metricsAfter.addedSumS - metricsBefore.addedSumS;
       this.#addedCount += metricsAfter.addedCount - metricsBefore.addedCount;
     }
     this.#upstreamBytes += upstreamAfter.bodyBytes - upstreamBefore.bodyBytes;
-    this.#upstreamRequests += upstreamAfter.chatRequests - upstreamBefore.chatRequests;
+    this.#upstreamRequests += upstreamAfter.modelRequests - upstreamBefore.modelRequests;
     this.windows.push({ startUs, endUs });
     this.#totalMs.push(...loaded.totalMs);
     this.#firstByteMs.push(...loaded.firstByteMs);
@@ -138,6 +142,7 @@ export class PathRun {
     const slice = summarize(this.target.name, loaded);
     this.slices.push({
       p50Ms: slice.p50Ms,
+      p99Ms: slice.p99Ms,
       firstByteP50Ms: slice.firstByteP50Ms,
       requestsPerSecond: slice.requestsPerSecond,
       sustainedRequestsPerSecond: (requests / (loaded.wallMs + settleMs)) * 1000,

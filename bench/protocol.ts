@@ -14,7 +14,8 @@ export const FAULT_HEADER = 'x-bench-fault';
 /** The upstream's counters, sent over IPC when the parent asks with `{ type: 'stats' }`. */
 export interface UpstreamStatsMessage {
   type: 'stats';
-  chatRequests: number;
+  /** Chat completions and Responses requests answered. */
+  modelRequests: number;
   /** Request body bytes received, summed: shows that every path sends the upstream the same prompt size. */
   bodyBytes: number;
   /** Connections reset on a `reset-after` fault. */

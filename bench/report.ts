@@ -86,7 +86,8 @@ export function latencyTable(rows: readonly PathRow[]): string {
   );
 }
 
-export function streamingTable(rows: readonly PathRow[], direct: (concurrency: number) => PathRow | undefined): string {
+/** `directOf`: the direct path a row's first byte is compared with (its API's, at its concurrency). */
+export function streamingTable(rows: readonly PathRow[], directOf: (row: PathRow) => PathRow | undefined): string {
   return table(
     ['path (stream: true)', 'conc.', 'requests', 'first byte p50 ms', 'first byte p99 ms', 'added first byte p50 ms', 'total p50 ms', 'total p99 ms', 'req/s'],
     rows.map((row) => [
@@ -95,7 +96,7 @@ export function streamingTable(rows: readonly PathRow[], direct: (concurrency: n
       String(row.requests),
       ms(row.firstByteP50Ms),
       ms(row.firstByteP99Ms),
-      ms(row.firstByteP50Ms - (direct(row.concurrency)?.firstByteP50Ms ?? Number.NaN)),
+      ms(row.firstByteP50Ms - (directOf(row)?.firstByteP50Ms ?? Number.NaN)),
       ms(row.p50Ms),
       ms(row.p99Ms),
       num(row.requestsPerSecond),

@@ -2,22 +2,28 @@
 // short and a long stored history (and the stream: true passes, and on
 // request a contextd at LOG_LEVEL=warn and the plain undici.request floor),
 // measured in interleaved rounds at concurrency 1 and N, reported as ratios
-// against the direct path and the floor of the same run.
+// against the direct path and the floor of the same run. Every path speaks
+// the main API; each other API (--apis: chat completions, the Responses API)
+// adds its own direct, floor and short paths to the same rounds, so its
+// ratios come from the same minutes as the main API's. This file starts the
+// processes, creates the conversations and measures; side-by-side-report.ts
+// writes the tables.
 
 import { mkdtemp, rm } from 'node:fs/promises';
 import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
-import { request, type Pool } from 'undici';
+import type { Api } from './apis.js';
+import { conversationCursor, createConversations, longPlans, shortPlans, storedMessageCount, type ConversationCursor, type ConversationPlan } from './conversations.js';
 import { summarizeProfile } from './cpu-profile.js';
-import { openPool } from './load.js';
 import { interleave, PathRun, type Target } from './measure.js';
 import { cpuTimeMs, startContextd, startFloorProxy, startUpstream, type Child, type ContextdChild, type UpstreamOptions } from './processes.js';
-import { latencyTable, quantiles, ratioTable, streamingTable, verdict, type PathRow, type RatioLine } from './report.js';
-import { DEFAULT_REPLY_TOKENS } from './replies.js';
-import { API_KEY, type RequestSpec, type Turn, type Workload } from './workload.js';
+import { ResponsesWorkload } from './responses-workload.js';
+import { pathNames, type PathNames } from './side-by-side-figures.js';
+import { sideBySideMarkdown, type RequestLogTimes } from './side-by-side-report.js';
+import type { ApiClient, Workload } from './workload.js';
 
 export interface SideBySideSettings {
   concurrency: number;
@@ -51,11 +57,11 @@ export interface SideBySideSettings {
    */
   pacedRequests: number;
   pauseMs: number;
-}
-
-export interface ConversationPlan {
-  id: string;
-  turns: () => Turn[];
+  /**
+   * The APIs measured, the main one first: it gets every path (long, variants,
+   * paced); the others get direct, floor and short, in the same rounds.
+   */
+  apis: readonly Api[];
 }
 
 /** What contextd stores its conversations in, and how the bench gives them their history. */
@@ -108,122 +114,26 @@ export interface SideBySideResult {
   profileDir: string | undefined;
 }
 
-const SETUP_CONCURRENCY = 8;
 const log = (text: string): void => console.log(text);
 
-async function sendSetupTurn(pool: Pool, spec: RequestSpec, expected: string): Promise<void> {
-  const res = await pool.request({ path: spec.path, method: 'POST', headers: spec.headers, body: spec.body });
-  const text = await res.body.text();
-  if (res.statusCode !== 200 || !text.includes(JSON.stringify(expected).slice(1, 40))) {
-    throw new Error(`set-up turn failed: ${res.statusCode} ${text.slice(0, 300)}`);
-  }
-}
-
-/**
- * Each plan's turns sent through contextd, as a client creates its conversations:
- * first every conversation's first turn (each a new conversation, a miss in
- * every store), then the rest, one conversation per worker at a time, its turns
- * in order. First turns go first because FerretDB reads a whole collection per
- * query: a first turn costs what MongoDB holds by then.
- */
-async function createConversations(contextd: Child, workload: Workload, plans: readonly ConversationPlan[]): Promise<void> {
-  const pool = openPool(contextd.url, SETUP_CONCURRENCY);
-  const turns = plans.map((plan) => plan.turns());
-  const inParallel = async (work: (index: number) => Promise<void>): Promise<void> => {
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      for (let index = next++; index < plans.length; index = next++) await work(index);
-    };
-    await Promise.all(Array.from({ length: SETUP_CONCURRENCY }, () => worker()));
-  };
-  await inParallel(async (index) => {
-    const first = turns[index]![0];
-    if (first !== undefined) await sendSetupTurn(pool, workload.setupTurn(plans[index]!.id, first), first.assistant);
-  });
-  await inParallel(async (index) => {
-    for (const turn of turns[index]!.slice(1)) await sendSetupTurn(pool, workload.setupTurn(plans[index]!.id, turn), turn.assistant);
-  });
-  await pool.close();
-}
-
-async function storedMessageCount(contextd: Child, conversation: string): Promise<number> {
-  let count = 0;
-  let after = 0;
-  for (;;) {
-    const res = await request(`${contextd.url}/contextd/v1/conversations/${conversation}/messages?after=${after}&limit=500`, {
-      headers: { authorization: `Bearer ${API_KEY}` },
-    });
-    const page = (await res.body.json()) as { data: unknown[]; has_more: boolean; next_after: number };
-    count += page.data.length;
-    if (!page.has_more) return count;
-    after = page.next_after;
-  }
-}
-
-function shortPlans(settings: SideBySideSettings, workload: Workload, prefix: string): ConversationPlan[] {
-  return Array.from({ length: settings.shortConversations }, (_, n) => ({
-    id: `${prefix}-short-${n}`,
-    turns: () => workload.bigTurns(n + 1).slice(0, settings.shortTurns),
-  }));
-}
-
-function longPlans(settings: SideBySideSettings, workload: Workload, prefix: string): ConversationPlan[] {
-  const big = Math.min(settings.shortTurns, settings.longTurns);
-  return Array.from({ length: settings.longConversations }, (_, n) => ({
-    id: `${prefix}-long-${n}`,
-    // Older turns are short exchanges; the last ones are the size of a short conversation's, so both windows start budget-full.
-    turns: () => [
-      ...Array.from({ length: settings.longTurns - big }, (_, t) => workload.smallTurn(n * 100_000 + t)),
-      ...workload.bigTurns(10_000 + n).slice(0, big),
-    ],
-  }));
-}
-
-interface ConversationCursor {
-  next: (worker: number, concurrency: number) => RequestSpec;
-  /** Requests handed out so far, warm-ups included: each stored one more turn. */
-  issued: () => number;
-}
-
-/**
- * Conversations dealt out so that each belongs to one worker: turns of one
- * conversation never race. Every `workload.options.newEvery`-th request starts
- * a conversation of its own instead (`<newPrefix>-<n>`), its first turn.
- */
-function conversationCursor(workload: Workload, ids: readonly string[], stream: boolean, newPrefix: string): ConversationCursor {
-  const positions = new Map<string, number>();
-  let issued = 0;
-  let started = 0;
-  return {
-    issued: () => issued,
-    next: (worker, concurrency) => {
-      if (ids.length < concurrency) throw new Error(`${ids.length} conversations cannot serve ${concurrency} workers`);
-      if (workload.startsConversation(issued++)) return workload.withMemory(`${newPrefix}-${started++}`, stream);
-      const key = `${concurrency}:${worker}`;
-      const position = positions.get(key) ?? 0;
-      positions.set(key, position + 1);
-      const mine = Math.floor((ids.length - worker - 1) / concurrency) + 1;
-      return workload.withMemory(ids[worker + concurrency * (position % mine)]!, stream);
-    },
-  };
-}
-
-/** contextd's own per-request log lines (info level) between two byte offsets of its log file. */
-function requestLogLines(path: string, fromByte: number, toByte: number): { addedMs: number[]; upstreamMs: number[]; durationMs: number[] } {
+/** contextd's own per-request log lines (info level) between two byte offsets of its log file, by API. */
+function requestLogLines(path: string, fromByte: number, toByte: number): Map<Api, RequestLogTimes> {
   const text = readFileSync(path).subarray(fromByte, toByte).toString('utf8');
-  const out = { addedMs: [] as number[], upstreamMs: [] as number[], durationMs: [] as number[] };
+  const byApi = new Map<Api, RequestLogTimes>();
   for (const line of text.split('\n')) {
     if (!line.startsWith('{')) continue;
-    const entry = JSON.parse(line) as { msg?: string; kind?: string; addedMs?: number; upstreamMs?: number; durationMs?: number };
-    if (entry.msg !== 'request' || entry.kind !== 'memory') continue;
+    const entry = JSON.parse(line) as { msg?: string; kind?: string; api?: Api; addedMs?: number; upstreamMs?: number; durationMs?: number };
+    if (entry.msg !== 'request' || entry.kind !== 'memory' || entry.api === undefined) continue;
+    let out = byApi.get(entry.api);
+    if (out === undefined) byApi.set(entry.api, (out = { addedMs: [], upstreamMs: [], durationMs: [] }));
     if (typeof entry.addedMs === 'number') out.addedMs.push(entry.addedMs);
     if (typeof entry.upstreamMs === 'number') out.upstreamMs.push(entry.upstreamMs);
     if (typeof entry.durationMs === 'number') out.durationMs.push(entry.durationMs);
   }
-  return out;
+  return byApi;
 }
 
-interface ServiceLoad {
+export interface ServiceLoad {
   concurrency: number;
   contextdRequests: number;
   variantRequests: number;
@@ -243,12 +153,36 @@ function commandsPerRequest(before: Map<string, number>, after: Map<string, numb
     .join(', ');
 }
 
+/** The CPU profile of the main contextd, summarised over the measured slices of each named path. */
+function profileLines(profileDir: string, storeTitle: string, phases: Record<string, PathRun[]>): string[] {
+  const file = readdirSync(profileDir).find((name) => name.endsWith('.cpuprofile'));
+  if (file === undefined) throw new Error(`no .cpuprofile in ${profileDir}`);
+  const pct = (share: number): string => `${(share * 100).toFixed(1)}%`;
+  const windows = Object.fromEntries(Object.entries(phases).map(([label, runs]) => [label, runs.flatMap((run) => run.windows)]));
+  // Kept beside the profile, so that it can be summarised again (or opened in DevTools) for those windows.
+  writeFileSync(join(profileDir, 'measured-windows.json'), JSON.stringify(windows));
+  const lines: string[] = [];
+  for (const [label, measured] of Object.entries(windows)) {
+    const summary = summarizeProfile(join(profileDir, file), measured);
+    lines.push(`\n## contextd CPU profile on ${storeTitle}, ${label} path, measured slices only (${summary.sampledMs.toFixed(0)} ms of busy CPU; figures above taken with the profiler on)\n`);
+    lines.push('by stage (inclusive, overlapping):\n' + summary.byStage.map((entry) => `  ${pct(entry.share).padStart(6)}  ${entry.label}`).join('\n'));
+    lines.push('\nby area:\n' + summary.byArea.map((entry) => `  ${pct(entry.share).padStart(6)}  ${entry.area}`).join('\n'));
+    lines.push('\nself time:\n' + summary.bySelf.map((entry) => `  ${pct(entry.share).padStart(6)}  ${entry.frame}`).join('\n'));
+    lines.push('\ninclusive time:\n' + summary.byInclusive.map((entry) => `  ${pct(entry.share).padStart(6)}  ${entry.frame}`).join('\n'));
+  }
+  return lines;
+}
+
 export async function sideBySide(settings: SideBySideSettings, store: StoreUnderTest, workload: Workload): Promise<SideBySideResult> {
   const loadAtStart = loadavg()[0] ?? 0;
   const runDir = await mkdtemp(join(tmpdir(), 'contextd-bench-run-'));
   const children: Child[] = [];
   const n = settings.concurrency;
   const services = store.services ?? [];
+  const [mainApi, ...otherApis] = settings.apis;
+  if (mainApi === undefined) throw new Error('no API to measure');
+  const clients: Record<Api, ApiClient> = { chat: workload, responses: new ResponsesWorkload(workload) };
+  const client = clients[mainApi];
   try {
     const upstream = await startUpstream(settings.upstream);
     children.push(upstream);
@@ -277,20 +211,26 @@ export async function sideBySide(settings: SideBySideSettings, store: StoreUnder
     if (quiet !== undefined) children.push(quiet);
 
     const prefix = `bench${Date.now().toString(36)}`;
-    const shorts = shortPlans(settings, workload, prefix);
-    const longs = longPlans(settings, workload, prefix);
-    const quietShorts = shortPlans(settings, workload, `${prefix}w`);
+    const shortSize = { conversations: settings.shortConversations, turns: settings.shortTurns };
+    const longSize = { conversations: settings.longConversations, turns: settings.longTurns };
+    const shorts = shortPlans(workload, shortSize, prefix);
+    const longs = longPlans(workload, longSize, settings.shortTurns, prefix);
+    const quietShorts = shortPlans(workload, shortSize, `${prefix}w`);
+    // Each other API's short path has conversations of its own, created on that API.
+    const otherShorts = new Map(otherApis.map((api) => [api, shortPlans(workload, shortSize, `${prefix}-${api}`)]));
     const seedDirectly = settings.seedDirectly && store.seed !== undefined;
-    const prepare = async (target: Child, plans: readonly ConversationPlan[], seed: ((plans: readonly ConversationPlan[]) => Promise<void>) | undefined): Promise<number> => {
+    const prepare = async (target: Child, plans: readonly ConversationPlan[], seed: ((plans: readonly ConversationPlan[]) => Promise<void>) | undefined, on = client): Promise<number> => {
       const startedAt = performance.now();
-      await (seedDirectly && seed !== undefined ? seed(plans) : createConversations(target, workload, plans));
+      await (seedDirectly && seed !== undefined ? seed(plans) : createConversations(target, on, plans));
       return (performance.now() - startedAt) / 1000;
     };
     const shortSetupS = await prepare(contextd, shorts, store.seed);
     const longSetupS = await prepare(contextd, longs, store.seed);
+    const otherSetupS = new Map<Api, number>();
+    for (const [api, plans] of otherShorts) otherSetupS.set(api, await prepare(contextd, plans, store.seed, clients[api]));
     if (quiet !== undefined) await prepare(quiet, quietShorts, store.seed);
-    const variantShorts = shortPlans(settings, workload, `${prefix}v`);
-    const variantLongs = longPlans(settings, workload, `${prefix}v`);
+    const variantShorts = shortPlans(workload, shortSize, `${prefix}v`);
+    const variantLongs = longPlans(workload, longSize, settings.shortTurns, `${prefix}v`);
     if (variant !== undefined && variantContextd !== undefined) await prepare(variantContextd, [...variantShorts, ...variantLongs], variant.seed);
     // What set-up left to the flusher is done before anything is measured.
     await store.settle?.().catch((error: unknown) => {
@@ -299,39 +239,49 @@ export async function sideBySide(settings: SideBySideSettings, store: StoreUnder
     const longStored = await storedMessageCount(contextd, longs[0]!.id);
     log(
       `set-up (not measured${seedDirectly ? ', seeded into the stores directly (--seed-directly)' : ', turns sent through contextd'}): ${shorts.length} short conversations of ${settings.shortTurns} turns in ${shortSetupS.toFixed(1)} s, ` +
-        `${longs.length} long conversations of ${settings.longTurns} turns in ${longSetupS.toFixed(1)} s (${longStored} messages stored in the first).`,
+        `${longs.length} long conversations of ${settings.longTurns} turns in ${longSetupS.toFixed(1)} s (${longStored} messages stored in the first)` +
+        [...otherSetupS].map(([api, seconds]) => `, ${otherShorts.get(api)!.length} short conversations on ${api} in ${seconds.toFixed(1)} s`).join('') +
+        '.',
     );
 
     const settle = store.settle === undefined ? {} : { settle: store.settle };
-    const shortCursor = conversationCursor(workload, shorts.map((p) => p.id), false, `${prefix}-new-s`);
-    const longCursor = conversationCursor(workload, longs.map((p) => p.id), false, `${prefix}-new-l`);
-    const quietCursor = conversationCursor(workload, quietShorts.map((p) => p.id), false, `${prefix}w-new-s`);
-    const names = {
-      direct: 'direct',
-      floor: 'floor (undici pass-through)',
-      plainFloor: 'floor done plainly (undici.request + pipe)',
-      short: `contextd short (${settings.shortTurns} turns)`,
-      long: `contextd long (${settings.longTurns} turns)`,
-      quiet: 'contextd short, LOG_LEVEL=warn',
-      variantShort: `contextd short, ${variant?.label ?? ''}`,
-      variantLong: `contextd long, ${variant?.label ?? ''}`,
+    const turns = { short: settings.shortTurns, long: settings.longTurns };
+    const namesOf = (api: Api): PathNames => pathNames(api, turns, variant?.label);
+    const names = namesOf(mainApi);
+    /** An API's direct, floor and short contextd paths; `ids`: the short path's conversations. */
+    const basicPaths = (api: Api, ids: readonly string[], stream: boolean, newPrefix: string): { targets: Target[]; cursor: ConversationCursor } => {
+      const apiClient = clients[api];
+      const apiNames = namesOf(api);
+      const cursor = conversationCursor(apiClient, ids, stream, newPrefix);
+      const direct = (): ReturnType<ApiClient['direct']> => apiClient.direct(stream);
+      return {
+        cursor,
+        targets: [
+          { name: apiNames.direct, child: upstream, api, next: direct, isContextd: false, stream },
+          { name: apiNames.floor, child: floor, proxy: floor, api, next: direct, isContextd: false, stream },
+          { name: apiNames.short, child: contextd, proxy: contextd, api, next: cursor.next, isContextd: true, stream, ...settle },
+        ],
+      };
     };
-    const targets: Target[] = [
-      { name: names.direct, child: upstream, next: () => workload.direct(false), isContextd: false, stream: false },
-      { name: names.floor, child: floor, proxy: floor, next: () => workload.direct(false), isContextd: false, stream: false },
-      { name: names.short, child: contextd, proxy: contextd, next: shortCursor.next, isContextd: true, stream: false, ...settle },
-      { name: names.long, child: contextd, proxy: contextd, next: longCursor.next, isContextd: true, stream: false, ...settle },
-    ];
+    const shortIdsOf = (api: Api): string[] => (api === mainApi ? shorts : otherShorts.get(api)!).map((plan) => plan.id);
+    const main = basicPaths(mainApi, shortIdsOf(mainApi), false, `${prefix}-new-s`);
+    const longCursor = conversationCursor(client, longs.map((p) => p.id), false, `${prefix}-new-l`);
+    // The main API's four first: the paced pass takes them.
+    const targets: Target[] = [...main.targets, { name: names.long, child: contextd, proxy: contextd, api: mainApi, next: longCursor.next, isContextd: true, stream: false, ...settle }];
+    for (const api of otherApis) targets.push(...basicPaths(api, shortIdsOf(api), false, `${prefix}-${api}-new-s`).targets);
     if (variantContextd !== undefined) {
-      const shortNext = conversationCursor(workload, variantShorts.map((p) => p.id), false, `${prefix}v-new-s`).next;
-      const longNext = conversationCursor(workload, variantLongs.map((p) => p.id), false, `${prefix}v-new-l`).next;
+      const shortNext = conversationCursor(client, variantShorts.map((p) => p.id), false, `${prefix}v-new-s`).next;
+      const longNext = conversationCursor(client, variantLongs.map((p) => p.id), false, `${prefix}v-new-l`).next;
       targets.push(
-        { name: names.variantShort, child: variantContextd, proxy: variantContextd, next: shortNext, isContextd: true, stream: false },
-        { name: names.variantLong, child: variantContextd, proxy: variantContextd, next: longNext, isContextd: true, stream: false },
+        { name: names.variantShort, child: variantContextd, proxy: variantContextd, api: mainApi, next: shortNext, isContextd: true, stream: false },
+        { name: names.variantLong, child: variantContextd, proxy: variantContextd, api: mainApi, next: longNext, isContextd: true, stream: false },
       );
     }
-    if (quiet !== undefined) targets.push({ name: names.quiet, child: quiet, proxy: quiet, next: quietCursor.next, isContextd: true, stream: false, ...settle });
-    if (plainFloor !== undefined) targets.push({ name: names.plainFloor, child: plainFloor, proxy: plainFloor, next: () => workload.direct(false), isContextd: false, stream: false });
+    if (quiet !== undefined) {
+      const quietNext = conversationCursor(client, quietShorts.map((p) => p.id), false, `${prefix}w-new-s`).next;
+      targets.push({ name: names.quiet, child: quiet, proxy: quiet, api: mainApi, next: quietNext, isContextd: true, stream: false, ...settle });
+    }
+    if (plainFloor !== undefined) targets.push({ name: names.plainFloor, child: plainFloor, proxy: plainFloor, api: mainApi, next: () => client.direct(false), isContextd: false, stream: false });
 
     const serviceLoads: ServiceLoad[] = [];
     /** Every path at one concurrency: warm each, then interleaved rounds. */
@@ -384,236 +334,50 @@ export async function sideBySide(settings: SideBySideSettings, store: StoreUnder
       },
     });
     await delay(200);
-    const infoLog = settings.logLevel === 'info' ? requestLogLines(logPath, measuredFromByte, statSync(logPath).size) : undefined;
+    const requestLogs = settings.logLevel === 'info' ? requestLogLines(logPath, measuredFromByte, statSync(logPath).size) : new Map<Api, RequestLogTimes>();
     const cn = await pass(targets, n, settings.requests);
 
-    let pacedRuns: PathRun[] = [];
+    let paced: PathRun[] = [];
     if (settings.pacedRequests > 0) {
       log(`\nmeasuring at concurrency 1, ${settings.pauseMs} ms idle after each response:`);
-      pacedRuns = await pass(targets.slice(0, 4), 1, settings.pacedRequests, { warmup: 50, pauseMs: settings.pauseMs });
+      paced = await pass(targets.slice(0, 4), 1, settings.pacedRequests, { warmup: 50, pauseMs: settings.pauseMs });
     }
 
-    let streamRuns: PathRun[] = [];
-    let streamCursor: ConversationCursor | undefined;
+    let streamC1: PathRun[] = [];
+    let streamCn: PathRun[] = [];
+    let mainStreamCursor: ConversationCursor | undefined;
     if (settings.stream) {
-      streamCursor = conversationCursor(workload, shorts.map((p) => p.id), true, `${prefix}-new-stream`);
-      const streamTargets: Target[] = [
-        { ...targets[0]!, next: () => workload.direct(true), stream: true },
-        { ...targets[1]!, next: () => workload.direct(true), stream: true },
-        { ...targets[2]!, next: streamCursor.next, stream: true },
-      ];
+      const streamPaths = settings.apis.map((api) => basicPaths(api, shortIdsOf(api), true, `${prefix}-${api}-new-stream`));
+      mainStreamCursor = streamPaths[0]!.cursor;
+      const streamTargets = streamPaths.flatMap((paths) => paths.targets);
       log('\nmeasuring stream: true:');
-      streamRuns = [...(await pass(streamTargets, 1, Math.ceil(settings.requestsC1 / 2))), ...(await pass(streamTargets, n, Math.ceil(settings.requests / 2)))];
+      streamC1 = await pass(streamTargets, 1, Math.ceil(settings.requestsC1 / 2));
+      streamCn = await pass(streamTargets, n, Math.ceil(settings.requests / 2));
     }
 
-    const profileRuns = [...c1, ...cn].filter((run) => run.target.child === contextd);
     await Promise.all(children.map((child) => child.stop()));
     children.length = 0;
 
-    // ---- report ----
-    // Figures are computed per pass: 0 is concurrency 1, 1 concurrency N, 2 the paced pass.
-    const passes = [c1, cn, pacedRuns];
-    const columns = [0, 1];
-    const runOf = (name: string, column: number): PathRun | undefined => passes[column]?.find((run) => run.target.name === name);
-    const rowOf = new Map<PathRun, PathRow>([...c1, ...cn, ...pacedRuns, ...streamRuns].map((run) => [run, run.row()]));
-    const row = (name: string, column: number): PathRow | undefined => {
-      const run = runOf(name, column);
-      return run === undefined ? undefined : rowOf.get(run);
-    };
-    for (const r of [...rowOf.values()].filter((r) => r.path === names.direct || r.path === names.floor || r.path === names.plainFloor)) {
-      const every = settings.newEvery;
-      r.promptMessages = every > 0 ? ((settings.shortTurns * 2 + 2) * (every - 1) + 2) / every : settings.shortTurns * 2 + 2;
-      r.promptTokens = workload.directMeanPromptTokens;
-    }
-
-    // A figure for the whole pass, and the same figure for each round, whose range is the spread.
-    type Field = 'p50Ms' | 'requestsPerSecond' | 'sustainedRequestsPerSecond' | 'proxyCpuMsPerRequest' | 'upstreamCpuMsPerRequest';
-    type Figure = (get: (name: string, field: Field) => number) => number;
-    const value = (figure: Figure, c: number): number => figure((name, field) => row(name, c)?.[field] ?? Number.NaN);
-    const spread = (figure: Figure, c: number): { min: number; median: number; max: number } => {
-      const perRound = Array.from({ length: settings.rounds }, (_, r) =>
-        figure((name, field) => {
-          const slice = runOf(name, c)?.slices[r];
-          return slice === undefined ? Number.NaN : (slice[field] ?? Number.NaN);
-        }),
-      ).filter(Number.isFinite);
-      const { p50 } = quantiles(perRound);
-      return { min: Math.min(...perRound), median: p50, max: Math.max(...perRound) };
-    };
-    const p50 = (name: string): Figure => (get) => get(name, 'p50Ms');
-    const added = (name: string): Figure => (get) => get(name, 'p50Ms') - get(names.direct, 'p50Ms');
-    const over = (a: Figure, b: Figure): Figure => (get) => a(get) / b(get);
-    const field = (name: string, f: Field): Figure => (get) => get(name, f);
-    // Throughput counts the time the flusher needed after each slice (see Target.settle): what can be sustained.
-    const rps = (name: string): Figure => field(name, 'sustainedRequestsPerSecond');
-    const cpu = (name: string): Figure => field(name, 'proxyCpuMsPerRequest');
-    const upstreamCpu = (name: string): Figure => field(name, 'upstreamCpuMsPerRequest');
-    const figures: { name: string; figure: Figure; format: 'ms' | 'ratio'; target?: { limit: number; kind: 'at most' | 'at least'; judgedAtColumn: number } }[] = [
-      { name: 'floor added p50 (floor − direct), ms', figure: added(names.floor), format: 'ms' },
-      { name: 'contextd short added p50 (short − direct), ms', figure: added(names.short), format: 'ms' },
-      { name: 'contextd long added p50 (long − direct), ms', figure: added(names.long), format: 'ms' },
-      { name: '**short added / floor added**', figure: over(added(names.short), added(names.floor)), format: 'ratio', target: { limit: 2, kind: 'at most', judgedAtColumn: 0 } },
-      { name: '**long added / floor added**', figure: over(added(names.long), added(names.floor)), format: 'ratio', target: { limit: 2, kind: 'at most', judgedAtColumn: 0 } },
-      { name: '**long p50 / short p50**', figure: over(p50(names.long), p50(names.short)), format: 'ratio', target: { limit: 1.1, kind: 'at most', judgedAtColumn: 0 } },
-      { name: 'long added / short added', figure: over(added(names.long), added(names.short)), format: 'ratio' },
-      { name: '**short req/s / floor req/s**', figure: over(rps(names.short), rps(names.floor)), format: 'ratio', target: { limit: 0.5, kind: 'at least', judgedAtColumn: 1 } },
-      { name: '**long req/s / floor req/s**', figure: over(rps(names.long), rps(names.floor)), format: 'ratio', target: { limit: 0.5, kind: 'at least', judgedAtColumn: 1 } },
-      { name: 'floor req/s / direct req/s', figure: over(rps(names.floor), rps(names.direct)), format: 'ratio' },
-      { name: 'CPU per request: short / floor', figure: over(cpu(names.short), cpu(names.floor)), format: 'ratio' },
-      { name: 'CPU per request: long / floor', figure: over(cpu(names.long), cpu(names.floor)), format: 'ratio' },
-      { name: 'upstream CPU per request: short / direct', figure: over(upstreamCpu(names.short), upstreamCpu(names.direct)), format: 'ratio' },
-      { name: 'upstream CPU per request: long / direct', figure: over(upstreamCpu(names.long), upstreamCpu(names.direct)), format: 'ratio' },
-    ];
-    if (store.settle !== undefined) {
-      const repliesOnly = (name: string): Figure => field(name, 'requestsPerSecond');
-      figures.push(
-        { name: 'short req/s, replies only (flushing left out) / floor req/s', figure: over(repliesOnly(names.short), rps(names.floor)), format: 'ratio' },
-        { name: 'long req/s, replies only (flushing left out) / floor req/s', figure: over(repliesOnly(names.long), rps(names.floor)), format: 'ratio' },
-      );
-    }
-    if (plainFloor !== undefined) {
-      figures.push(
-        { name: 'floor done plainly: added p50, ms', figure: added(names.plainFloor), format: 'ms' },
-        { name: 'floor done plainly / floor: added p50', figure: over(added(names.plainFloor), added(names.floor)), format: 'ratio' },
-        { name: 'floor done plainly / floor: CPU per request', figure: over(cpu(names.plainFloor), cpu(names.floor)), format: 'ratio' },
-      );
-    }
-    if (variant !== undefined) {
-      const label = variant.label;
-      figures.push(
-        { name: `${label}: short added p50, ms`, figure: added(names.variantShort), format: 'ms' },
-        { name: `${label}: long added p50, ms`, figure: added(names.variantLong), format: 'ms' },
-        { name: `${label}: short added / floor added`, figure: over(added(names.variantShort), added(names.floor)), format: 'ratio' },
-        { name: `${label}: long added / floor added`, figure: over(added(names.variantLong), added(names.floor)), format: 'ratio' },
-        { name: `${label}: long p50 / short p50`, figure: over(p50(names.variantLong), p50(names.variantShort)), format: 'ratio' },
-        { name: `${label}: short req/s / floor req/s`, figure: over(rps(names.variantShort), rps(names.floor)), format: 'ratio' },
-        { name: `${label}: long req/s / floor req/s`, figure: over(rps(names.variantLong), rps(names.floor)), format: 'ratio' },
-        { name: `${label}: CPU per request, short / floor`, figure: over(cpu(names.variantShort), cpu(names.floor)), format: 'ratio' },
-        { name: `short added p50: ${store.shortTitle} − ${label}, ms`, figure: (get) => get(names.short, 'p50Ms') - get(names.variantShort, 'p50Ms'), format: 'ms' },
-        { name: `long added p50: ${store.shortTitle} − ${label}, ms`, figure: (get) => get(names.long, 'p50Ms') - get(names.variantLong, 'p50Ms'), format: 'ms' },
-      );
-    }
-    if (quiet !== undefined) {
-      figures.push(
-        { name: 'short at LOG_LEVEL=warn (no request log line): added p50, ms', figure: added(names.quiet), format: 'ms' },
-        { name: 'short at warn: added / floor added', figure: over(added(names.quiet), added(names.floor)), format: 'ratio' },
-        { name: `request log line: ${settings.logLevel} p50 − warn p50, ms`, figure: (get) => get(names.short, 'p50Ms') - get(names.quiet, 'p50Ms'), format: 'ms' },
-        { name: `request log line: ${settings.logLevel} CPU − warn CPU per request, ms`, figure: (get) => get(names.short, 'proxyCpuMsPerRequest') - get(names.quiet, 'proxyCpuMsPerRequest'), format: 'ms' },
-        { name: 'short at warn: req/s / floor req/s', figure: over(rps(names.quiet), rps(names.floor)), format: 'ratio' },
-      );
-    }
-    const lines: RatioLine[] = figures.map((f) => ({
-      name: f.name,
-      format: f.format,
-      values: columns.map((c) => value(f.figure, c)),
-      spreads: columns.map((c) => spread(f.figure, c)),
-      ...(f.target === undefined ? {} : { target: f.target }),
-    }));
-
-    const shortEnd = settings.shortTurns + Math.round((shortCursor.issued() + (streamCursor?.issued() ?? 0)) / shorts.length);
     // (issued() counts the new conversations' first turns too: "about".)
+    const shortEnd = settings.shortTurns + Math.round((main.cursor.issued() + (mainStreamCursor?.issued() ?? 0)) / shorts.length);
     const longEnd = settings.longTurns + Math.round(longCursor.issued() / longs.length);
-    const markdown: string[] = [];
-    const emit = (text: string): void => {
-      markdown.push(text);
-    };
-    emit(
-      `${cpus().length} CPUs, node ${process.version}, load average ${loadAtStart.toFixed(2)} at start and ${(loadavg()[0] ?? 0).toFixed(2)} at the end. ` +
-        `Fake upstream, floor proxy and contextd each in their own process, load generated by the parent; paths measured in ${settings.rounds} interleaved rounds ` +
-        `(${settings.warmup} warm-up requests per path, then ${settings.requestsC1} at concurrency 1 and ${settings.requests} at concurrency ${n}). ` +
-        `The fake upstream answers every request with ${settings.upstream.replyTokens ?? DEFAULT_REPLY_TOKENS} tokens of prose (streams: one token per SSE event, ` +
-        `${(settings.upstream.eventsPerWrite ?? 1) === 1 ? 'each event a write of its own' : `${settings.upstream.eventsPerWrite} events per write`}). ` +
-        `contextd on ${store.title} at LOG_LEVEL=${settings.logLevel}${settings.logLevel === 'info' ? " (its default: a log line per request)" : ' (flattering: no request log line)'}${quiet === undefined ? '' : ', one extra path at warn'}, ` +
-        `rolling summaries ${settings.summaries ? 'on' : 'off (summary.enabled: false)'}${store.storage === undefined ? '' : ', store timeouts as configured below'}. ` +
-        `Each measured contextd request appends a turn to one of a fixed set of conversations, each owned by one worker: ` +
-        `${shorts.length} short ones (${settings.shortTurns} turns at start, about ${shortEnd} at the end) and ${longs.length} long ones ` +
-        `(${settings.longTurns} turns at start, about ${longEnd} at the end, of which ${store.keeps})` +
-        (settings.newEvery > 0 ? `; every ${settings.newEvery}th request starts a new conversation instead (its first turn), and every ${settings.newEvery}th direct or floor request sends no history. ` : '. ') +
-        (seedDirectly
-          ? 'Their starting history was written into the stores directly, as contextd stores it (--seed-directly; not measured). '
-          : 'Their starting history was sent through contextd (not measured), first turns first. ') +
-        (variant === undefined
-          ? ''
-          : `In the same rounds, short and long paths on a second contextd with ${variant.label} (same servers, a database of its own, conversations created alike). `) +
-        (store.settle === undefined
-          ? ''
-          : `After each slice of ${store.title}'s paths the bench waits until the flusher has moved every turn to MongoDB, so that work is charged to that slice, not the next path's; ` +
-            `req/s counts that wait (what can be sustained), "replies only" leaves it out. `) +
-        `"upstream msgs/tokens" is what the upstream was sent (contextd's window, or the client's own history); in brackets, the same figure computed per round: lowest–highest and median.\n`,
-    );
-    emit(latencyTable([...c1, ...cn].map((run) => rowOf.get(run)!)));
-    emit('');
-    emit(ratioTable(['concurrency 1', `concurrency ${n}`], lines));
-    const judged = lines.filter((line) => line.target !== undefined);
-    const verdicts: TargetVerdict[] = judged.map((line) => {
-      const target = line.target!;
-      const judgedValue = line.values[target.judgedAtColumn];
-      return { name: line.name.replace(/\*/g, ''), value: judgedValue, limit: target.limit, kind: target.kind, verdict: verdict(judgedValue, target) };
+    const { markdown, verdicts } = sideBySideMarkdown({
+      settings,
+      store,
+      loadAtStart,
+      namesOf,
+      passes: { c1, cn, paced, streamC1, streamCn },
+      conversations: { shorts: shorts.length, shortEnd, longs: longs.length, longEnd, seedDirectly },
+      extras: { quiet: quiet !== undefined, plainFloor: plainFloor !== undefined, ...(variant === undefined ? {} : { variantLabel: variant.label }) },
+      serviceLoads,
+      requestLogs,
+      directPrompt: { tokens: workload.directMeanPromptTokens },
     });
-    emit(`\n**Targets** (latency at concurrency 1, throughput at concurrency ${n}): ${verdicts.map((v) => `${v.name}: ${v.verdict}`).join('; ')}`);
-    if (pacedRuns.length > 0) {
-      // The latency figures only, without targets: this pass explains the concurrency-1 figures, it does not replace them.
-      const pacedLines: RatioLine[] = figures.slice(0, 7).map((f) => ({ name: f.name.replace(/\*/g, ''), format: f.format, values: [value(f.figure, 2)], spreads: [spread(f.figure, 2)] }));
-      emit('');
-      emit(
-        `Paced, concurrency 1: ${settings.pacedRequests} requests per path, each response followed by ${settings.pauseMs} ms of idle, so the previous turn's ` +
-          `background work (its store writes, the flush to MongoDB) is done before the next request arrives. Request path alone; compare with concurrency 1 above.\n`,
-      );
-      emit(latencyTable(pacedRuns.map((run) => ({ ...rowOf.get(run)!, path: `${run.target.name}, ${settings.pauseMs} ms apart` }))));
-      emit('');
-      emit(ratioTable([`concurrency 1, ${settings.pauseMs} ms apart`], pacedLines));
-    }
-    if (serviceLoads.length > 0) {
-      emit('');
-      if (variant !== undefined) {
-        emit(
-          `Per contextd request: ${services.map((service) => `${service.name} ${service.servesVariant ? `over every contextd's requests (${variant.label} included)` : `over ${store.shortTitle}' requests`}`).join(', ')}; ` +
-            `redis commands over every contextd's requests, the others over ${store.shortTitle}'.\n`,
-        );
-      }
-      emit(
-        [
-          `| concurrency | contextd requests measured | ${services.map((service) => `${service.name} CPU ms per contextd request`).join(' | ')} | store commands per contextd request (µs: the server's own time) | at the end of the pass |`,
-          `| ---: | ---: | ${services.map(() => '---:').join(' | ')} | --- | --- |`,
-          ...serviceLoads.map(
-            (load) => `| ${load.concurrency} | ${load.contextdRequests}${variant === undefined ? '' : ` + ${load.variantRequests} (${variant.label})`} | ${load.cpuMsPerRequest.map((v) => (Number.isFinite(v) ? v.toFixed(3) : '–')).join(' | ')} | ${load.commands} | ${load.note} |`,
-          ),
-        ].join('\n'),
-      );
-    }
-    if (streamRuns.length > 0) {
-      emit('');
-      emit(streamingTable(streamRuns.map((run) => rowOf.get(run)!), (c) => streamRuns.map((run) => rowOf.get(run)!).find((r) => r.path === names.direct && r.concurrency === c)));
-    }
-    if (infoLog !== undefined) {
-      const [a, u, d] = [quantiles(infoLog.addedMs), quantiles(infoLog.upstreamMs), quantiles(infoLog.durationMs)];
-      emit(
-        `\ncontextd's own request log (the info contextd, measured concurrency-1 requests only, ${infoLog.addedMs.length} of them): ` +
-          `addedMs (request in → sent upstream) p50 ${a.p50} / p99 ${a.p99}; upstreamMs (sent → upstream response head) p50 ${u.p50} / p99 ${u.p99}; ` +
-          `durationMs (whole request, relay and reply tee included) p50 ${d.p50} / p99 ${d.p99}.`,
-      );
-    }
 
-    const profile: string[] = [];
-    if (settings.profile) {
-      const file = readdirSync(profileDir).find((name) => name.endsWith('.cpuprofile'));
-      if (file === undefined) throw new Error(`no .cpuprofile in ${profileDir}`);
-      const pct = (share: number): string => `${(share * 100).toFixed(1)}%`;
-      const phases = {
-        short: profileRuns.filter((run) => run.target.name === names.short).flatMap((run) => run.windows),
-        long: profileRuns.filter((run) => run.target.name === names.long).flatMap((run) => run.windows),
-      };
-      // Kept beside the profile, so that it can be summarised again (or opened in DevTools) for those windows.
-      writeFileSync(join(profileDir, 'measured-windows.json'), JSON.stringify(phases));
-      for (const [label, windows] of Object.entries(phases)) {
-        const summary = summarizeProfile(join(profileDir, file), windows);
-        profile.push(`\n## contextd CPU profile on ${store.title}, ${label} path, measured slices only (${summary.sampledMs.toFixed(0)} ms of busy CPU; figures above taken with the profiler on)\n`);
-        profile.push('by stage (inclusive, overlapping):\n' + summary.byStage.map((entry) => `  ${pct(entry.share).padStart(6)}  ${entry.label}`).join('\n'));
-        profile.push('\nby area:\n' + summary.byArea.map((entry) => `  ${pct(entry.share).padStart(6)}  ${entry.area}`).join('\n'));
-        profile.push('\nself time:\n' + summary.bySelf.map((entry) => `  ${pct(entry.share).padStart(6)}  ${entry.frame}`).join('\n'));
-        profile.push('\ninclusive time:\n' + summary.byInclusive.map((entry) => `  ${pct(entry.share).padStart(6)}  ${entry.frame}`).join('\n'));
-      }
-    }
+    const ofContextd = (name: string): PathRun[] => [...c1, ...cn].filter((run) => run.target.child === contextd && run.target.name === name);
+    const phases: Record<string, PathRun[]> = { short: ofContextd(names.short), long: ofContextd(names.long) };
+    for (const api of otherApis) phases[`${api} short`] = ofContextd(namesOf(api).short);
+    const profile = settings.profile ? profileLines(profileDir, store.title, phases) : [];
     return { markdown, verdicts, profile, profileDir: settings.profile ? runDir : undefined };
   } finally {
     await Promise.all(children.map((child) => child.stop()));

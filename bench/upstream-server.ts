@@ -1,14 +1,16 @@
 // The benchmark's upstream, in its own process so that its CPU is not the load
 // generator's or the proxy's. Prints {"url": ...} on its first stdout line.
 //
-// It answers chat completions as OpenAI does, with a reply of about 300 tokens
-// of prose (`--reply-tokens`), one of a fixed pool chosen by the last user
-// message, so a reply can be checked against what its request should get.
-// Streams send one token per SSE event (content deltas cut at o200k_base token
-// boundaries, as OpenAI's are), each write on its own turn of the event loop
-// (`--events-per-write`, default 1), so a proxy meets the reply in the pieces
-// a real one arrives in. It never tokenizes a request: its cost per request
-// does not grow with the prompt beyond parsing the JSON.
+// It answers chat completions and the Responses API as OpenAI does (the bodies
+// and events: chat-reply.ts, responses-reply.ts), with a reply of about 300
+// tokens of prose (`--reply-tokens`), one of a fixed pool chosen by the last
+// user message, so a reply can be checked against what its request should get;
+// both APIs send the same replies. Streams send one token per SSE event
+// (deltas cut at o200k_base token boundaries, as OpenAI's are), each write on
+// its own turn of the event loop (`--events-per-write`, default 1), so a proxy
+// meets the reply in the pieces a real one arrives in. It never tokenizes a
+// request: its cost per request does not grow with the prompt beyond parsing
+// the JSON.
 //
 // Per request, from headers the proxies forward like any other:
 //   x-bench-reply   a scripted reply (base64url UTF-8), for set-up turns;
@@ -23,9 +25,11 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { setImmediate as nextTurn, setTimeout as delay } from 'node:timers/promises';
-import { decode, encode } from 'gpt-tokenizer/encoding/o200k_base';
+import { chatCompletionEvents, chatCompletionJson, lastChatUserText } from './chat-reply.js';
 import { DEFAULT_REPLY_TOKENS, replyIndex, replyTexts } from './replies.js';
 import { FAULT_HEADER, REPLY_HEADER, type ListeningLine, type UpstreamStatsMessage } from './protocol.js';
+import { lastResponsesUserText, responsesEcho, responsesEvents, responsesJson } from './responses-reply.js';
+import { replyOf, type Reply, type ReplyMeta } from './upstream-reply.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -35,39 +39,18 @@ const { values: flags } = parseArgs({
 });
 const REPLY_TOKENS = Number(flags['reply-tokens']);
 const EVENTS_PER_WRITE = Math.max(1, Number(flags['events-per-write']));
-const FINGERPRINT = 'fp_bench_upstream';
 
-interface Reply {
-  text: string;
-  /** JSON string literals of the streamed deltas, one o200k_base token each. */
-  pieces: readonly string[];
-  completionTokens: number;
-}
-
-function replyOf(text: string): Reply {
-  const tokens = encode(text);
-  let pieces = tokens.map((token) => decode([token]));
-  // Prose is ASCII, so tokens decode one by one; should one not, send words instead.
-  if (pieces.join('') !== text) pieces = text.match(/\s*\S+/g) ?? [text];
-  return { text, pieces: pieces.map((piece) => JSON.stringify(piece)), completionTokens: tokens.length };
-}
-
-let chatRequests = 0;
+let modelRequests = 0;
 let bodyBytes = 0;
 let resets = 0;
 let sequence = 0;
 
-function lastUserText(body: { messages?: unknown }): string {
-  const messages = Array.isArray(body.messages) ? (body.messages as { role?: unknown; content?: unknown }[]) : [];
-  for (let i = messages.length - 1; i >= 0; i--) {
-    const message = messages[i];
-    if (message?.role !== 'user') continue;
-    return typeof message.content === 'string' ? message.content : JSON.stringify(message.content ?? '');
-  }
-  return '';
+interface Fault {
+  resetAfter?: number;
+  paceMs?: number;
 }
 
-function parseFault(value: string | string[] | undefined): { resetAfter?: number; paceMs?: number } {
+function parseFault(value: string | string[] | undefined): Fault {
   if (typeof value !== 'string') return {};
   const [name, arg] = value.split('=');
   if (name === 'reset-after') return { resetAfter: Number(arg) };
@@ -75,40 +58,48 @@ function parseFault(value: string | string[] | undefined): { resetAfter?: number
   return {};
 }
 
-function usageJson(promptTokens: number, completionTokens: number): string {
-  return `{"prompt_tokens":${promptTokens},"completion_tokens":${completionTokens},"total_tokens":${promptTokens + completionTokens},"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}`;
+/** Which API a request speaks, by its path; undefined for anything else. */
+function apiOf(req: IncomingMessage): 'chat' | 'responses' | undefined {
+  if (req.method !== 'POST') return undefined;
+  const path = (req.url ?? '').split('?')[0]!;
+  if (path.endsWith('/chat/completions')) return 'chat';
+  if (path.endsWith('/responses')) return 'responses';
+  return undefined;
 }
 
 async function answer(req: IncomingMessage, res: ServerResponse, pool: readonly Reply[]): Promise<void> {
   const parts: Buffer[] = [];
   for await (const part of req) parts.push(part as Buffer);
   const raw = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-  if (req.method !== 'POST' || !(req.url ?? '').split('?')[0]!.endsWith('/chat/completions')) {
+  const api = apiOf(req);
+  if (api === undefined) {
     res.writeHead(req.url?.startsWith('/v1/models') ? 200 : 404, { 'content-type': 'application/json' }).end('{"object":"list","data":[]}');
     return;
   }
-  chatRequests += 1;
+  modelRequests += 1;
   bodyBytes += raw.length;
-  let body: { model?: unknown; stream?: unknown; stream_options?: { include_usage?: unknown }; messages?: unknown };
+  let body: Record<string, unknown>;
   try {
-    body = JSON.parse(raw.toString('utf8')) as typeof body;
+    body = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
   } catch {
     res.writeHead(400, { 'content-type': 'application/json' }).end('{"error":{"message":"We could not parse the JSON body of your request.","type":"invalid_request_error","param":null,"code":null}}');
     return;
   }
   const scripted = req.headers[REPLY_HEADER];
-  const reply = typeof scripted === 'string' ? replyOf(Buffer.from(scripted, 'base64url').toString('utf8')) : pool[replyIndex(lastUserText(body))]!;
+  const userText = api === 'chat' ? lastChatUserText(body) : lastResponsesUserText(body);
+  const reply = typeof scripted === 'string' ? replyOf(Buffer.from(scripted, 'base64url').toString('utf8')) : pool[replyIndex(userText)]!;
   const fault = parseFault(req.headers[FAULT_HEADER]);
-  const id = `chatcmpl-bench-${++sequence}`;
-  const created = Math.floor(Date.now() / 1000);
-  const model = JSON.stringify(typeof body.model === 'string' ? body.model : 'gpt-4o-mini');
-  const promptTokens = Math.max(1, Math.ceil(raw.length / 4));
+  sequence += 1;
+  const meta: ReplyMeta = {
+    id: api === 'chat' ? `chatcmpl-bench-${sequence}` : `resp_bench${sequence}`,
+    createdSeconds: Math.floor(Date.now() / 1000),
+    model: JSON.stringify(typeof body.model === 'string' ? body.model : 'gpt-4o-mini'),
+    promptTokens: Math.max(1, Math.ceil(raw.length / 4)),
+  };
   const headers = { 'x-request-id': `req_${sequence}`, 'openai-version': '2020-10-01', 'openai-processing-ms': '1' };
 
   if (body.stream !== true) {
-    const json = Buffer.from(
-      `{"id":"${id}","object":"chat.completion","created":${created},"model":${model},"choices":[{"index":0,"message":{"role":"assistant","content":${JSON.stringify(reply.text)},"refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"stop"}],"usage":${usageJson(promptTokens, reply.completionTokens)},"service_tier":"default","system_fingerprint":"${FINGERPRINT}"}`,
-    );
+    const json = Buffer.from(api === 'chat' ? chatCompletionJson(reply, meta) : responsesJson(reply, meta, responsesEcho(body)));
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': json.length, ...headers });
     if (fault.resetAfter === undefined) {
       res.end(json);
@@ -121,15 +112,15 @@ async function answer(req: IncomingMessage, res: ServerResponse, pool: readonly 
     return;
   }
 
-  const head = `data: {"id":"${id}","object":"chat.completion.chunk","created":${created},"model":${model},"service_tier":"default","system_fingerprint":"${FINGERPRINT}","choices":`;
-  const events = [`${head}[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}]}\n\n`];
-  for (const piece of reply.pieces) events.push(`${head}[{"index":0,"delta":{"content":${piece}},"logprobs":null,"finish_reason":null}]}\n\n`);
-  events.push(`${head}[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]}\n\n`);
-  if (body.stream_options?.include_usage === true) events.push(`${head}[],"usage":${usageJson(promptTokens, reply.completionTokens)}}\n\n`);
-  events.push('data: [DONE]\n\n');
-
+  const streamOptions = body.stream_options as { include_usage?: unknown } | undefined;
+  const events = api === 'chat' ? chatCompletionEvents(reply, meta, streamOptions?.include_usage === true) : responsesEvents(reply, meta, responsesEcho(body));
   res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', ...headers });
   res.flushHeaders();
+  await writeEvents(req, res, events, fault);
+}
+
+/** The events, `EVENTS_PER_WRITE` to a write, each write on a turn of its own (or after the fault's pace), so they leave in separate segments. */
+async function writeEvents(req: IncomingMessage, res: ServerResponse, events: readonly string[], fault: Fault): Promise<void> {
   let closed = false;
   res.once('close', () => (closed = true));
   for (let at = 0; at < events.length; at += EVENTS_PER_WRITE) {
@@ -138,7 +129,6 @@ async function answer(req: IncomingMessage, res: ServerResponse, pool: readonly 
       req.socket.resetAndDestroy();
       return;
     }
-    // Each write on a turn of its own (or after the pace), so the events leave in separate segments.
     if (fault.paceMs !== undefined && at > 0) await delay(fault.paceMs);
     else await nextTurn();
     if (closed) return;
@@ -157,7 +147,7 @@ async function serve(): Promise<void> {
   await new Promise<void>((resolve) => server.once('listening', resolve));
   process.on('message', (message: unknown) => {
     if ((message as { type?: unknown }).type !== 'stats') return;
-    const stats: UpstreamStatsMessage = { type: 'stats', chatRequests, bodyBytes, resets };
+    const stats: UpstreamStatsMessage = { type: 'stats', modelRequests, bodyBytes, resets };
     process.send?.(stats);
   });
   const stop = (): void => {

@@ -7,12 +7,13 @@
 import { Buffer } from 'node:buffer';
 import type { ChatMessage } from '../src/domain.js';
 import { tokenCounterFor, type TokenCounter } from '../src/tokens/count-tokens.js';
+import { API_PATHS, type Api } from './apis.js';
 import { prose } from './prose.js';
 import { REPLY_HEADER } from './protocol.js';
 
 export const MODEL = 'gpt-4o-mini';
 export const API_KEY = 'sk-bench-0123456789abcdefghijklmnopqrstuvwxyz';
-export const CHAT_PATH = '/v1/chat/completions';
+export const CHAT_PATH = API_PATHS.chat;
 /** contextd's default route budget (max_context_tokens), which this benchmark runs with. */
 export const BUDGET_TOKENS = 3000;
 
@@ -26,11 +27,28 @@ export interface Turn {
 }
 
 export interface RequestSpec {
+  api: Api;
   path: string;
   headers: Record<string, string>;
   body: string;
   /** The new user message it carries (what the fake upstream picks its reply by). */
   user?: string;
+}
+
+/**
+ * What a client sends on one API: its whole history itself (the direct and
+ * floor paths), or only the new turn with the conversation header (contextd).
+ */
+export interface ApiClient {
+  readonly api: Api;
+  /** A request as an app without contextd sends it; every `newEvery`-th one without history. */
+  direct(stream: boolean): RequestSpec;
+  /** A request to contextd: the instructions and the new message only. */
+  withMemory(conversation: string, stream: boolean): RequestSpec;
+  /** A set-up turn: stored by contextd with `turn.assistant` as the upstream's reply. */
+  setupTurn(conversation: string, turn: Turn): RequestSpec;
+  /** Whether the `count`-th request of a stream of them starts a conversation. */
+  startsConversation(count: number): boolean;
 }
 
 export interface WorkloadOptions {
@@ -51,9 +69,12 @@ const HALF_SENTENCE_CHARS = 40;
 
 /**
  * Builds the texts: calibrated once against contextd's own counter (o200k_base, what
- * gpt-4o-mini uses) so that message sizes are in tokens, not characters.
+ * gpt-4o-mini uses) so that message sizes are in tokens, not characters. It is
+ * also the chat completions client; responses-workload.ts speaks the Responses
+ * API with the same texts.
  */
-export class Workload {
+export class Workload implements ApiClient {
+  readonly api = 'chat';
   readonly counter: TokenCounter = tokenCounterFor('o200k_base');
   readonly system: ChatMessage = { role: 'system', content: SYSTEM_PROMPT };
   readonly messageTokens: number;
@@ -124,20 +145,26 @@ export class Workload {
     return `${this.text(sequence % 997, NEW_MESSAGE_TOKENS)} (request ${sequence})`;
   }
 
+  /** The next new user message: one sequence for every API, so no two requests carry the same. */
+  nextUserText(): string {
+    return this.newUserText(++this.#sequence);
+  }
+
   /** A request as an app without contextd sends it: its whole history (none when it starts a conversation), then the new message. */
   direct(stream: boolean): RequestSpec {
-    const content = this.newUserText(++this.#sequence);
+    const content = this.nextUserText();
     const headers = { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' };
     if (this.startsConversation(this.#directRequests++)) {
-      return { path: CHAT_PATH, headers, user: content, body: JSON.stringify({ model: MODEL, ...(stream ? { stream: true } : {}), messages: [this.system, { role: 'user', content }] }) };
+      return { api: 'chat', path: CHAT_PATH, headers, user: content, body: JSON.stringify({ model: MODEL, ...(stream ? { stream: true } : {}), messages: [this.system, { role: 'user', content }] }) };
     }
-    return { path: CHAT_PATH, headers, user: content, body: `${this.#directPrefix[stream ? 'stream' : 'json']},${JSON.stringify({ role: 'user', content })}]}` };
+    return { api: 'chat', path: CHAT_PATH, headers, user: content, body: `${this.#directPrefix[stream ? 'stream' : 'json']},${JSON.stringify({ role: 'user', content })}]}` };
   }
 
   /** A request to contextd: the system message and the new message only. */
   withMemory(conversation: string, stream: boolean): RequestSpec {
-    const content = this.newUserText(++this.#sequence);
+    const content = this.nextUserText();
     return {
+      api: 'chat',
       path: CHAT_PATH,
       headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json', 'x-conversation-id': conversation },
       user: content,
