@@ -7,11 +7,12 @@
 // ordered insertMany. Anything else in the way (another append took the seqs,
 // a turn is there already from a merge that ran before) stops the insert at
 // that document; the caller appends the rest one turn at a time, which
-// handles each of those cases.
+// handles each of those cases. Turns a merge that ran before put in whole are
+// found first, from two reads (storedWhole).
 
 import { MongoBulkWriteError, type Collection } from 'mongodb';
-import type { ConversationKey, NewMessage } from '../../domain.js';
-import { digestOfTurn, turnDocuments, type Head, type MessageDocument } from './document-codec.js';
+import type { AppendResult, ConversationKey, NewMessage } from '../../domain.js';
+import { CLAIM_INDEX, digestOfTurn, keyFilter, SEQ_INDEX, turnClaim, turnDocuments, type Head, type MessageDocument } from './document-codec.js';
 import { DUPLICATE_KEY_CODE, writeErrorsOf } from './idempotent-insert.js';
 
 export interface TurnToAppend {
@@ -58,4 +59,35 @@ export async function appendTurnsAfter(
     seqs.push(documents.map((document) => document.seq));
   }
   return { seqs };
+}
+
+/**
+ * The leading turns MongoDB holds whole already under their keys (same turn,
+ * every message in), as duplicates at their seqs, from two reads: a merge
+ * tried again after a timeout finds its first turns in already, and appending
+ * them one at a time would time out again on a busy server. Stops at the first
+ * turn that is not there whole.
+ */
+export async function storedWhole(messages: Collection<MessageDocument>, key: ConversationKey, turns: readonly TurnToAppend[]): Promise<AppendResult[]> {
+  const firsts = await messages
+    .find({ ...keyFilter(key), claim: { $in: turns.map((turn) => turnClaim(turn.turnKey)) } }, { projection: { _id: 0, claim: 1, seq: 1, turnDigest: 1, turnLastSeq: 1 }, hint: CLAIM_INDEX })
+    .toArray();
+  if (firsts.length === 0) return [];
+  const byClaim = new Map(firsts.map((document) => [document.claim, document]));
+  const leading: number[][] = [];
+  for (const turn of turns) {
+    const first = byClaim.get(turnClaim(turn.turnKey));
+    if (first === undefined || first.turnDigest !== digestOfTurn(turn.messages) || first.turnLastSeq - first.seq + 1 !== turn.messages.length) break;
+    leading.push(Array.from({ length: turn.messages.length }, (_, index) => first.seq + index));
+  }
+  if (leading.length === 0) return [];
+  const present = new Set(
+    (await messages.find({ ...keyFilter(key), seq: { $in: leading.flat() } }, { projection: { _id: 0, seq: 1 }, hint: SEQ_INDEX }).toArray()).map((document) => document.seq),
+  );
+  const results: AppendResult[] = [];
+  for (const seqs of leading) {
+    if (!seqs.every((seq) => present.has(seq))) break;
+    results.push({ seqs, duplicate: true });
+  }
+  return results;
 }

@@ -45,7 +45,7 @@ import {
   type SummaryDocument,
   type Turn,
 } from './document-codec.js';
-import { appendTurnsAfter, type TurnToAppend } from './append-turns.js';
+import { appendTurnsAfter, storedWhole, type TurnToAppend } from './append-turns.js';
 import { upsertAllocatedMany } from './flush-target.js';
 import { createConversation, DUPLICATE_KEY_CODE, insertIdempotently, isDuplicateKey, writeErrorsOf } from './idempotent-insert.js';
 
@@ -211,11 +211,16 @@ export class MongoStore implements ConversationStore {
     this.#assertOpen();
     if (turns.length === 0) return [];
     return this.#chained(key, async () => {
+      // A merge tried again finds its first turns in already: they are answered from one read,
+      // not appended one at a time (which a busy server would time out again).
+      const results: AppendResult[] = await storedWhole(this.#messages, key, turns);
+      const rest = turns.slice(results.length);
+      if (rest.length === 0) return results;
       const head = await this.#head(key);
-      const { seqs } = await appendTurnsAfter(this.#messages, key, head, turns);
-      if (head.lastSeq === 0 && seqs.length > 0) await createConversation(this.#conversations, key, new Date(turns[0]!.createdAtMs));
-      const results: AppendResult[] = seqs.map((turnSeqs) => ({ seqs: turnSeqs, duplicate: false }));
-      for (const turn of turns.slice(seqs.length)) results.push(await this.#append(key, turn.messages, { turnKey: turn.turnKey, createdAtMs: turn.createdAtMs }));
+      const { seqs } = await appendTurnsAfter(this.#messages, key, head, rest);
+      if (head.lastSeq === 0 && seqs.length > 0) await createConversation(this.#conversations, key, new Date(rest[0]!.createdAtMs));
+      results.push(...seqs.map((turnSeqs) => ({ seqs: turnSeqs, duplicate: false })));
+      for (const turn of rest.slice(seqs.length)) results.push(await this.#append(key, turn.messages, { turnKey: turn.turnKey, createdAtMs: turn.createdAtMs }));
       return results;
     });
   }
