@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { request } from 'undici';
 import type { StoredMessage } from '../src/domain.js';
-import { cpuTimeMs, startContextd, startUpstream, type Child, type ContextdChild, type UpstreamOptions } from './processes.js';
+import { startContextd, startUpstream, type Child, type ContextdChild, type UpstreamOptions } from './processes.js';
+import { serverCpuTimeMs } from './mongodb-server.js';
 import { quantiles, verdict } from './report.js';
 import type { TargetVerdict } from './side-by-side.js';
 import { storedMessages, waitSettled, type BackingStores, type StorePair } from './stores.js';
@@ -90,8 +91,8 @@ export async function coldReads(settings: ColdReadSettings, stores: BackingStore
     const shortMessages = storedMessages(workload.counter, newest);
     const longMessages: StoredMessage[] = storedMessages(workload.counter, [...filler, ...newest]);
     // Redis databases 1 and 2: the side-by-side pass ran on 0.
-    const shared = stores.pair('cold', 1);
-    const alone = stores.pair('cold_alone', 2);
+    const shared = await stores.pair('cold', 1);
+    const alone = await stores.pair('cold_alone', 2);
     const ids = { short: `${prefix}-10`, long: `${prefix}-${longMessages.length}`, alone: `${prefix}-10-alone` };
     let startedAt = performance.now();
     await shared.seed(ids.long, longMessages, { warm: false });
@@ -149,12 +150,12 @@ export async function coldReads(settings: ColdReadSettings, stores: BackingStore
     const readOnce = async (c: ColdCase, isMeasured: boolean): Promise<void> => {
       const spec = workload.withMemory(c.conversation, false);
       const before = await scrape(c.contextd);
-      const cpuBefore = cpuTimeMs(stores.mongoPid);
+      const cpuBefore = serverCpuTimeMs(stores.mongo);
       const at = performance.now();
       const res = await request(`${c.contextd.url}${CHAT_PATH}`, { method: 'POST', headers: spec.headers, body: spec.body });
       const text = await res.body.text();
       const tookMs = performance.now() - at;
-      const cpuAfter = cpuTimeMs(stores.mongoPid);
+      const cpuAfter = serverCpuTimeMs(stores.mongo);
       const after = await scrape(c.contextd);
       if (res.statusCode !== 200 || !text.includes('"finish_reason":"stop"')) throw new Error(`cold read of ${c.conversation}: ${res.statusCode} ${text.slice(0, 300)}`);
       // Not a miss (e.g. partial: MongoDB did not answer within contextd's cold-read deadline): counted and shown, the read still timed.
@@ -209,11 +210,11 @@ export async function coldReads(settings: ColdReadSettings, stores: BackingStore
     const longOverLone = p50(long) / p50(lone);
     const markdown = [
       `Cold reads: each measured request is for a conversation whose Redis keys were just deleted (after contextd had warmed them and flushed the previous turn), ` +
-        `so contextd reads the window from MongoDB (${stores.kind}) and warms Redis in the background. Concurrency 1, ${settings.warmupReads} unmeasured rounds, then ${settings.reads} rounds; ` +
+        `so contextd reads the window from MongoDB (${stores.mongo.label}) and warms Redis in the background. Concurrency 1, ${settings.warmupReads} unmeasured rounds, then ${settings.reads} rounds; ` +
         `each round reads every case once, in rotating order. The ${longMessages.length.toLocaleString('en-US')}-message conversation's newest ${newest.length * 2} messages are the ${shortMessages.length}-message one's, ` +
         `so both windows start alike (each read appends a turn to both, so both grow by ${settings.warmupReads * 2 + settings.reads * 2} messages over the run). ` +
         `Queries and documents read: contextd's contextd_mongodb_commands_total{command="find"} (and "getMore", the same query's further batches) and contextd_mongodb_documents_read_total, scraped just before the request and just after its reply ` +
-        `("background finds": from the reply until Redis is warm and the turn flushed). "MongoDB server CPU": the ${stores.kind} process, request to reply. ` +
+        `("background finds": from the reply until Redis is warm and the turn flushed). "MongoDB server CPU": ${stores.mongo.processes.length === 0 ? 'not read (not our server)' : `the ${stores.mongo.processes.map((p) => p.name).join(' and ')} processes${stores.mongo.kind === 'pg' ? " (PostgreSQL's backends included)" : ''}`}, request to reply. ` +
         `"MongoStore.load alone": the same load from the bench's own client, no contextd (median of ${DIRECT_LOADS}).` +
         (cases.some((c) => c.notMiss.size > 0)
           ? ` **Not every read was a miss**: ${cases.filter((c) => c.notMiss.size > 0).map((c) => `${c.label}: ${[...c.notMiss].map(([cache, n]) => `${n} × ${cache}`).join(', ')}`).join('; ')} (x-contextd-cache; partial: MongoDB missed contextd's cold-read deadline, so the time is that deadline's, not MongoDB's).`

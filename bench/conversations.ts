@@ -27,7 +27,7 @@ async function sendSetupTurn(pool: Pool, spec: RequestSpec, expected: string): P
  * Each plan's turns sent through contextd, as a client creates its conversations:
  * first every conversation's first turn (each a new conversation, a miss in
  * every store), then the rest, one conversation per worker at a time, its turns
- * in order. First turns go first because FerretDB reads a whole collection per
+ * in order. First turns go first because FerretDB on SQLite reads a whole collection per
  * query: a first turn costs what MongoDB holds by then.
  */
 export async function createConversations(contextd: Child, client: ApiClient, plans: readonly ConversationPlan[]): Promise<void> {

@@ -34,6 +34,7 @@ import { cpuTimeMs, startContextd, startFloorProxy, startUpstream, tcpConnection
 import { quantiles } from './report.js';
 import { replyTexts } from './replies.js';
 import { checkLines, checkStore, type RedisOutage, type StoreCheck } from './store-check.js';
+import { parseMongodbServer } from './mongodb-server.js';
 import { startBackingStores, type BackingStores, type StorePair } from './stores.js';
 import { Workload } from './workload.js';
 
@@ -45,9 +46,9 @@ const USAGE = `npm run bench:load -- [options]     (after npm run build: node di
   --rounds N             rounds the load is cut into, the three paths interleaved (default 5)
   --warmup N             unmeasured requests per path first; contextd's start the conversations (default 1000)
   --stream-share X       share of requests with stream: true (default 0.5)
-  --new-share X          after each turn, the chance a client starts a new conversation (default 0.002: FerretDB reads
-                         its whole collection for every query, so each new conversation costs a scan of everything stored;
-                         on a real mongod try 0.05). Direct and floor clients send no history on as many requests.
+  --new-share X          after each turn, the chance a client starts a new conversation (default 0.002: FerretDB on SQLite
+                         reads its whole collection for every query, so each new conversation costs a scan of everything
+                         stored; on mongod or FerretDB on PostgreSQL try 0.05). Direct and floor clients send no history on as many requests.
   --reply-tokens N       tokens of every upstream reply (default 300); --events-per-write N (default 1: one SSE event per write)
   --verify-every N       check the text of every Nth streamed reply (default 4; JSON replies and every stream's end always)
  faults (after the soak; a second contextd, database of its own, same kind of load)
@@ -66,8 +67,11 @@ const USAGE = `npm run bench:load -- [options]     (after npm run build: node di
  contextd
   --log-level info|warn  (default info, contextd's own default)
   --summaries            rolling summaries on (contextd's default; off here by default: each summary job lists the
-                         conversation from MongoDB, which on FerretDB is a scan of everything stored)
+                         conversation from MongoDB, which on FerretDB on SQLite is a scan of everything stored)
   --mongodb-timeout D    storage.mongodb.timeout (default: contextd's, 3s)
+  --mongodb-server pg|sqlite|mongod   the MongoDB-protocol server: FerretDB v1 on PostgreSQL (started here, GIN-indexed),
+                         FerretDB v1 on SQLite, or mongod on PATH / MONGODB_URL (default: mongod when MONGODB_URL is set or
+                         mongod is on PATH, else pg when PostgreSQL is installed, else sqlite)
   --max-minutes N        give up (and clean up) after this long (default 20)
   --idle-timeout S       longest wait for contextd to be idle before a check reads MongoDB (default 120)
   --settle-timeout S     longest wait for the flusher after each contextd slice of the load (default 60)
@@ -98,6 +102,7 @@ const { values: flags } = parseArgs({
     'log-level': { type: 'string', default: 'info' },
     summaries: { type: 'boolean', default: false },
     'mongodb-timeout': { type: 'string' },
+    'mongodb-server': { type: 'string' },
     'max-minutes': { type: 'string', default: '20' },
     'idle-timeout': { type: 'string', default: '120' },
     'settle-timeout': { type: 'string', default: '60' },
@@ -297,6 +302,7 @@ async function main(): Promise<void> {
   const idleTimeoutMs = number('idle-timeout', { min: 1 }) * 1000;
   const settleTimeoutMs = number('settle-timeout', { min: 1 }) * 1000;
   const keepLogs = flags['keep-logs'];
+  const mongodbServer = parseMongodbServer(flags['mongodb-server']);
 
   const startedAt = performance.now();
   const loadAtStart = loadavg()[0] ?? 0;
@@ -304,7 +310,7 @@ async function main(): Promise<void> {
 
   let stores: BackingStores;
   try {
-    stores = await startBackingStores(flags['mongodb-timeout'] === undefined ? {} : { mongoTimeout: flags['mongodb-timeout'] });
+    stores = await startBackingStores({ mongoTimeout: flags['mongodb-timeout'], mongodbServer });
   } catch (error) {
     log(`Redis + MongoDB could not be started, nothing measured: ${(error instanceof Error ? error.message : String(error)).split('\n')[0]}`);
     return;
@@ -317,7 +323,7 @@ async function main(): Promise<void> {
   const watchdog = setTimeout(() => giveUp.abort(new Error(`--max-minutes ${flags['max-minutes']} passed`)), maxMs);
   const checkTime = (): void => giveUp.signal.throwIfAborted();
   try {
-    const pair = stores.pair('load', 0);
+    const pair = await stores.pair('load', 0);
     const upstream = await startUpstream({ replyTokens, eventsPerWrite: number('events-per-write', { min: 1 }) });
     children.push(upstream);
     const floor = await startFloorProxy(upstream.url);
@@ -326,7 +332,6 @@ async function main(): Promise<void> {
     const faultLog = join(runDir, 'contextd-faults.log');
     const contextd: ContextdChild = await startContextd({ upstreamUrl: upstream.baseUrl, logLevel, logPath: contextdLog, storage: pair.storage, summaries: flags.summaries });
     children.push(contextd);
-    const mongoName = stores.kind === 'ferretdb' ? 'FerretDB v1 on SQLite' : stores.kind;
     const replies = replyTexts(replyTokens);
     peers = { listenPort: Number(new URL(contextd.url).port), ports: { redis: stores.ports.redis, mongodb: stores.ports.mongo, upstream: Number(new URL(upstream.url).port) } };
     const workload = new Workload({ historyTokens: 2700, bigTurns: 5, newEvery: newShare > 0 ? Math.max(2, Math.round(1 / newShare)) : 0 });
@@ -349,11 +354,11 @@ async function main(): Promise<void> {
       return (worker) => directTurn(pool, clientOptions, samples, directRandoms[worker]!, directCount++ % clientOptions.verifyEvery === 0);
     };
 
-    emit(`## Load: ${conversations} conversations at once on Redis + MongoDB (redis-server, ${mongoName})`);
+    emit(`## Load: ${conversations} conversations at once on Redis + MongoDB (redis-server, ${stores.mongo.label})`);
     emit();
     emit(
       `${cpus().length} CPUs, node ${process.version}, load average ${fmt(loadAtStart)} at start (other work shares this machine: the absolute figures move with it, the ratios less). ` +
-        `contextd at LOG_LEVEL=${logLevel}, default store timeouts${flags['mongodb-timeout'] === undefined ? '' : ` but storage.mongodb.timeout ${flags['mongodb-timeout']}`}, rolling summaries ${flags.summaries ? 'on (its default)' : 'off (--summaries turns them on: each job lists the conversation from MongoDB, on FerretDB a scan of everything stored)'}. ` +
+        `contextd at LOG_LEVEL=${logLevel}, default store timeouts${flags['mongodb-timeout'] === undefined ? '' : ` but storage.mongodb.timeout ${flags['mongodb-timeout']}`}, rolling summaries ${flags.summaries ? 'on (its default)' : `off (--summaries turns them on: each job lists the conversation from MongoDB${stores.mongo.scansCollections ? ', here a scan of everything stored' : ''})`}. ` +
         `Every reply is ${replyTokens} tokens of prose; ${fmt(streamShare * 100, 0)}% of requests stream (one token per SSE event). ` +
         `${conversations} clients at once on each path, each with a keep-alive connection and one request at a time; a contextd client is a user in a conversation of its own, ` +
         `started by its first turn; after each turn it starts a new one with chance ${newShare}. Direct and floor clients send a budget's worth of history (≈2,700 tokens), none on 1 in ${workload.options.newEvery || '∞'}. ` +
@@ -548,9 +553,9 @@ async function main(): Promise<void> {
 
     // -- faults under load
     if (!flags['no-faults']) {
-      // A contextd and a MongoDB database of their own: FerretDB's reads scan a whole collection, so
+      // A contextd and a MongoDB database of their own: on SQLite FerretDB's reads scan a whole collection, so
       // with the load's history in it the outage's reads (all from MongoDB while Redis is down) would measure FerretDB.
-      const faultPair = stores.pair('faults', 1);
+      const faultPair = await stores.pair('faults', 1);
       const faultContextd: ContextdChild = await startContextd({ upstreamUrl: upstream.baseUrl, logLevel, logPath: faultLog, storage: faultPair.storage, summaries: flags.summaries });
       children.push(faultContextd);
       const faultLedger: Ledger = new Map();
@@ -595,11 +600,11 @@ async function main(): Promise<void> {
         }
         await reached(0.6);
         if (!faultKinds.has('mongodb')) return;
-        if (stores.kind === 'external') {
+        if (stores.mongo.kind === 'external') {
           timeline.push(`${at()}: MongoDB not restarted (MONGODB_URL's server is not ours)`);
           return;
         }
-        timeline.push(`${at()}: MongoDB (${stores.kind}) killed (SIGKILL)`);
+        timeline.push(`${at()}: MongoDB (${stores.mongo.label}): ${stores.mongo.crashes}`);
         await stores.restartMongo({ downMs });
         timeline.push(`${at()}: MongoDB back on its data`);
       })();

@@ -62,6 +62,20 @@ export function cpuTimeMs(pid: number | undefined): number | undefined {
   }
 }
 
+/** The first process whose command line (arguments joined by spaces) matches; the support modules do not hand out their servers' pids. */
+export function findPid(matches: (command: string) => boolean): number | undefined {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const command = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ');
+      if (matches(command)) return Number(entry);
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return undefined;
+}
+
 /**
  * A process's TCP connections by what is at the other end, from /proc: its
  * socket inodes (/proc/<pid>/fd) matched against /proc/<pid>/net/tcp{,6}.

@@ -3,6 +3,7 @@
 
 import { parseArgs } from 'node:util';
 import { parseApis } from './apis.js';
+import { parseMongodbServer } from './mongodb-server.js';
 import type { SideBySideSettings } from './side-by-side.js';
 
 export const USAGE = `npm run bench -- [options]
@@ -21,7 +22,7 @@ export const USAGE = `npm run bench -- [options]
   --warmup N                 unmeasured requests per path before each pass (default 500)
   --short-conversations N    conversations of the short path (default 512)
   --redis-short-conversations N   the same on Redis + MongoDB (default 64: each is created through contextd, its first
-                             turn a new conversation, and FerretDB's flusher falls behind when hundreds start at once)
+                             turn a new conversation, and on SQLite FerretDB's flusher falls behind when hundreds start at once)
   --short-turns N            turns stored in each short conversation (default 5)
   --long-conversations N     conversations of the long path (default 8)
   --long-turns N             turns stored in each long conversation (default 500)
@@ -37,8 +38,11 @@ export const USAGE = `npm run bench -- [options]
   --no-stream                skip the stream: true passes (they send half as many requests; first byte and total)
   --new-share X              share of measured requests that start a new conversation, embedded store (default 0.05);
                              direct and floor clients send no history on as many
-  --redis-new-share X        the same on Redis + MongoDB (default 0.05; 0.002 on FerretDB, which reads its whole
+  --redis-new-share X        the same on Redis + MongoDB (default 0.05; 0.002 on FerretDB on SQLite, which reads its whole
                              collection for every query, so each new conversation costs a scan of everything stored)
+  --mongodb-server pg|sqlite|mongod   the MongoDB-protocol server of Redis + MongoDB: FerretDB v1 on PostgreSQL (started
+                             here, GIN-indexed), FerretDB v1 on SQLite, or mongod on PATH / MONGODB_URL (default: mongod
+                             when MONGODB_URL is set or mongod is on PATH, else pg when PostgreSQL is installed, else sqlite)
   --reply-tokens N           size of every fake upstream reply (default 300)
   --events-per-write N       SSE events per write of the fake upstream when streaming (default 1)
   --floor-variants           also measure the floor done plainly (undici.request() and a pipe) beside the floor
@@ -89,6 +93,7 @@ const parsed = parseArgs({
     'warn-variant': { type: 'boolean', default: false },
     'seed-directly': { type: 'boolean', default: false },
     'mongodb-timeout': { type: 'string' },
+    'mongodb-server': { type: 'string' },
     summaries: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     readme: { type: 'boolean', default: false },
@@ -182,8 +187,10 @@ export const redisMongo: SideBySideSettings = {
   shortConversations: positive('redis-short-conversations'),
   pacedRequests: positive('paced', { zero: true }),
 };
-/** FerretDB reads a whole collection per query: a new conversation's first read costs a scan of every message stored. */
+/** FerretDB on SQLite reads a whole collection per query: a new conversation's first read costs a scan of every message stored. */
 export const FERRETDB_NEW_SHARE = '0.002';
+/** --mongodb-server, checked; undefined: the default. */
+export const mongodbServer = parseMongodbServer(flags['mongodb-server']);
 export const cold = {
   reads: positive('cold-reads'),
   warmupReads: positive('cold-warmup', { zero: true }),

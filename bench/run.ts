@@ -20,7 +20,7 @@ import { coldReads, type ColdReadResult } from './cold-reads.js';
 import type { ConversationPlan } from './conversations.js';
 import { sideBySide, type SideBySideResult, type StoreUnderTest, type TargetVerdict } from './side-by-side.js';
 import { quantiles } from './report.js';
-import { cold, embedded, every, FERRETDB_NEW_SHARE, flags, historyTokens, redisMongo, storeModes, USAGE } from './run-options.js';
+import { cold, embedded, every, FERRETDB_NEW_SHARE, flags, historyTokens, mongodbServer, redisMongo, storeModes, USAGE } from './run-options.js';
 import { MAX_CACHED_MESSAGES, contextdStoreCounts, redisCommandCounts, startBackingStores, storedMessages, type BackingStores, type StorePair } from './stores.js';
 import { BUDGET_TOKENS, MODEL, Workload } from './workload.js';
 
@@ -88,18 +88,17 @@ async function redisRoundTrips(workload: Workload, stores: BackingStores, pair: 
 
 /** Redis + MongoDB: the side-by-side pass, then the cold reads, on one pair of servers. */
 async function onRedisMongo(workload: Workload, stores: BackingStores): Promise<{ sideBySide: SideBySideResult; roundTrips: string; cold: ColdReadResult | undefined }> {
-  const pair = stores.pair('bench', 0);
-  const mongoName = stores.kind === 'ferretdb' ? 'FerretDB v1 (SQLite)' : stores.kind;
-  const newShare = flags['redis-new-share'] ?? (stores.kind === 'ferretdb' ? FERRETDB_NEW_SHARE : '0.05');
-  if (flags['redis-new-share'] === undefined && stores.kind === 'ferretdb') {
-    log(`FerretDB reads its whole collection for every query, so a new conversation's first read costs a scan of every message stored: new conversations on Redis + MongoDB: a share of ${newShare} (--redis-new-share to change).`);
+  const pair = await stores.pair('bench', 0);
+  const newShare = flags['redis-new-share'] ?? (stores.mongo.scansCollections ? FERRETDB_NEW_SHARE : '0.05');
+  if (flags['redis-new-share'] === undefined && stores.mongo.scansCollections) {
+    log(`${stores.mongo.label} reads its whole collection for every query, so a new conversation's first read costs a scan of every message stored: new conversations on Redis + MongoDB: a share of ${newShare} (--redis-new-share to change).`);
   }
   const settings = { ...redisMongo, newEvery: every('redis-new-share', newShare) };
   const twoTierWorkload = new Workload({ ...workload.options, newEvery: settings.newEvery });
   const result = await sideBySide(
     settings,
     {
-      title: `Redis + MongoDB (redis-server, ${mongoName})`,
+      title: `Redis + MongoDB (redis-server, ${stores.mongo.label})`,
       shortTitle: 'two tiers',
       storage: pair.storage,
       keeps: `Redis keeps the newest ${MAX_CACHED_MESSAGES} messages, MongoDB all`,
@@ -112,8 +111,8 @@ async function onRedisMongo(workload: Workload, stores: BackingStores): Promise<
         await Promise.all(Array.from({ length: 8 }, () => worker()));
       },
       services: [
-        { name: 'redis-server', pid: stores.redisPid, servesVariant: true },
-        { name: stores.kind, pid: stores.mongoPid, servesVariant: false },
+        { name: 'redis-server', cpuTimeMs: stores.redisCpuTimeMs, servesVariant: true },
+        ...stores.mongo.processes.map((program) => ({ name: program.name, cpuTimeMs: program.cpuTimeMs, servesVariant: false })),
       ],
       ...(flags['no-redis-alone'] ? {} : { variant: redisAloneVariant(workload, stores) }),
       afterPass: async () => `${await pair.dirtyCount()} conversations awaiting the flusher`,
@@ -172,7 +171,7 @@ async function main(): Promise<void> {
     log('\n# contextd on Redis + MongoDB');
     let stores: BackingStores | undefined;
     try {
-      stores = await startBackingStores(flags['mongodb-timeout'] === undefined ? {} : { mongoTimeout: flags['mongodb-timeout'] });
+      stores = await startBackingStores({ mongoTimeout: flags['mongodb-timeout'], mongodbServer });
     } catch (error) {
       // Benchmarks report, they do not gate: say why and go on with what ran.
       const reason = error instanceof Error ? error.message : String(error);
@@ -181,7 +180,7 @@ async function main(): Promise<void> {
     }
     if (stores !== undefined) {
       try {
-        log(`redis-server pid ${String(stores.redisPid)}, ${stores.kind} pid ${String(stores.mongoPid)}`);
+        log(`MongoDB: ${stores.mongo.label}`);
         const result = await onRedisMongo(workload, stores).catch((error: unknown) => {
           // Reported with what did run (the embedded store's tables), not instead of it.
           const reason = error instanceof Error ? error.message : String(error);
@@ -191,7 +190,7 @@ async function main(): Promise<void> {
         });
         if (result !== undefined) {
           keep('Redis + MongoDB', result.sideBySide);
-          sections.push('', `### Redis + MongoDB (${stores.kind === 'ferretdb' ? 'MongoDB: FerretDB v1 on SQLite' : `MongoDB: ${stores.kind}`})`, '', ...result.sideBySide.markdown, '', result.roundTrips);
+          sections.push('', `### Redis + MongoDB (MongoDB: ${stores.mongo.label})`, '', ...result.sideBySide.markdown, '', result.roundTrips);
           if (result.cold !== undefined) {
             verdicts.push(...result.cold.verdicts.map((verdict) => ({ store: 'Redis + MongoDB', verdict })));
             sections.push('', '#### Cold reads (Redis empty for the conversation)', '', ...result.cold.markdown);

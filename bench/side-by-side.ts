@@ -19,7 +19,7 @@ import type { Api } from './apis.js';
 import { conversationCursor, createConversations, longPlans, shortPlans, storedMessageCount, type ConversationCursor, type ConversationPlan } from './conversations.js';
 import { summarizeProfile } from './cpu-profile.js';
 import { interleave, PathRun, type Target } from './measure.js';
-import { cpuTimeMs, startContextd, startFloorProxy, startUpstream, type Child, type ContextdChild, type UpstreamOptions } from './processes.js';
+import { startContextd, startFloorProxy, startUpstream, type Child, type ContextdChild, type UpstreamOptions } from './processes.js';
 import { ResponsesWorkload } from './responses-workload.js';
 import { pathNames, type PathNames } from './side-by-side-figures.js';
 import { sideBySideMarkdown, type RequestLogTimes } from './side-by-side-report.js';
@@ -80,7 +80,7 @@ export interface StoreUnderTest {
    */
   seed?: (plans: readonly ConversationPlan[]) => Promise<void>;
   /** Server processes whose CPU time counts per contextd request (Redis, MongoDB); `servesVariant`: the variant's requests count too. */
-  services?: readonly { name: string; pid: number | undefined; servesVariant: boolean }[];
+  services?: readonly { name: string; cpuTimeMs: () => number | undefined; servesVariant: boolean }[];
   /**
    * A second contextd on other storage (e.g. Redis alone), with short and long
    * paths of its own measured in the same rounds: what the difference costs.
@@ -234,7 +234,7 @@ export async function sideBySide(settings: SideBySideSettings, store: StoreUnder
     if (variant !== undefined && variantContextd !== undefined) await prepare(variantContextd, [...variantShorts, ...variantLongs], variant.seed);
     // What set-up left to the flusher is done before anything is measured.
     await store.settle?.().catch((error: unknown) => {
-      throw new Error(`after set-up: ${error instanceof Error ? error.message : String(error)} (on FerretDB with contextd's 3 s MongoDB timeout the flusher falls behind when many conversations start at once: fewer --redis-short-conversations, or --mongodb-timeout 10s)`);
+      throw new Error(`after set-up: ${error instanceof Error ? error.message : String(error)} (on FerretDB on SQLite with contextd's 3 s MongoDB timeout the flusher falls behind when many conversations start at once: fewer --redis-short-conversations, or --mongodb-timeout 10s)`);
     });
     const longStored = await storedMessageCount(contextd, longs[0]!.id);
     log(
@@ -294,7 +294,7 @@ export async function sideBySide(settings: SideBySideSettings, store: StoreUnder
       const runs: PathRun[] = [];
       for (const target of passTargets) runs.push(await PathRun.open(target, concurrency, warmup, pauseMs));
       await afterWarmup?.();
-      const cpuBefore = services.map((service) => cpuTimeMs(service.pid));
+      const cpuBefore = services.map((service) => service.cpuTimeMs());
       const commandsBefore = await store.commandCounts?.(contextd);
       await interleave(runs, requests, settings.rounds, upstream);
       await Promise.all(runs.map((run) => run.close()));
@@ -306,7 +306,7 @@ export async function sideBySide(settings: SideBySideSettings, store: StoreUnder
         const requestsOf = (child: Child | undefined): number => runs.filter((run) => run.target.child === child).reduce((sum, run) => sum + run.row().requests, 0);
         const contextdRequests = requestsOf(contextd);
         const variantRequests = requestsOf(variantContextd);
-        const cpuAfter = services.map((service) => cpuTimeMs(service.pid));
+        const cpuAfter = services.map((service) => service.cpuTimeMs());
         const commandsAfter = await store.commandCounts?.(contextd);
         const commands =
           commandsBefore === undefined || commandsAfter === undefined

@@ -1,10 +1,9 @@
 // The Redis and MongoDB that the bench's second half runs on: real servers
-// started by the test support modules (redis-server without persistence;
-// mongod when on PATH, else FerretDB v1 on SQLite in a temp dir), and the
-// bench's own clients on them, for seeding conversations, evicting them from
-// Redis for cold reads, and reading the servers' CPU time.
+// (redis-server without persistence, from the test support module; the
+// MongoDB-protocol server --mongodb-server chose, see mongodb-server.ts), and
+// the bench's own clients on them, for seeding conversations, evicting them
+// from Redis for cold reads, and reading the servers' CPU time.
 
-import { readFileSync, readdirSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -16,10 +15,10 @@ import type { ChatMessage, ConversationId, ConversationKey, StoredMessage, Tenan
 import { resolveTenant } from '../src/http/conversation-identity.js';
 import { MongoStore } from '../src/store/mongo/mongo-store.js';
 import { RedisStore } from '../src/store/redis/redis-store.js';
-import { startMongo, type MongoKind, type MongoServer } from '../test/support/mongo-server.js';
 import { startRedis, type RedisServer } from '../test/support/redis-server.js';
 import type { TokenCounter } from '../src/tokens/count-tokens.js';
-import type { Child } from './processes.js';
+import { startMongodbServer, type BenchMongoServer, type MongodbServerChoice, type MongoServerDescription } from './mongodb-server.js';
+import { cpuTimeMs, findPid, type Child } from './processes.js';
 import { API_KEY, type Turn } from './workload.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -132,21 +131,23 @@ export async function redisCommandCounts(redis: Redis): Promise<CommandCounts> {
 }
 
 export interface BackingStores {
-  kind: MongoKind;
+  /** The MongoDB-protocol server: its name for the reports, its processes' CPU time. */
+  mongo: MongoServerDescription;
   /** The bench's own client on Redis database 0, for INFO. */
   redis: Redis;
-  /** The redis-server and MongoDB server processes, for their CPU time (undefined when not found). */
-  redisPid: number | undefined;
-  mongoPid: number | undefined;
+  /** redis-server's CPU time so far (undefined when its process is not found). */
+  redisCpuTimeMs(): number | undefined;
   /** The servers' TCP ports on 127.0.0.1 (to tell a process's connections to each apart). */
   ports: { redis: number; mongo: number };
   /**
-   * A MongoDB database (FerretDB keeps one SQLite file per database) and a
-   * Redis logical database of their own. Two contextds on different MongoDB
-   * databases must not share a Redis database: the flusher of one would move
-   * the other's turns into its own MongoDB database (the dirty set is global).
+   * A MongoDB database (FerretDB keeps one SQLite file, or one PostgreSQL
+   * schema, per database) and a Redis logical database of their own. Two
+   * contextds on different MongoDB databases must not share a Redis database:
+   * the flusher of one would move the other's turns into its own MongoDB
+   * database (the dirty set is global). Resolves once contextd's collections
+   * and indexes exist there (on PostgreSQL, their GIN indexes too).
    */
-  pair(name: string, redisDb: number): StorePair;
+  pair(name: string, redisDb: number): Promise<StorePair>;
   /** Redis alone (contextd's standalone mode, no MongoDB) on a Redis logical database of its own. */
   redisAlone(redisDb: number): { storage: Record<string, unknown>; seed(conversation: string, messages: readonly StoredMessage[]): Promise<void> };
   /**
@@ -156,7 +157,11 @@ export interface BackingStores {
    * else a crash of a Redis without persistence (SIGKILL; it comes back empty).
    */
   restartRedis(options: { keepData: boolean; downMs: number }): Promise<void>;
-  /** Crashes the MongoDB server (SIGKILL), waits `downMs`, starts it again on its data. Throws for MONGODB_URL's server. */
+  /**
+   * Crashes the MongoDB-protocol server (SIGKILL: mongod, or FerretDB, with
+   * PostgreSQL left running under it), waits `downMs`, starts it again on its
+   * data. Throws for MONGODB_URL's server.
+   */
   restartMongo(options: { downMs: number }): Promise<void>;
   stop(): Promise<void>;
 }
@@ -167,6 +172,8 @@ export interface BackingStoresOptions {
    * runs raised it to 10 s for FerretDB, whose every query scans a whole collection.
    */
   mongoTimeout?: string;
+  /** Which MongoDB-protocol server (--mongodb-server); by default mongod or MONGODB_URL, else FerretDB on PostgreSQL, else on SQLite. */
+  mongodbServer?: MongodbServerChoice;
 }
 
 /** Starts both servers; throws with the reason (and scripts/install-services.sh as the fix) when one is missing. */
@@ -174,13 +181,13 @@ export async function startBackingStores(options: BackingStoresOptions = {}): Pr
   // From dist/, the support module looks for the FerretDB that install-services.sh builds under dist/.services; put the real place on PATH.
   process.env.PATH = `${join(REPO_ROOT, '.services', 'bin')}${delimiter}${process.env.PATH ?? ''}`;
   // Settled one by one: when one server fails to start, the other is stopped (else it outlives the bench and keeps it from exiting).
-  const [redisStart, mongoStart] = await Promise.allSettled([startRedis(), startMongo({ startTimeoutMs: 60_000 })]);
+  const [redisStart, mongoStart] = await Promise.allSettled([startRedis(), startMongodbServer(options.mongodbServer, { startTimeoutMs: 60_000 })]);
   if (redisStart.status === 'rejected' || mongoStart.status === 'rejected') {
     await Promise.allSettled([redisStart.status === 'fulfilled' ? redisStart.value.stop() : undefined, mongoStart.status === 'fulfilled' ? mongoStart.value.stop() : undefined]);
     throw redisStart.status === 'rejected' ? redisStart.reason : (mongoStart as PromiseRejectedResult).reason;
   }
   const redisServer: RedisServer = redisStart.value;
-  const mongoServer: MongoServer = mongoStart.value;
+  const mongoServer: BenchMongoServer = mongoStart.value;
   const servers = { redis: redisServer, mongo: mongoServer };
   const mongo = new MongoClient(mongoServer.url, { serverSelectionTimeoutMS: 10_000, socketTimeoutMS: 120_000 });
   const admin = new Redis(servers.redis.url, { maxRetriesPerRequest: 1 });
@@ -191,7 +198,7 @@ export async function startBackingStores(options: BackingStoresOptions = {}): Pr
   const mongoPort = new URL(mongoServer.url).port;
 
   const databases: string[] = [];
-  const pair = (name: string, redisDb: number): StorePair => {
+  const pair = async (name: string, redisDb: number): Promise<StorePair> => {
     const database = `${servers.mongo.database}_${name}`;
     databases.push(database);
     const redisUrl = `${servers.redis.url}/${redisDb}`;
@@ -200,15 +207,15 @@ export async function startBackingStores(options: BackingStoresOptions = {}): Pr
     redisClients.push(redis);
     const redisView = new RedisStore({ client: redis, ttlMs: REDIS_TTL_MS, maxCachedMessages: MAX_CACHED_MESSAGES, mode: 'cache' });
     const mongoStore = new MongoStore({ db: mongo.db(database) });
-    const indexes = mongoStore.ensureIndexes();
-    indexes.catch(() => undefined); // awaited, and reported, by the first call that needs them
+    // The collections exist before contextd's first query, and on PostgreSQL their tables get the GIN index before it too.
+    await mongoStore.ensureIndexes();
+    await mongoServer.prepareDatabase(database);
     return {
       storage: {
         redis: { url: redisUrl },
         mongodb: { url: servers.mongo.url, database, ...(options.mongoTimeout === undefined ? {} : { timeout: options.mongoTimeout }) },
       },
       seed: async (conversation, messages, { warm }) => {
-        await indexes;
         const key = keyOf(conversation);
         for (let i = 0; i < messages.length; i += SEED_CHUNK) {
           const result = await mongoStore.upsertAllocated(key, messages.slice(i, i + SEED_CHUNK));
@@ -246,10 +253,7 @@ export async function startBackingStores(options: BackingStoresOptions = {}): Pr
         return documents.filter((d) => d.role !== 'summary').map((d) => ({ conversation: String(d.conversation), seq: Number(d.seq), role: String(d.role), messageJson: String(d.messageJson) }));
       },
       loadHot: async (conversation, limits) => (await redisView.load(keyOf(conversation), limits)).messages,
-      loadDirect: async (conversation, limits) => {
-        await indexes;
-        return (await mongoStore.load(keyOf(conversation), limits)).messages;
-      },
+      loadDirect: async (conversation, limits) => (await mongoStore.load(keyOf(conversation), limits)).messages,
     };
   };
 
@@ -270,13 +274,13 @@ export async function startBackingStores(options: BackingStoresOptions = {}): Pr
     };
   };
 
+  // redis-server rewrites its title to `redis-server 127.0.0.1:PORT`.
+  const redisPid = findPid((command) => command.includes('redis-server') && (command.includes(`:${redisPort}`) || command.includes(`--port ${redisPort}`)));
   return {
-    kind: servers.mongo.kind,
+    mongo: mongoServer,
     redis: admin,
     redisAlone,
-    // redis-server rewrites its title to `redis-server 127.0.0.1:PORT`.
-    redisPid: findPid((command) => command.includes('redis-server') && (command.includes(`:${redisPort}`) || command.includes(`--port ${redisPort}`))),
-    mongoPid: findPid((command) => command.includes(`--listen-addr=127.0.0.1:${mongoPort}`) || (command.includes('mongod') && command.includes(`--port ${mongoPort}`))),
+    redisCpuTimeMs: () => cpuTimeMs(redisPid),
     pair,
     ports: { redis: Number(redisPort), mongo: Number(mongoPort) },
     restartRedis: async ({ keepData, downMs }) => {
@@ -295,7 +299,7 @@ export async function startBackingStores(options: BackingStoresOptions = {}): Pr
       await servers.redis.restart();
     },
     restartMongo: async ({ downMs }) => {
-      if (!servers.mongo.canRestart) throw new Error(`the MongoDB at MONGODB_URL (${servers.mongo.kind}) is not ours to restart`);
+      if (!servers.mongo.canRestart) throw new Error(`${servers.mongo.label} is not ours to restart`);
       await servers.mongo.kill();
       await delay(downMs);
       await servers.mongo.restart();
@@ -322,18 +326,4 @@ export async function waitSettled(stores: StorePair, conversation: string, timeo
     if (Date.now() > deadlineMs) throw new Error(`${conversation}: not warmed and flushed within ${timeoutMs} ms`);
     await delay(5);
   }
-}
-
-/** The first process whose command line (arguments joined by spaces) matches; the support modules do not hand out their servers' pids. */
-function findPid(matches: (command: string) => boolean): number | undefined {
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      const command = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ');
-      if (matches(command)) return Number(entry);
-    } catch {
-      // The process ended while we looked.
-    }
-  }
-  return undefined;
 }

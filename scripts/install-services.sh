@@ -4,9 +4,20 @@
 # MongoDB is at hand (MONGODB_URL or mongod). Idempotent, and quick when
 # everything is present. With CI set, anything it cannot install is an error;
 # elsewhere it warns and the suites that need it are skipped.
+#
+# --bench: also PostgreSQL (apt's postgresql), for the benches' FerretDB on
+# PostgreSQL (bench/README.md); the tests do not need it, so only when asked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
+
+with_bench=
+for arg in "$@"; do
+  case "$arg" in
+    --bench) with_bench=1 ;;
+    *) echo "usage: $0 [--bench]" >&2; exit 2 ;;
+  esac
+done
 
 FERRETDB_VERSION=v1.24.2
 # FerretDB v1.24.2's go.mod says `go 1.24`; Debian 12's golang-go (1.19) is too old.
@@ -134,5 +145,48 @@ else
     say "mongodb: built $services_bin/ferretdb in $((SECONDS - started_s)) s"
   else
     problem "no MongoDB for the tests: MONGODB_URL is unset, mongod is not on PATH, and FerretDB $FERRETDB_VERSION could not be built (see above)"
+  fi
+fi
+
+# ---- PostgreSQL, for the benches' FerretDB (only with --bench) ----
+
+# Prints the directory holding postgres, initdb and psql. bench/postgres-ferretdb.ts
+# searches the same places in the same order: where `postgres`, `initdb` or `psql`
+# on PATH link to, then the newest /usr/lib/postgresql/N/bin (Debian's layout,
+# which puts only psql's wrapper on PATH).
+find_postgres() {
+  local candidate dir
+  for candidate in postgres initdb psql; do
+    candidate=$(command -v "$candidate" 2>/dev/null || true)
+    [ -n "$candidate" ] || continue
+    dir=$(dirname "$(readlink -f "$candidate")")
+    if [ -x "$dir/postgres" ] && [ -x "$dir/initdb" ] && [ -x "$dir/psql" ]; then
+      echo "$dir"
+      return 0
+    fi
+  done
+  # Newest first: /usr/lib/postgresql/N/bin sorted on N, the fifth /-separated field.
+  for dir in $(printf '%s\n' /usr/lib/postgresql/*/bin | sort -t/ -k5,5 -n -r); do
+    if [ -x "$dir/postgres" ] && [ -x "$dir/initdb" ] && [ -x "$dir/psql" ]; then
+      echo "$dir"
+      return 0
+    fi
+  done
+  return 1
+}
+
+if [ -n "$with_bench" ]; then
+  skipped="the benches' FerretDB on PostgreSQL (they fall back to FerretDB on SQLite)"
+  # The bench runs its own cluster in a temp dir (initdb, postgres on a free port); the package's own cluster is not used.
+  if postgres_bin=$(find_postgres); then
+    say "postgresql: $postgres_bin"
+  elif apt_install postgresql && postgres_bin=$(find_postgres); then
+    say "postgresql: installed $postgres_bin"
+  else
+    problem "PostgreSQL (postgres, initdb, psql) not found and could not be installed (apt-get install -y postgresql failed, see above)"
+  fi
+  # PostgreSQL refuses to run as root: a root bench runs it as the postgres user, which the package creates.
+  if [ -n "${postgres_bin:-}" ] && [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
+    problem "running as root and there is no postgres user to run PostgreSQL as (apt-get install postgresql creates it)"
   fi
 fi

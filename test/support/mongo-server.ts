@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MongoClient } from 'mongodb';
-import { findMongo, freePort, isListening, removeDir, startOnFreePort, startService, trackDir, type ServiceProcess } from './services.js';
+import { findMongo, freePort, isListening, removeDir, startOnFreePort, startService, trackDir, type MongoSource, type ServiceProcess } from './services.js';
 
 export type MongoKind = 'mongod' | 'ferretdb' | 'external';
 
@@ -31,6 +31,8 @@ export interface MongoServer {
 
 export interface StartMongoOptions {
   startTimeoutMs?: number;
+  /** The server to use instead of findMongo()'s choice (the benches' --mongodb-server). */
+  source?: MongoSource;
 }
 
 const DEFAULT_START_TIMEOUT_MS = 20_000;
@@ -38,7 +40,7 @@ const PING_TIMEOUT_MS = 2_000;
 let databaseCount = 0;
 
 export async function startMongo(options: StartMongoOptions = {}): Promise<MongoServer> {
-  const source = findMongo();
+  const source = options.source ?? findMongo();
   if (source === undefined) {
     throw new Error('no MongoDB: MONGODB_URL is unset, mongod is not on PATH, and no working ferretdb; run scripts/install-services.sh');
   }
