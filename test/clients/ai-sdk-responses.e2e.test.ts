@@ -8,15 +8,15 @@
 // By default the AI SDK treats the response as stored at OpenAI and sends
 // earlier assistant text as an `item_reference`, which contextd refuses
 // (docs/responses.md); the memory tests set `store: false`, as the docs say.
-import { afterAll, beforeAll, beforeEach, expect, test } from 'vitest';
+import { beforeAll, expect, test } from 'vitest';
 import type { ChatMessage } from '../../src/domain.js';
 import { expectStoredOnce } from '../support/compat-checks.js';
-import { ensureBuilt, startContextd, stopAll, type ContextdProcess } from '../support/contextd-process.js';
-import { startFakeUpstream, type FakeUpstream, type RecordedRequest } from '../support/fake-upstream.js';
+import type { ContextdProcess } from '../support/contextd-process.js';
+import type { FakeUpstream, RecordedRequest } from '../support/fake-upstream.js';
 import { countRoles, expectCallsPaired, inputOf, linesOfItems, linesOfMessages } from '../support/responses-checks.js';
 import { waitFor } from '../support/wait-for.js';
-import { API_KEY, contextdConfig, storedMessages, type StoredRow } from '../integration/harness.js';
-import { describeWithAiSdk, runTurns, type DriverFailure, type DriverResult, type DriverTurn, type Scenario } from './ai-sdk/support.js';
+import { API_KEY, storedMessages, type StoredRow } from '../integration/harness.js';
+import { describeWithAiSdk, runTurns, useAiSdkSuite, type AiSdkSuite, type DriverFailure, type DriverResult, type DriverTurn, type Scenario } from './ai-sdk/support.js';
 
 const SYSTEM = 'You are a terse assistant. Answer in one line.';
 /** Small enough that the longer conversations below are trimmed. */
@@ -30,12 +30,12 @@ const OUTPUT_LINE = `output call_1: ${LOOKUP_OUTPUT}`;
 let upstream: FakeUpstream;
 let contextd: ContextdProcess;
 let conversationNo = 0;
-let sdkVersions: Record<string, string> | undefined;
+let suite: AiSdkSuite;
 const newConversation = (): string => `ai-sdk-responses-${process.pid}-${++conversationNo}`;
 
 async function drive<Turn = DriverTurn>(conversation: string, scenario: Omit<Scenario, 'api' | 'instructions'>): Promise<DriverResult<Turn>> {
   const result = await runTurns<Turn>({ contextd, conversation, apiKey: API_KEY }, { ...scenario, api: 'responses', instructions: SYSTEM });
-  sdkVersions ??= result.sdk;
+  suite.sdkVersions ??= result.sdk;
   return result;
 }
 
@@ -92,21 +92,10 @@ async function storedOnce(conversation: string, count: number): Promise<ChatMess
 const exchange = (text: string): string[] => [`user: ${text}`, `assistant: echo: ${text}`];
 
 describeWithAiSdk('Vercel AI SDK (@ai-sdk/openai Responses model)', () => {
-  beforeAll(async () => {
-    await ensureBuilt();
-    upstream = await startFakeUpstream();
-    contextd = await startContextd({
-      config: contextdConfig(upstream, {
-        // No summaries: a summary call would be one more request at the upstream, and a summary would stand for history.
-        defaults: { budget: { max_context_tokens: BUDGET, summary_max_tokens: 100 }, summary: { enabled: false } },
-      }),
-    });
-  });
-  beforeEach(() => upstream.reset());
-  afterAll(async () => {
-    await stopAll();
-    await upstream?.close();
-    if (sdkVersions !== undefined) console.log(`AI SDK client versions: ${JSON.stringify(sdkVersions)}`);
+  suite = useAiSdkSuite(BUDGET);
+  // Registered after the suite's own beforeAll, so it runs after it (vitest runs before-hooks in order).
+  beforeAll(() => {
+    ({ upstream, contextd } = suite);
   });
 
   test('generateText (store: false), each turn sending only its new message: the history reaches the upstream as items within budget; stored once', async () => {

@@ -5,13 +5,13 @@
 // driver run-turns.mjs with that Node and reads its JSON result.
 // Each test checks what the upstream received (history present, budget held,
 // tool pairs valid, pinned instructions first) and what was stored (each message once).
-import { afterAll, beforeAll, beforeEach, expect, test } from 'vitest';
+import { beforeAll, expect, test } from 'vitest';
 import { expectStoredOnce, expectValidPrompt, promptOf, textOf } from '../support/compat-checks.js';
-import { ensureBuilt, startContextd, stopAll, type ContextdProcess } from '../support/contextd-process.js';
-import { startFakeUpstream, type FakeUpstream, type RecordedRequest } from '../support/fake-upstream.js';
+import type { ContextdProcess } from '../support/contextd-process.js';
+import type { FakeUpstream, RecordedRequest } from '../support/fake-upstream.js';
 import { waitFor } from '../support/wait-for.js';
-import { API_KEY, contextdConfig, storedMessages, type StoredRow } from '../integration/harness.js';
-import { describeWithAiSdk, runTurns as runDriver, type DriverResult, type Scenario } from './ai-sdk/support.js';
+import { API_KEY, storedMessages, type StoredRow } from '../integration/harness.js';
+import { describeWithAiSdk, runTurns as runDriver, useAiSdkSuite, type AiSdkSuite, type DriverResult, type Scenario } from './ai-sdk/support.js';
 
 const SYSTEM = 'You are a terse assistant. Answer in one line.';
 /** Small enough that the longer conversations below are trimmed. */
@@ -19,11 +19,11 @@ const BUDGET = 300;
 
 // ---- the driver ----
 
-let sdkVersions: Record<string, string> | undefined;
+let suite: AiSdkSuite;
 
 async function runTurns(conversation: string, scenario: Scenario): Promise<DriverResult> {
   const result = await runDriver({ contextd, conversation, apiKey: API_KEY }, scenario);
-  sdkVersions ??= result.sdk;
+  suite.sdkVersions ??= result.sdk;
   return result;
 }
 
@@ -75,21 +75,10 @@ const hasToolCalls = (message: object): boolean => {
 };
 
 describeWithAiSdk('Vercel AI SDK (@ai-sdk/openai chat model)', () => {
-  beforeAll(async () => {
-    await ensureBuilt();
-    upstream = await startFakeUpstream();
-    contextd = await startContextd({
-      config: contextdConfig(upstream, {
-        // No summaries: a summary call would be one more chat request at the upstream.
-        defaults: { budget: { max_context_tokens: BUDGET, summary_max_tokens: 100 }, summary: { enabled: false } },
-      }),
-    });
-  });
-  beforeEach(() => upstream.reset());
-  afterAll(async () => {
-    await stopAll();
-    await upstream?.close();
-    if (sdkVersions !== undefined) console.log(`AI SDK client versions: ${JSON.stringify(sdkVersions)}`);
+  suite = useAiSdkSuite(BUDGET);
+  // Registered after the suite's own beforeAll, so it runs after it (vitest runs before-hooks in order).
+  beforeAll(() => {
+    ({ upstream, contextd } = suite);
   });
 
   test('generateText, each turn sending only its new message: history reaches the upstream within budget; stored once', async () => {

@@ -5,7 +5,10 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { REPO_ROOT, type ContextdProcess } from '../../support/contextd-process.js';
+import { afterAll, beforeAll, beforeEach } from 'vitest';
+import { contextdConfig } from '../../integration/harness.js';
+import { ensureBuilt, REPO_ROOT, startContextd, stopAll, type ContextdProcess } from '../../support/contextd-process.js';
+import { startFakeUpstream, type FakeUpstream } from '../../support/fake-upstream.js';
 import { describeWithService, type Availability } from '../../support/services.js';
 
 const AI_SDK_DIR = join(REPO_ROOT, 'test', 'clients', 'ai-sdk');
@@ -92,4 +95,36 @@ export function runTurns<Turn = DriverTurn>(target: DriverTarget, scenario: Scen
       }
     });
   });
+}
+
+/** The suite's fake upstream and contextd; set by useAiSdkSuite's beforeAll. */
+export interface AiSdkSuite {
+  upstream: FakeUpstream;
+  contextd: ContextdProcess;
+  /** The AI SDK packages the driver reported, logged once when the suite ends. */
+  sdkVersions: Record<string, string> | undefined;
+}
+
+/**
+ * Call in the suite's describe: a fake upstream and a contextd in front of it
+ * with a `budgetTokens` budget and no summaries (a summary call would be one
+ * more request at the upstream, and a summary would stand for history); the
+ * upstream is reset before each test.
+ */
+export function useAiSdkSuite(budgetTokens: number): AiSdkSuite {
+  const suite = { sdkVersions: undefined } as AiSdkSuite;
+  beforeAll(async () => {
+    await ensureBuilt();
+    suite.upstream = await startFakeUpstream();
+    suite.contextd = await startContextd({
+      config: contextdConfig(suite.upstream, { defaults: { budget: { max_context_tokens: budgetTokens, summary_max_tokens: 100 }, summary: { enabled: false } } }),
+    });
+  });
+  beforeEach(() => suite.upstream.reset());
+  afterAll(async () => {
+    await stopAll();
+    await suite.upstream?.close();
+    if (suite.sdkVersions !== undefined) console.log(`AI SDK client versions: ${JSON.stringify(suite.sdkVersions)}`);
+  });
+  return suite;
 }
