@@ -288,7 +288,7 @@ export class OutboxFlusher {
   }
 
   #mongo<T>(operation: string, call: () => Promise<T>): Promise<T> {
-    return callTier(this.#o.health, 'mongodb', operation, this.#o.mongoTimeoutMs, call, undefined, true);
+    return callTier(this.#o.health, 'mongodb', operation, this.#o.mongoTimeoutMs, call, { background: true });
   }
 }
 

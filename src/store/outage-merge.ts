@@ -96,7 +96,7 @@ export class OutageMerge implements UnmergedMerge {
   }
 
   #mongo<T>(operation: string, call: () => Promise<T>): Promise<T> {
-    return callTier(this.#o.health, 'mongodb', operation, this.#o.mongoTimeoutMs, call, undefined, true);
+    return callTier(this.#o.health, 'mongodb', operation, this.#o.mongoTimeoutMs, call, { background: true });
   }
 }
 

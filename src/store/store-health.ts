@@ -92,15 +92,15 @@ export class StoreHealth {
  * as a fault: a tier slower than a big background write is not down, and
  * marking it down would send every request's cold read around it.
  */
-export async function callTier<T>(
-  health: StoreHealth,
-  tier: TierName,
-  operation: string,
-  timeoutMs: number,
-  call: () => Promise<T>,
-  isAnswer: (error: unknown) => boolean = () => false,
-  background = false,
-): Promise<T> {
+export interface TierCallOptions {
+  /** Errors that are the tier's answer, not a fault of it. */
+  isAnswer?: (error: unknown) => boolean;
+  /** Work off the request path: running past the deadline is not a fault of the tier. */
+  background?: boolean;
+}
+
+export async function callTier<T>(health: StoreHealth, tier: TierName, operation: string, timeoutMs: number, call: () => Promise<T>, options: TierCallOptions = {}): Promise<T> {
+  const { isAnswer = () => false, background = false } = options;
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_resolve, reject) => {
     timer = setTimeout(() => reject(new StoreTimeoutError(tier, operation, timeoutMs)), timeoutMs);

@@ -313,7 +313,7 @@ export class TieredStore implements ConversationStore, SummaryLock {
   }
 
   #redis<T>(operation: string, call: () => Promise<T>): Promise<T> {
-    return callTier(this.#o.health, 'redis', operation, this.#o.redisTimeoutMs, call, isCold);
+    return callTier(this.#o.health, 'redis', operation, this.#o.redisTimeoutMs, call, { isAnswer: isCold });
   }
 
   #mongo<T>(operation: string, call: () => Promise<T>): Promise<T> {
