@@ -55,7 +55,8 @@ export interface MemoryTarget {
 }
 
 /**
- * Chat completions with a conversation id: the request path of DESIGN §1 and
+ * A chat completion or a Responses API request with a conversation id (read
+ * into the same messages by memory-request.ts): the request path of DESIGN §1 and
  * docs/request-path.md, its six steps in order. Each step lives in the module
  * that owns it; what the request did goes into `log`, which is written out
  * (log line and metrics) once, when the request ends.
