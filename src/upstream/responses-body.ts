@@ -8,6 +8,7 @@
 
 import type { ChatMessage } from '../domain.js';
 import { messagesToItems } from '../context/response-items.js';
+import { jsonOnce, withJsonList } from './upstream-body.js';
 
 /** What of the client's Responses request the body is built from (http/parse-responses-request.ts reads it). */
 export interface ResponsesRequestInput {
@@ -36,22 +37,32 @@ export interface PromptLayout {
 export function responsesUpstreamBody(request: ResponsesRequestInput, layout: PromptLayout): string {
   const { messages, instructionCount, summaryUsed, historyMessages, turnMessages, turnStart } = layout;
   const offset = request.hasInstructionsField ? 1 : 0;
-  const input: unknown[] = [];
+  const input: string[] = [];
+  const asSent = (items: readonly unknown[]): void => {
+    for (const item of items) input.push(JSON.stringify(item));
+  };
   // The instructions that came as items: as sent.
   const lastInstruction = request.sources[instructionCount - 1 - offset];
-  if (lastInstruction !== undefined) input.push(...request.items.slice(0, lastInstruction.end));
+  if (lastInstruction !== undefined) asSent(request.items.slice(0, lastInstruction.end));
   let at = instructionCount;
   if (summaryUsed) {
     const summary = messages[at]!;
-    input.push({ type: 'message', role: 'developer', content: typeof summary.content === 'string' ? summary.content : '' });
+    input.push(JSON.stringify({ type: 'message', role: 'developer', content: typeof summary.content === 'string' ? summary.content : '' }));
     at++;
   }
-  input.push(...messagesToItems(messages.slice(at, at + historyMessages)));
-  at += historyMessages;
-  const ownTurn = request.messages.length - turnStart;
-  const added = turnMessages - ownTurn;
-  input.push(...messagesToItems(messages.slice(at, at + added)));
+  // The window and the results contextd added, each stored message's items serialised once (upstream-body.ts).
+  const added = turnMessages - (request.messages.length - turnStart);
+  for (const message of messages.slice(at, at + historyMessages + added)) input.push(jsonOnce(message, itemsJson, itemsJsonOfFrozen));
   const turnSource = request.sources[turnStart - offset];
-  if (turnSource !== undefined) input.push(...request.items.slice(turnSource.start));
-  return JSON.stringify({ ...request.raw, input });
+  if (turnSource !== undefined) asSent(request.items.slice(turnSource.start));
+  return withJsonList(request.raw, 'input', input);
+}
+
+const itemsJsonOfFrozen = new WeakMap<object, string>();
+
+/** A message's items as JSON list elements, comma-separated (empty for none). */
+function itemsJson(message: ChatMessage): string {
+  return messagesToItems([message])
+    .map((item) => JSON.stringify(item))
+    .join(',');
 }

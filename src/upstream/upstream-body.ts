@@ -5,35 +5,49 @@
 // stores' in-process windows, deep-frozen and shared from one load to the
 // next. So each such message is serialised once (kept beside the object,
 // weakly), and the body is the client's other fields with the messages'
-// JSON spliced in, byte for byte what JSON.stringify would give.
+// JSON spliced in, byte for byte what JSON.stringify would give. The
+// Responses API's body (responses-body.ts) splices its items the same way.
 
 import { randomBytes } from 'node:crypto';
 import type { ChatMessage } from '../domain.js';
 import { isDeeplyFrozen } from '../freeze.js';
 
-/** Stands in for the messages while the rest of the body is serialised; random per process, so no client text holds it. */
-const PLACEHOLDER = `contextd-messages-${randomBytes(12).toString('hex')}`;
+/** Stands in for the list while the rest of the body is serialised; random per process, so no client text holds it. */
+const PLACEHOLDER = `contextd-list-${randomBytes(12).toString('hex')}`;
 const QUOTED_PLACEHOLDER = JSON.stringify(PLACEHOLDER);
 
 const jsonOfFrozen = new WeakMap<object, string>();
 
 /** `JSON.stringify({ ...raw, messages })`, reusing the JSON of deep-frozen messages. */
 export function upstreamBody(raw: Readonly<Record<string, unknown>>, messages: readonly ChatMessage[]): string {
-  const shell = JSON.stringify({ ...raw, messages: PLACEHOLDER });
-  const at = shell.indexOf(QUOTED_PLACEHOLDER);
-  // Never expected: the placeholder somewhere else too (a toJSON of the client's? none survive parsing).
-  if (at < 0 || shell.includes(QUOTED_PLACEHOLDER, at + 1)) return JSON.stringify({ ...raw, messages });
-  let list = '[';
-  for (let i = 0; i < messages.length; i++) list += (i === 0 ? '' : ',') + messageJson(messages[i]!);
-  return `${shell.slice(0, at)}${list}]${shell.slice(at + QUOTED_PLACEHOLDER.length)}`;
+  return withJsonList(raw, 'messages', messages.map((message) => jsonOnce(message, JSON.stringify)));
 }
 
-function messageJson(message: ChatMessage): string {
-  if (!isDeeplyFrozen(message)) return JSON.stringify(message);
-  let json = jsonOfFrozen.get(message);
+/**
+ * `{ ...raw, [field]: [...] }` with the list's elements given as JSON text (an
+ * element may be several, comma-separated), byte for byte what JSON.stringify
+ * would give for them.
+ */
+export function withJsonList(raw: Readonly<Record<string, unknown>>, field: string, elementsJson: readonly string[]): string {
+  const shell = JSON.stringify({ ...raw, [field]: PLACEHOLDER });
+  const at = shell.indexOf(QUOTED_PLACEHOLDER);
+  const list = `[${elementsJson.filter((json) => json !== '').join(',')}]`;
+  // Never expected: the placeholder somewhere else too (a toJSON of the client's? none survive parsing).
+  if (at < 0 || shell.includes(QUOTED_PLACEHOLDER, at + 1)) return JSON.stringify({ ...raw, [field]: JSON.parse(list) as unknown });
+  return `${shell.slice(0, at)}${list}${shell.slice(at + QUOTED_PLACEHOLDER.length)}`;
+}
+
+/**
+ * `serialise(message)`, computed once for a deep-frozen message (kept beside
+ * it, weakly) and every time for any other. One serialisation per message and
+ * API: the Responses body keeps its items' JSON in a cache of its own.
+ */
+export function jsonOnce(message: ChatMessage, serialise: (message: ChatMessage) => string, cache: WeakMap<object, string> = jsonOfFrozen): string {
+  if (!isDeeplyFrozen(message)) return serialise(message);
+  let json = cache.get(message);
   if (json === undefined) {
-    json = JSON.stringify(message);
-    jsonOfFrozen.set(message, json);
+    json = serialise(message);
+    cache.set(message, json);
   }
   return json;
 }

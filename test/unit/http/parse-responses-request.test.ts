@@ -1,6 +1,9 @@
 import { describe, expect, test } from 'vitest';
 import { InvalidRequestError } from '../../../src/errors.js';
 import { parseResponsesRequest } from '../../../src/http/parse-responses-request.js';
+import { deepFreeze } from '../../../src/freeze.js';
+import { messagesToItems } from '../../../src/context/response-items.js';
+import type { ChatMessage } from '../../../src/domain.js';
 import { responsesUpstreamBody } from '../../../src/upstream/responses-body.js';
 
 const parse = (body: unknown) => parseResponsesRequest(Buffer.from(JSON.stringify(body)));
@@ -120,5 +123,22 @@ describe('responsesUpstreamBody', () => {
       { type: 'function_call_output', call_id: 'c', output: 'no result' },
       { role: 'user', content: 'next' },
     ]);
+  });
+
+  test('stored (deep-frozen) history serialised from its cache is the same body as serialised afresh', () => {
+    const request = parse({ model: 'm', input: 'new', tools: [] });
+    const history: ChatMessage[] = [
+      { role: 'user', content: 'q' },
+      { role: 'assistant', content: 'a', tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{"x":1}' } }] },
+      { role: 'tool', tool_call_id: 'c', content: 'r' },
+      { role: 'assistant', content: null, refusal: 'no' },
+    ];
+    const layoutOf = (messages: ChatMessage[]) => ({ messages: [...messages, { role: 'user' as const, content: 'new' }], instructionCount: 0, summaryUsed: false, historyMessages: messages.length, turnMessages: 1, turnStart: 0 });
+    const expected = JSON.stringify({ model: 'm', input: [...messagesToItems(history), { role: 'user', content: 'new' }], tools: [] });
+    const frozen = history.map((message) => deepFreeze(structuredClone(message)));
+    expect(responsesUpstreamBody(request, layoutOf(history))).toBe(expected);
+    // Twice: the second time the frozen messages' items come from the cache.
+    expect(responsesUpstreamBody(request, layoutOf(frozen))).toBe(expected);
+    expect(responsesUpstreamBody(request, layoutOf(frozen))).toBe(expected);
   });
 });

@@ -37,7 +37,7 @@ describe('upstreamBody', () => {
 
   test("a client's field that spells the placeholder text cannot move the messages", () => {
     // The placeholder is random per process; a field holding any other text is just text.
-    const body = { model: 'm', user: 'contextd-messages-000000000000000000000000', metadata: { note: '"contextd-messages-"' } };
+    const body = { model: 'm', user: 'contextd-list-000000000000000000000000', metadata: { note: '"contextd-list-"' } };
     const messages = [{ role: 'user', content: 'x' } as ChatMessage];
     expect(upstreamBody(body, messages)).toBe(JSON.stringify({ ...body, messages }));
   });
