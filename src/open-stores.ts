@@ -11,14 +11,19 @@ import { redactUrl } from './ops/logger.js';
 import type { Metrics } from './ops/metrics.js';
 import type { ConversationStore, SummaryLock } from './store/conversation-store.js';
 import { InProcessLock } from './store/in-process-lock.js';
+import { MemoryResponseLinks } from './store/memory-response-links.js';
 import { MemoryStore } from './store/memory-store.js';
 import { connectMongo, keepConnecting } from './store/mongo/connection.js';
 import { MongoStore } from './store/mongo/mongo-store.js';
+import { MongoResponseLinks } from './store/mongo/response-links.js';
 import { OutageMerge } from './store/outage-merge.js';
 import { connectRedis, whenRedisReady } from './store/redis/connection.js';
 import { RedisStore } from './store/redis/redis-store.js';
+import { RedisResponseLinks } from './store/redis/response-links.js';
+import type { ResponseLinkStore } from './store/response-links.js';
 import { RedisTracking } from './store/redis/tracking.js';
 import { StoreHealth, callTier, type TierName } from './store/store-health.js';
+import { TieredResponseLinks } from './store/tiered-response-links.js';
 import { TieredStore } from './store/tiered-store.js';
 
 /** Most conversations one flush round carries to MongoDB in one insert. */
@@ -28,6 +33,8 @@ export interface OpenedStores {
   store: ConversationStore;
   /** One summary job per conversation: Redis's lock when Redis is configured, else this process's. */
   lock: SummaryLock;
+  /** Responses API response id → its conversation and turn, kept in the same tiers as the conversations. */
+  links: ResponseLinkStore;
   health: StoreHealth | undefined;
   flusher: OutboxFlusher | undefined;
   /** Connections and timers owned here, closed last. */
@@ -54,12 +61,31 @@ function openEmbedded(memory: MemoryConfig, logger: Logger): OpenedStores {
     { store: 'embedded', ttlMs: memory.ttlMs, maxConversations: memory.maxConversations, maxBytes: memory.maxBytes },
     'no REDIS_URL or MONGODB_URL configured: using the embedded in-process store (history is lost on restart)',
   );
-  return { store: new MemoryStore(memory), lock: new InProcessLock(), health: undefined, flusher: undefined, closeClients: async () => undefined, probe: async () => undefined };
+  const links = new MemoryResponseLinks({ ttlMs: memory.ttlMs, maxLinks: embeddedMaxLinks(memory) });
+  return { store: new MemoryStore(memory), lock: new InProcessLock(), links, health: undefined, flusher: undefined, closeClients: async () => undefined, probe: async () => undefined };
+}
+
+/**
+ * previous_response_id nearly always names a conversation's newest response;
+ * LINKS_PER_CONVERSATION more leave room to regenerate or branch from its recent
+ * turns. A link costs about LINK_HEAP_BYTES of heap (measured with 50-character
+ * response ids), so links also stay within a quarter of max_bytes on top of the
+ * conversations: with the defaults (10,000 conversations, 256 MB) that bound is
+ * the one that applies, about 100,000 links in 65 MB. Eviction takes the least
+ * recently used link, so what goes first is old turns of idle conversations.
+ */
+const LINKS_PER_CONVERSATION = 64;
+const LINK_HEAP_BYTES = 650;
+
+function embeddedMaxLinks(memory: MemoryConfig): number {
+  return Math.max(1, Math.min(memory.maxConversations * LINKS_PER_CONVERSATION, Math.floor(memory.maxBytes / 4 / LINK_HEAP_BYTES)));
 }
 
 /** Redis connections and stores: the request path's (with CLIENT TRACKING when it can) and, in front of MongoDB, the flusher's own. */
 interface RedisTier {
   store: RedisStore;
+  /** On the request path's connection and key prefix, beside the conversations. */
+  links: RedisResponseLinks;
   flushStore: RedisStore | undefined;
   tracking: RedisTracking | undefined;
   connections: (Redis | Cluster)[];
@@ -98,16 +124,20 @@ async function openRedis(config: RedisConfig, isCache: boolean, logger: Logger, 
     flushStore = new RedisStore({ client: flushConnection, ttlMs: config.ttlMs, maxCachedMessages: config.maxCachedMessages, mode: 'cache', localCacheMaxEntries: 0 });
   }
   if (!(await whenRedisReady(connection, config.timeoutMs))) logger.warn('Redis did not answer at start; serving without it until it does');
-  return { store, flushStore, tracking, connections };
+  const links = new RedisResponseLinks({ client: connection, ttlMs: config.ttlMs });
+  return { store, links, flushStore, tracking, connections };
 }
 
-async function openMongo(config: MongoConfig, health: StoreHealth, logger: Logger, metrics: Metrics): Promise<{ store: MongoStore; client: MongoClient; connecting: { stop: () => void } }> {
+async function openMongo(config: MongoConfig, health: StoreHealth, logger: Logger, metrics: Metrics): Promise<{ store: MongoStore; links: MongoResponseLinks; client: MongoClient; connecting: { stop: () => void } }> {
   const client = connectMongo(config, (command, documentsRead) => {
     metrics.mongoCommands.inc({ command });
     if (documentsRead !== undefined) metrics.mongoDocumentsRead.inc(documentsRead);
   });
   const connecting = keepConnecting(client, (error) => logger.debug({ err: error }, 'MongoDB connection attempt failed; trying again'));
-  const store = new MongoStore({ db: client.db(config.database) });
+  const db = client.db(config.database);
+  const store = new MongoStore({ db });
+  // Creates its one index with its first link.
+  const links = new MongoResponseLinks({ db });
   // Indexes are created at start; if MongoDB is down now, on its first answer.
   const ensureIndexes = (): Promise<void> => callTier(health, 'mongodb', 'ensureIndexes', Math.max(config.timeoutMs, 10_000), () => store.ensureIndexes());
   // After the first connection attempt: a command racing an attempt that fails
@@ -121,7 +151,7 @@ async function openMongo(config: MongoConfig, health: StoreHealth, logger: Logge
     };
     again();
   });
-  return { store, client, connecting };
+  return { store, links, client, connecting };
 }
 
 async function openTiers(redisConfig: RedisConfig | undefined, mongoConfig: MongoConfig | undefined, logger: Logger, metrics: Metrics): Promise<OpenedStores> {
@@ -168,6 +198,13 @@ async function openTiers(redisConfig: RedisConfig | undefined, mongoConfig: Mong
   return {
     store: tiered,
     lock: tiered,
+    links: new TieredResponseLinks({
+      redis: redis?.links,
+      mongo: mongo?.links,
+      health,
+      redisTimeoutMs: redisConfig?.timeoutMs ?? 0,
+      mongoTimeoutMs: mongoConfig?.timeoutMs ?? 0,
+    }),
     health,
     flusher,
     probe: () => tiered.ping().catch(() => undefined),
