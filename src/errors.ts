@@ -99,6 +99,26 @@ export class ConversationStateConflictError extends ContextdError {
   }
 }
 
+/** An emulating route's `previous_response_id` names a response of another conversation than the header does. */
+export class PreviousResponseConflictError extends ContextdError {
+  readonly status = 400;
+  readonly code = 'conversation_state_conflict';
+  override readonly param = 'previous_response_id';
+  constructor(responseId: string, conversationHeader: string) {
+    super(`previous_response_id '${responseId}' belongs to another conversation than ${conversationHeader} names. Send one of them, or both naming the same conversation.`);
+  }
+}
+
+/** An emulating route was asked to continue a response it never relayed to this tenant, or whose conversation is gone: OpenAI's own answer. */
+export class PreviousResponseNotFoundError extends ContextdError {
+  readonly status = 404;
+  readonly code = 'previous_response_not_found';
+  override readonly param = 'previous_response_id';
+  constructor(responseId: string) {
+    super(`Previous response with id '${responseId}' not found.`);
+  }
+}
+
 export class UpstreamUnreachableError extends ContextdError {
   readonly status = 502;
   readonly code = 'upstream_unreachable';

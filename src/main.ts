@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { PersistQueue } from './background/persist-queue.js';
 import { ReadYourWrites } from './background/read-your-writes.js';
+import { ResponseLinkBook } from './background/response-link-book.js';
 import { parseCliArgs } from './config/cli-args.js';
 import { loadConfig } from './config/load-config.js';
 import { ConfigError } from './errors.js';
@@ -100,6 +101,15 @@ export async function main(argv: readonly string[], env: Env): Promise<number | 
       else logger.info(fields, 'summary job');
     },
   });
+  const links = new ResponseLinkBook({
+    links: stores.links,
+    maxAttempts: 5,
+    retryDelayMs: (attempt) => Math.min(100 * 2 ** attempt, 2_000),
+    onDropped: (responseId, error) => {
+      metrics.storeErrors.inc({ operation: 'link' });
+      logger.error({ err: error, responseId }, 'response link not stored: previous_response_id naming it will be a 404');
+    },
+  });
   const websockets = new WebSocketPassThrough((error) => logger.warn({ err: error }, 'websocket pass-through failed'));
   let isDraining = false;
   const server = createContextdServer({
@@ -108,6 +118,8 @@ export async function main(argv: readonly string[], env: Env): Promise<number | 
     store,
     windows: new ReadYourWrites(store, persist),
     persist,
+    links,
+    emulatesResponses: config.routes.some((route) => route.responses.state === 'emulate'),
     upstream,
     metrics,
     logger,
@@ -140,7 +152,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number | 
         startDraining: () => (isDraining = true),
         drainWrites: async () => {
           // Stores may be down: flush what can be flushed within the shutdown timeout, then say what is left.
-          const drained = await Promise.race([persist.drain().then(() => true), delay(config.server.shutdownTimeoutMs).then(() => false)]);
+          const drained = await Promise.race([Promise.all([persist.drain(), links.drain()]).then(() => true), delay(config.server.shutdownTimeoutMs).then(() => false)]);
           if (!drained) logger.error({ pendingTurns: persist.pendingTurns }, 'turns still unstored at shutdown');
           await summarizer.stop(Math.min(config.server.shutdownTimeoutMs, 5_000));
           await stores.flusher?.stop(Math.min(config.server.shutdownTimeoutMs, 10_000));

@@ -62,6 +62,8 @@ const FACTORIES: Record<string, () => ContextdError[]> = {
   InvalidConversationIdError: () => [new errors.InvalidConversationIdError('X-Conversation-Id')],
   ContextLengthExceededError: () => [new errors.ContextLengthExceededError(2000, 1000, 'default')],
   ConversationStateConflictError: () => [new errors.ConversationStateConflictError('previous_response_id', 'X-Conversation-Id')],
+  PreviousResponseConflictError: () => [new errors.PreviousResponseConflictError('resp_1', 'X-Conversation-Id')],
+  PreviousResponseNotFoundError: () => [new errors.PreviousResponseNotFoundError('resp_1')],
   UpstreamUnreachableError: () => [new errors.UpstreamUnreachableError(new Error('cause'))],
   UpstreamInterruptedError: () => [new errors.UpstreamInterruptedError(new Error('cause'))],
   UpstreamTimeoutError: () => [new errors.UpstreamTimeoutError(1000)],

@@ -1,6 +1,7 @@
 import type { AppendOptions, ConversationKey, NewMessage } from '../domain.js';
 import { conversationKeyString } from '../domain.js';
 import type { ConversationStore } from '../store/conversation-store.js';
+import { Announcements } from './announcements.js';
 
 export interface PersistQueueOptions {
   store: ConversationStore;
@@ -40,8 +41,8 @@ export interface TurnReservation {
 export class PersistQueue {
   readonly #options: PersistQueueOptions;
   readonly #byConversation = new Map<string, PendingTurn[]>();
-  /** Conversation → reservations not yet filled or cancelled. */
-  readonly #reserved = new Map<string, Set<Promise<void>>>();
+  /** Reservations not yet filled or cancelled, by conversation. */
+  readonly #reserved = new Announcements();
   #pendingTurns = 0;
   #idle: Array<() => void> = [];
 
@@ -80,28 +81,15 @@ export class PersistQueue {
    * byte finds it and waits for it: it sees the turn however fast it comes.
    */
   reserve(key: ConversationKey): TurnReservation {
-    const id = conversationKeyString(key);
-    let release!: () => void;
-    const settled = new Promise<void>((resolve) => (release = resolve));
-    const waiting = this.#reserved.get(id) ?? new Set<Promise<void>>();
-    waiting.add(settled);
-    this.#reserved.set(id, waiting);
-    let isSettled = false;
-    const settle = (): void => {
-      if (isSettled) return;
-      isSettled = true;
-      waiting.delete(settled);
-      if (waiting.size === 0 && this.#reserved.get(id) === waiting) this.#reserved.delete(id);
-      release();
-    };
+    const announcement = this.#reserved.announce(conversationKeyString(key));
     return {
       fill: (messages, options, nowMs) => {
-        if (isSettled) return false;
+        if (announcement.isSettled) return false;
         const queued = this.offer(key, messages, options, nowMs);
-        settle();
+        announcement.settle();
         return queued;
       },
-      cancel: settle,
+      cancel: () => announcement.settle(),
     };
   }
 
@@ -111,15 +99,14 @@ export class PersistQueue {
    */
   async pendingFor(key: ConversationKey): Promise<readonly PendingTurn[]> {
     const id = conversationKeyString(key);
-    const waiting = this.#reserved.get(id);
-    if (waiting !== undefined) await Promise.all([...waiting]);
+    await this.#reserved.settledFor(id);
     return [...(this.#byConversation.get(id) ?? [])];
   }
 
   /** Resolves once every reserved turn has been queued or cancelled, and every queued turn stored or given up. */
   async drain(): Promise<void> {
     // Turns announced but not yet queued come first: they are on their way.
-    while (this.#reserved.size > 0) await Promise.all([...this.#reserved.values()].flatMap((waiting) => [...waiting]));
+    await this.#reserved.allSettled();
     if (this.#pendingTurns === 0) return;
     await new Promise<void>((resolve) => this.#idle.push(resolve));
   }

@@ -148,6 +148,7 @@ function toRoute(route: Pick<FileRoute, 'name'> & Partial<FileRoute>, defaults: 
       timeoutMs: summary.timeout,
     },
     onStoreDown: route.on_store_down ?? defaults.on_store_down,
+    responses: { state: route.responses?.state ?? defaults.responses.state },
   };
 }
 

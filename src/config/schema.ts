@@ -208,6 +208,10 @@ const onStoreDown = oneOf(['passthrough', 'reject'] as const).describe(
   'When every store is down: pass requests through without memory, or answer 503.',
 );
 
+const responsesState = oneOf(['pass', 'emulate'] as const).describe(
+  "previous_response_id on /v1/responses: pass forwards it untouched (the upstream's own state); emulate answers it from contextd's memory, for any upstream (docs/responses.md).",
+);
+
 const defaultsSchema = z.strictObject({
   budget: z
     .strictObject({
@@ -229,6 +233,7 @@ const defaultsSchema = z.strictObject({
     })
     .prefault({}),
   on_store_down: onStoreDown.prefault('passthrough'),
+  responses: z.strictObject({ state: responsesState.prefault('pass') }).prefault({}),
 });
 
 const routeSchema = z.strictObject({
@@ -248,6 +253,7 @@ const routeSchema = z.strictObject({
   budget: z.strictObject(budgetFields).partial().optional(),
   summary: z.strictObject(summaryFields).partial().optional(),
   on_store_down: onStoreDown.optional(),
+  responses: z.strictObject({ state: responsesState }).partial().optional(),
 });
 
 export const configFileSchema = z

@@ -1,3 +1,4 @@
+import type { ResponseLinkBook } from '../background/response-link-book.js';
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ConversationId, TenantId, TenantMode } from '../domain.js';
@@ -8,6 +9,8 @@ import { sendJson } from './send-json.js';
 
 export interface ConversationApiDeps {
   store: ConversationStore;
+  /** Links of relayed responses into a conversation go with it. */
+  links: Pick<ResponseLinkBook, 'forget'>;
   tenantMode: TenantMode;
   adminToken: string | undefined;
 }
@@ -61,6 +64,7 @@ export async function handleConversationApi(req: IncomingMessage, res: ServerRes
   }
   if (sub === undefined && req.method === 'DELETE') {
     await deps.store.delete(key);
+    await deps.links.forget(key);
     sendJson(res, 200, { id: conversation, object: 'conversation.deleted', deleted: true });
     return;
   }

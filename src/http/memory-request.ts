@@ -7,7 +7,7 @@ import type { ChatMessage } from '../domain.js';
 import { responsesUpstreamBody, type PromptLayout } from '../upstream/responses-body.js';
 import { upstreamBody } from '../upstream/upstream-body.js';
 import { parseChatRequest } from './parse-chat-request.js';
-import { parseResponsesRequest } from './parse-responses-request.js';
+import { parseResponsesRequest, type ResponsesRequestBody } from './parse-responses-request.js';
 
 /** The APIs contextd gives memory to: chat completions and the Responses API. */
 export type MemoryApi = 'chat' | 'responses';
@@ -21,38 +21,51 @@ export interface MemoryRequest {
   usageRequested: boolean;
   /** Tool definitions in chat-completions shape, for counting. */
   tools: unknown;
-  /** The upstream's own conversation state the request names (Responses API: a field, or an item_reference's `input[i]`), which memory cannot work with. */
+  /** Responses API: `previous_response_id`, the upstream's state or, on an emulating route, contextd's. */
+  previousResponseId: string | undefined;
+  /** Other state the upstream keeps that the request names (Responses API: `conversation`, or an item_reference's `input[i]`), which memory cannot work with. */
   serverState: string | undefined;
   /** The body upstream with the assembled prompt in place of the client's messages or input. */
   withPrompt(layout: PromptLayout): string;
   /** The body as the client sent it. */
   asSent(): string;
+  /** The same request without `previous_response_id`: contextd answers it (emulation), so the upstream must not see it. */
+  withoutPreviousResponseId(): MemoryRequest;
 }
 
 /** Parses and checks a body of `api` once; no later step meets a shape it does not expect. */
 export function parseMemoryRequest(api: MemoryApi, body: Buffer): MemoryRequest {
-  if (api === 'responses') {
-    const request = parseResponsesRequest(body);
-    return {
-      api,
-      model: request.model,
-      messages: request.messages,
-      usageRequested: false,
-      tools: request.tools,
-      serverState: request.serverState,
-      withPrompt: (layout) => responsesUpstreamBody(request, layout),
-      asSent: () => JSON.stringify(request.raw),
-    };
-  }
+  if (api === 'responses') return responsesRequest(parseResponsesRequest(body));
   const request = parseChatRequest(body);
-  return {
+  const chat: MemoryRequest = {
     api,
     model: request.model,
     messages: request.messages,
     usageRequested: request.usageRequested,
     tools: request.tools,
+    previousResponseId: undefined,
     serverState: undefined,
     withPrompt: (layout) => upstreamBody(request.raw, layout.messages),
     asSent: () => JSON.stringify(request.raw),
+    withoutPreviousResponseId: () => chat,
+  };
+  return chat;
+}
+
+function responsesRequest(request: ResponsesRequestBody): MemoryRequest {
+  return {
+    api: 'responses',
+    model: request.model,
+    messages: request.messages,
+    usageRequested: false,
+    tools: request.tools,
+    previousResponseId: request.previousResponseId,
+    serverState: request.serverState,
+    withPrompt: (layout) => responsesUpstreamBody(request, layout),
+    asSent: () => JSON.stringify(request.raw),
+    withoutPreviousResponseId: () => {
+      const { previous_response_id: _answered, ...raw } = request.raw;
+      return responsesRequest({ ...request, previousResponseId: undefined, raw });
+    },
   };
 }

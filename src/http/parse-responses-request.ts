@@ -25,7 +25,9 @@ export interface ResponsesRequestBody {
   sources: { start: number; end: number }[];
   /** Function tools in chat-completions shape, for counting as on chat. */
   tools: unknown;
-  /** The state the upstream keeps for itself that the request names, if any: the field, or the item_reference (`input[3]`). */
+  /** `previous_response_id`, if set: the upstream's state, or contextd's on an emulating route. */
+  previousResponseId: string | undefined;
+  /** Other state the upstream keeps for itself that the request names, if any: `conversation`, or an item_reference (`input[3]`). */
   serverState: string | undefined;
   raw: Json;
 }
@@ -50,14 +52,8 @@ export function parseResponsesRequest(body: Buffer): ResponsesRequestBody {
   // Named by the item each message came from, not by a message the client never wrote.
   checkChatMessages(messages, (i) => (i < offset ? 'instructions' : `input[${converted[i - offset]!.start}]`));
   const reference = items.findIndex((item) => (item as Json).type === 'item_reference');
-  const serverState =
-    typeof record.previous_response_id === 'string' && record.previous_response_id !== ''
-      ? 'previous_response_id'
-      : record.conversation !== undefined && record.conversation !== null
-        ? 'conversation'
-        : reference >= 0
-          ? `input[${reference}]`
-          : undefined;
+  const previousResponseId = typeof record.previous_response_id === 'string' && record.previous_response_id !== '' ? record.previous_response_id : undefined;
+  const serverState = record.conversation !== undefined && record.conversation !== null ? 'conversation' : reference >= 0 ? `input[${reference}]` : undefined;
   return {
     model: typeof record.model === 'string' ? record.model : undefined,
     messages,
@@ -65,6 +61,7 @@ export function parseResponsesRequest(body: Buffer): ResponsesRequestBody {
     items,
     sources: converted.map(({ start, end }) => ({ start, end })),
     tools: chatShapedTools(record.tools),
+    previousResponseId,
     serverState,
     raw: record,
   };

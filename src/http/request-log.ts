@@ -6,6 +6,8 @@ export interface RequestLog {
   api?: 'chat' | 'responses';
   route?: string;
   conversation?: string;
+  /** previous_response_id named an older response: the conversation this request's branch was copied from. */
+  branchedFrom?: string;
   contextTokens?: number;
   historyMessages?: number;
   summary?: boolean;

@@ -26,6 +26,8 @@ export interface ServerDeps extends MemoryPathDeps {
   websockets: WebSocketPassThrough;
   isDraining: () => boolean;
   adminToken: string | undefined;
+  /** Some route emulates previous_response_id: a Responses API request without the header is read to find its route. */
+  emulatesResponses: boolean;
   /** Store tiers' states for /readyz. */
   readiness: () => { status: 'up' | 'degraded' | 'down'; tiers: Record<string, unknown> };
 }
@@ -111,6 +113,7 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Se
       log.kind = 'ops';
       await handleConversationApi(req, res, new URL(url, 'http://contextd'), {
         store: deps.store,
+        links: deps.links,
         tenantMode: deps.config.conversation.tenant,
         adminToken: deps.adminToken,
       });
@@ -118,10 +121,11 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Se
       const chat = req.method === 'POST' ? matchChatCompletions(path) : undefined;
       const api = chat !== undefined ? 'chat' : req.method === 'POST' && isResponsesCreate(path) ? 'responses' : undefined;
       const conversation = api === undefined ? undefined : parseConversationId(req.headers, deps.config.conversation.header);
-      if (api !== undefined && conversation !== undefined) {
+      // On a route that emulates previous_response_id, a Responses API request needs no header (its route decides).
+      if (api !== undefined && (conversation !== undefined || (api === 'responses' && deps.emulatesResponses))) {
         log.kind = 'memory';
         log.api = api;
-        log.conversation = conversation;
+        if (conversation !== undefined) log.conversation = conversation;
         await handleWithMemory(req, res, { api, conversation, path, upstreamPath, deployment: chat?.deployment }, deps, log);
       } else if (firstHeader(req.headers, deps.config.conversation.header) !== undefined) {
         // Memory was asked for on a path that has none: say so, rather than let anyone believe otherwise.

@@ -1,11 +1,11 @@
-import { randomUUID } from 'node:crypto';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { PersistQueue, TurnReservation } from '../background/persist-queue.js';
+import type { LinkTicket } from '../background/response-link-book.js';
 import type { Summarizer } from '../background/summarizer.js';
 import { digestMessage } from '../context/message-digest.js';
 import type { SplitRequest } from '../context/split-request.js';
 import { describeToolSequenceProblem, findStoreProblem, type ToolSequenceProblem } from '../context/tool-sequence.js';
-import type { ChatMessage, ConversationKey, NewMessage } from '../domain.js';
+import type { ChatMessage, ConversationId, ConversationKey, NewMessage } from '../domain.js';
 import { InvalidRequestError } from '../errors.js';
 import type { Route } from '../routing/route.js';
 import type { ReplyTee } from '../streaming/tee-reply.js';
@@ -27,7 +27,10 @@ export interface TurnToStore {
   tee: ReplyTee;
   /** Taken the moment the client had the whole reply, if it was. */
   reservation: TurnReservation | undefined;
-  idempotencyKey: string | undefined;
+  /** The turn's key: the client's Idempotency-Key, else one of ours (every turn carries one). */
+  turnKey: string;
+  /** previous_response_id emulation: the link to write for the reply's response id (the ticket taken when the client had it whole). */
+  link: { ticket: LinkTicket; conversation: ConversationId } | undefined;
   /** The caller's credential, for a summary job that has no key of its own. */
   credentialHeaders: Record<string, string>;
 }
@@ -51,7 +54,11 @@ export async function storeTurn(deps: TurnStoreDeps, input: TurnToStore): Promis
   await yieldToEventLoop();
   const reply = await input.tee.finish();
   if (reply.kind === 'not_stored') return { stored: 'not_stored', reason: reply.reason };
-  if (input.split.isRetry) return { stored: 'retry' };
+  if (input.split.isRetry) {
+    // The turn is stored already, under the Idempotency-Key: this response continues it too.
+    linkResponse(input, reply.responseId, deps.now());
+    return { stored: 'retry' };
+  }
   // The reply becomes history that later requests carry: it must have a shape a request may
   // (a lenient upstream can answer, say, content parts of an unknown shape or a null tool call).
   const shapeProblem = replyShapeProblem(reply.message);
@@ -70,11 +77,10 @@ export async function storeTurn(deps: TurnStoreDeps, input: TurnToStore): Promis
     tokens: await replyTokens(input.counter, reply.message, reply.completionTokens),
     digest: digestMessage(reply.message),
   };
-  // Every turn carries a key: the client's Idempotency-Key, else one of ours, so
-  // a write retried after a timeout (that in fact succeeded) is stored once.
-  const options = { turnKey: input.idempotencyKey ?? `auto:${randomUUID()}` };
+  const options = { turnKey: input.turnKey };
   const messages = [...input.turn, replyMessage];
   const isQueued = input.reservation === undefined ? deps.persist.offer(input.key, messages, options, deps.now()) : input.reservation.fill(messages, options, deps.now());
+  if (isQueued) linkResponse(input, reply.responseId, deps.now());
 
   // History left out of this window, not yet in a summary: fold it (the job
   // checks trigger_tokens against the store, so this offer costs nothing here).
@@ -84,11 +90,11 @@ export async function storeTurn(deps: TurnStoreDeps, input: TurnToStore): Promis
   return { stored: isQueued ? 'queued' : 'dropped' };
 }
 
-/**
- * What the reply will cost when sent back as history: our count, or the
- * upstream's own completion count plus message overhead when that is larger,
- * so the budget holds as the model counts.
- */
+/** previous_response_id emulation: the response id now names this turn. */
+function linkResponse(input: TurnToStore, responseId: string | undefined, nowMs: number): void {
+  if (responseId !== undefined) input.link?.ticket.fill(responseId, { conversation: input.link.conversation, turnKey: input.turnKey, createdAtMs: nowMs });
+}
+
 /** What checkChatMessages refuses in the reply, in its words, or undefined when a request may carry it. */
 function replyShapeProblem(reply: ChatMessage): string | undefined {
   try {
@@ -100,6 +106,11 @@ function replyShapeProblem(reply: ChatMessage): string | undefined {
   }
 }
 
+/**
+ * What the reply will cost when sent back as history: our count, or the
+ * upstream's own completion count plus message overhead when that is larger,
+ * so the budget holds as the model counts.
+ */
 async function replyTokens(counter: TokenCounter, message: ChatMessage, completionTokens: number | undefined): Promise<number> {
   const counted = await countMessageYielding(counter, message);
   return completionTokens === undefined ? counted : Math.max(counted, completionTokens + counter.countMessage({ role: 'assistant', content: '' }));

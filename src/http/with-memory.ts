@@ -1,15 +1,17 @@
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { PersistQueue, TurnReservation } from '../background/persist-queue.js';
+import type { LinkTicket, ResponseLinkBook } from '../background/response-link-book.js';
 import type { Summarizer } from '../background/summarizer.js';
 import type { Config } from '../config/config-types.js';
 import { assemblePrompt, type AssembledPrompt } from '../context/assemble-prompt.js';
 import { CountedRequest } from '../context/counted-request.js';
 import { splitRequest } from '../context/split-request.js';
 import { findRequestToolProblem, findToolSequenceProblem } from '../context/tool-sequence.js';
-import type { ConversationId, ConversationSnapshot } from '../domain.js';
-import { ContextLengthExceededError, ConversationStateConflictError, StoreUnavailableError } from '../errors.js';
+import type { ConversationId, ConversationSnapshot, TenantId } from '../domain.js';
+import { ContextdError, ContextLengthExceededError, ConversationStateConflictError, StoreUnavailableError } from '../errors.js';
 import type { RouteMatcher } from '../routing/match-route.js';
 import type { Route } from '../routing/route.js';
 import { encodingForModel } from '../tokens/encoding-for-model.js';
@@ -22,6 +24,7 @@ import { forwardWithMemory, type MemoryForward } from './forward-with-memory.js'
 import { loadWindow, type WindowSource } from './load-window.js';
 import { memoryHeaders } from './memory-headers.js';
 import { parseMemoryRequest, type MemoryApi } from './memory-request.js';
+import { continueFromResponse, type ContinuedConversation, type PreviousResponseDeps } from './previous-response.js';
 import { readBody } from './read-body.js';
 import { credentialHeaders, firstHeader } from './request-headers.js';
 import type { RequestLog } from './request-log.js';
@@ -32,6 +35,10 @@ export interface MemoryPathDeps {
   routes: RouteMatcher;
   /** The store's windows with this instance's unstored turns (read-your-writes). */
   windows: WindowSource;
+  /** Where a branch (previous_response_id naming an older response) is read and written. */
+  store: PreviousResponseDeps['store'];
+  /** previous_response_id emulation: response id → conversation, with read-your-writes. */
+  links: Pick<ResponseLinkBook, 'expect' | 'find' | 'forget'>;
   persist: Pick<PersistQueue, 'offer' | 'reserve'>;
   upstream: UpstreamClient;
   logger: Logger;
@@ -45,7 +52,8 @@ export interface MemoryPathDeps {
 /** A request with memory: which API, whose conversation, and where it goes. */
 export interface MemoryTarget {
   api: MemoryApi;
-  conversation: ConversationId;
+  /** The header's conversation; absent only on /v1/responses when a route emulates previous_response_id. */
+  conversation: ConversationId | undefined;
   /** The path the client used (routes match on it): /v1/chat/completions, /v1/responses, or an Azure path. */
   path: string;
   /** Path and query relative to the upstream's base URL. */
@@ -63,19 +71,9 @@ export interface MemoryTarget {
  */
 export async function handleWithMemory(req: IncomingMessage, res: ServerResponse, target: MemoryTarget, deps: MemoryPathDeps, log: RequestLog): Promise<void> {
   const startedAt = performance.now();
-  const key = conversationKey(resolveTenant(req.headers, deps.config.conversation.tenant), target.conversation);
-  const body = parseMemoryRequest(target.api, await readBody(req, deps.config.server.maxBodyBytes));
-
-  // 1. Match the route: its budget, encoding, summary and failure policies.
-  const model = target.deployment ?? body.model;
-  const route = deps.routes.match({ path: target.path, model, headers: req.headers });
-  log.route = route.name;
-  if (body.serverState !== undefined) throw new ConversationStateConflictError(body.serverState, deps.config.conversation.header);
-  const counter = tokenCounterFor(encodingForModel(model ?? '', route.budget.encoding));
-  const request = new CountedRequest(body.messages, counter, deps.instructionCounts);
-
-  // 2. Load the recent window (+ this instance's unstored turns).
-  const snapshot = await loadWindow(deps.windows, key, route.budget.maxContextTokens).catch((error: unknown) => whenStoreDown(error, route, deps.logger, log));
+  const tenant = resolveTenant(req.headers, deps.config.conversation.tenant);
+  const bodyBytes = await readBody(req, deps.config.server.maxBodyBytes);
+  const parsed = parseMemoryRequest(target.api, bodyBytes);
   const forward = (upstreamBodyText: string, responseHeaders: Record<string, string>, tee?: MemoryForward['tee']): Promise<ForwardOutcome> => {
     log.addedMs = performance.now() - startedAt;
     return forwardWithMemory(req, res, deps.upstream, deps.config.conversation.header, {
@@ -86,16 +84,48 @@ export async function handleWithMemory(req: IncomingMessage, res: ServerResponse
       onClientCancelled: () => (log.clientAborted = true),
     }).then((outcome) => recordForward(outcome, log));
   };
-  if (snapshot === undefined) {
+
+  // 1. Match the route: its budget, encoding, summary, failure and state policies.
+  const model = target.deployment ?? parsed.model;
+  const route = deps.routes.match({ path: target.path, model, headers: req.headers });
+  log.route = route.name;
+  const emulates = parsed.api === 'responses' && route.responses.state === 'emulate';
+  if (target.conversation === undefined && (!emulates || parsed.serverState !== undefined)) {
+    // No header, and no emulated state to keep (or the request names the upstream's own): as the client sent it.
+    log.kind = 'passthrough';
+    delete log.api;
+    await forward(bodyBytes.toString('utf8'), {});
+    return;
+  }
+  if (parsed.serverState !== undefined) throw new ConversationStateConflictError(parsed.serverState, deps.config.conversation.header);
+  if (parsed.previousResponseId !== undefined && !emulates) throw new ConversationStateConflictError('previous_response_id', deps.config.conversation.header);
+  const body = emulates ? parsed.withoutPreviousResponseId() : parsed;
+  const counter = tokenCounterFor(encodingForModel(model ?? '', route.budget.encoding));
+  const request = new CountedRequest(body.messages, counter, deps.instructionCounts);
+
+  // 2. Load the recent window (+ this instance's unstored turns); previous_response_id names the conversation, or a branch of it.
+  const previousResponseId = emulates ? parsed.previousResponseId : undefined;
+  // Nothing but a store can answer previous_response_id: without one it is a 503, whatever on_store_down says.
+  const onStoreDown = previousResponseId !== undefined ? 'reject' : route.onStoreDown;
+  const opened = await openConversation(deps, { tenant, target, previousResponseId, route }).catch((error: unknown) => whenStoreDown(error, onStoreDown, deps.logger, log));
+  if (opened === undefined) {
     // No store answered and the route says pass through: the request goes as the client sent it.
     log.memory = 'unavailable';
     await forward(body.asSent(), { 'x-contextd-cache': 'none', 'x-contextd-memory': 'unavailable' });
     notStored(log, 'no store answered');
     return;
   }
+  const { key, snapshot } = opened;
+  log.conversation = key.conversation;
+  if (opened.branchedFrom !== undefined) log.branchedFrom = opened.branchedFrom;
+  // On an emulating route the client may not have named the conversation: the reply names it.
+  const conversationHeaders: Record<string, string> = emulates ? { 'x-contextd-conversation-id': key.conversation } : {};
 
   // 3. Split the request: instructions | re-sent history | new turn.
   const idempotencyKey = firstHeader(req.headers, 'idempotency-key');
+  // Every turn carries a key: the client's Idempotency-Key, else one of ours, so a write
+  // retried after a timeout (that in fact succeeded) is stored once; response links name it.
+  const turnKey = idempotencyKey ?? `auto:${randomUUID()}`;
   const split = splitRequest({
     messages: body.messages,
     digestAt: request.digestAt,
@@ -133,6 +163,7 @@ export async function handleWithMemory(req: IncomingMessage, res: ServerResponse
   // The turn is announced the moment the client has the whole reply, so that
   // a follow-up, however fast, waits for it rather than missing it.
   let reservation: TurnReservation | undefined;
+  let linkTicket: LinkTicket | undefined;
   try {
     const outcome = await forward(
       toolProblem !== undefined
@@ -145,8 +176,15 @@ export async function handleWithMemory(req: IncomingMessage, res: ServerResponse
             turnMessages: turn.length,
             turnStart: split.turnStart,
           }),
-      toolProblem !== undefined ? { 'x-contextd-cache': snapshot.cache, 'x-contextd-memory': 'bypassed' } : memoryHeaders(prompt, snapshot),
-      { api: body.api, usageRequested: body.usageRequested, onClientHasAll: () => (reservation = deps.persist.reserve(key)) },
+      { ...conversationHeaders, ...(toolProblem !== undefined ? { 'x-contextd-cache': snapshot.cache, 'x-contextd-memory': 'bypassed' } : memoryHeaders(prompt, snapshot)) },
+      {
+        api: body.api,
+        usageRequested: body.usageRequested,
+        onClientHasAll: () => {
+          reservation = deps.persist.reserve(key);
+          if (emulates) linkTicket = deps.links.expect(tenant);
+        },
+      },
     );
     if (outcome.tee === undefined) {
       // An upstream error answer, or a client that left: nothing to remember.
@@ -165,21 +203,44 @@ export async function handleWithMemory(req: IncomingMessage, res: ServerResponse
       foldBeforeSeq: prompt.droppedMessages > 0 ? (split.history[prompt.droppedMessages]?.seq ?? snapshot.lastSeq + 1) : undefined,
       tee: outcome.tee,
       reservation,
-      idempotencyKey,
+      turnKey,
+      link: linkTicket === undefined ? undefined : { ticket: linkTicket, conversation: key.conversation },
       credentialHeaders: credentialHeaders(req.headers),
     });
     log.stored = stored.stored;
     if (stored.stored === 'not_stored') log.notStoredReason = stored.reason;
   } finally {
     reservation?.cancel();
+    linkTicket?.cancel();
   }
 }
 
-/** A store that did not answer: the route's on_store_down rejects the request, or lets it through without memory (undefined). */
-function whenStoreDown(error: unknown, route: Route, logger: Logger, log: RequestLog): undefined {
+/** The conversation the request continues, and its window: the header's, a previous response's (or a branch of it), or a new one. */
+async function openConversation(
+  deps: MemoryPathDeps,
+  request: { tenant: TenantId; target: MemoryTarget; previousResponseId: string | undefined; route: Route },
+): Promise<ContinuedConversation> {
+  const budgetTokens = request.route.budget.maxContextTokens;
+  if (request.previousResponseId !== undefined) {
+    return continueFromResponse(deps, {
+      tenant: request.tenant,
+      responseId: request.previousResponseId,
+      headerConversation: request.target.conversation,
+      conversationHeader: deps.config.conversation.header,
+      budgetTokens,
+    });
+  }
+  // Only an emulating route comes here without the header: the conversation starts now, named in the reply.
+  const key = conversationKey(request.tenant, request.target.conversation ?? (randomUUID() as ConversationId));
+  return { key, snapshot: await loadWindow(deps.windows, key, budgetTokens) };
+}
+
+/** A store that did not answer: on_store_down rejects the request, or lets it through without memory (undefined). contextd's answers to the client's own mistakes (4xx: an unknown previous response) go to it as they are. */
+function whenStoreDown(error: unknown, onStoreDown: Route['onStoreDown'], logger: Logger, log: RequestLog): undefined {
+  if (error instanceof ContextdError && error.status < 500) throw error;
   log.storeDegraded = true;
   logger.warn({ err: error, requestId: log.requestId }, 'conversation store did not answer');
-  if (route.onStoreDown === 'reject') throw new StoreUnavailableError(error);
+  if (onStoreDown === 'reject') throw new StoreUnavailableError(error);
   return undefined;
 }
 

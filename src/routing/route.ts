@@ -33,6 +33,8 @@ export interface Route {
   budget: BudgetPolicy;
   summary: SummaryPolicy;
   onStoreDown: 'passthrough' | 'reject';
+  /** previous_response_id: forwarded as it came (pass), or answered from memory (emulate; docs/responses.md). */
+  responses: { state: 'pass' | 'emulate' };
 }
 
 /** The catch-all route every request falls back to; its policy is the config's `defaults`. */

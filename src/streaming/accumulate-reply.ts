@@ -9,6 +9,8 @@ import type { ChatMessage, ToolCall } from '../domain.js';
 import { createSseParser, type SseEvent } from './sse-parser.js';
 
 export interface RebuiltReply {
+  /** The Responses API's response id (`resp_…`), for previous_response_id emulation; chat replies have none. */
+  responseId?: string;
   /**
    * The assistant message as the model produced it (choice index 0): role 'assistant', content
    * (string or null), tool_calls (by index, arguments concatenated, id/type/name from the first

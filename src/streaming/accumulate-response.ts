@@ -89,6 +89,11 @@ function statusOf(terminalType: string): string {
 }
 
 function rebuild(response: Json): RebuiltReply {
+  const reply = rebuildMessage(response);
+  return typeof response.id === 'string' && response.id !== '' ? { ...reply, responseId: response.id } : reply;
+}
+
+function rebuildMessage(response: Json): RebuiltReply {
   if (response.error !== undefined && response.error !== null) return incomplete('upstream sent an error');
   const status = response.status;
   if (status !== 'completed' && status !== 'incomplete') return incomplete(`response ${typeof status === 'string' ? status : 'without a status'}`);

@@ -155,6 +155,7 @@ describeWithPythonClients('the Responses API from Python clients through context
           budget: { max_context_tokens: TIGHT_BUDGET, summary_max_tokens: 50 },
           summary: { enabled: false },
         },
+        { name: 'emulate', match: { header: { 'x-route': 'emulate' } }, responses: { state: 'emulate' } },
       ],
     });
   });
@@ -298,7 +299,7 @@ describeWithPythonClients('the Responses API from Python clients through context
     }
     return sent;
   };
-  const runAgents = (conversation: string, scenario: { runs: AgentRun[]; history?: 'new-only' | 'full'; route?: string }): Promise<AgentsSeen> =>
+  const runAgents = (conversation: string, scenario: { runs: AgentRun[]; history?: 'new-only' | 'full'; route?: string; state?: 'header' | 'previous_response_id' }): Promise<AgentsSeen> =>
     runDriver<AgentsSeen>('openai_agents_responses_driver.py', ['runs', JSON.stringify(scenario)], { contextd, conversation, apiKey: API_KEY });
 
   test('openai-agents: 15 runs on one conversation (Runner.run and Runner.run_streamed), each sending only its new message; the re-sent run items are stored once', async () => {
@@ -364,6 +365,31 @@ describeWithPythonClients('the Responses API from Python clients through context
         }),
       ),
     );
+  });
+
+  test('openai-agents chaining responses (previous_response_id, auto_previous_response_id) on a route that emulates it: 8 runs, no header; the upstream keeps no state and gets the whole history', async () => {
+    const runs = agentRuns(8, 'agents chained run').map((run, i) => (i === 3 ? { ...run, text: 'agents chained run 4: look up items 4 and 34' } : run));
+    const seen = await runAgents('unused', { runs, route: 'emulate', state: 'previous_response_id' });
+    expect(seen.runs.map((run) => run.reply)).toEqual(runs.map((run) => expectedReply(run.text)));
+    const headers = headersOf(seen.exchanges);
+    const conversations = new Set(headers.map((h) => h['x-contextd-conversation-id']));
+    expect(conversations.size, JSON.stringify(headers)).toBe(1);
+    const [conversation] = [...conversations];
+    expect(conversation).toMatch(/^[0-9a-f-]{36}$/);
+    // The SDK sent each run's new message, and on each later step only the step's new items (the state was named by id).
+    expect(responsesExchanges(seen.exchanges).map((exchange) => exchange.sent_input)).toEqual(
+      runs.flatMap((run) => [['user'], ...lookupSteps(run.text).map((step) => step.map(() => 'function_call_output'))]),
+    );
+    // The upstream saw no previous_response_id, and every step carried all the history before it.
+    const requests = upstream.responsesRequests();
+    expectEveryRequestValid(requests);
+    for (const request of requests) expect((request.json as { previous_response_id?: unknown }).previous_response_id).toBeUndefined();
+    const { requests: expected, conversation: lines } = expectedExchange(runs.map((run) => run.text));
+    expect(requests.map((request) => linesOfItems(inputOf(request)))).toEqual(expected);
+    // Each run: its user message and answer; each tool step: the message making the calls, and an output per call.
+    const count = runs.reduce((sum, run) => sum + 2 + lookupSteps(run.text).reduce((steps, step) => steps + 1 + step.length, 0), 0);
+    const rows = await storedRows(conversation!, count);
+    expect(linesOfMessages(messagesOf(rows))).toEqual(lines);
   });
 
   test("openai-agents, continuing with the last run's to_input_list() (no session): the re-sent history is recognised, stored once", async () => {

@@ -67,7 +67,7 @@ sys.addaudithook(_refuse_the_internet)
 SYSTEM = "You are a terse assistant. Answer in one line."
 MODEL = "gpt-4o-mini"
 CONVERSATION_HEADER = "x-conversation-id"
-CONTEXTD_HEADERS = ("x-contextd-context-tokens", "x-contextd-history-messages", "x-contextd-summary", "x-contextd-cache", "x-contextd-memory")
+CONTEXTD_HEADERS = ("x-contextd-context-tokens", "x-contextd-history-messages", "x-contextd-summary", "x-contextd-cache", "x-contextd-memory", "x-contextd-conversation-id")
 
 
 def env(name: str) -> str:

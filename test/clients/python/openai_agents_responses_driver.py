@@ -8,6 +8,11 @@ The scenario (JSON):
            run's `to_input_list()` plus the new message, as the SDK's guide
            continues a conversation without a session
   route:   optional; sent as the `x-route` header (contextd's route match)
+  state:   "header" (the default): the conversation header names the
+           conversation; "previous_response_id": no header, each run continues
+           the last with previous_response_id=result.last_response_id and the
+           tool loop chains its steps (auto_previous_response_id), as the SDK
+           does against OpenAI's server-side state (contextd emulates it)
 
 Within a run the SDK's tool loop re-sends the run's own items (the user
 message, the function_call, the function_call_output) on every step. The
@@ -39,13 +44,14 @@ def lookup(q: str) -> str:
 async def runs_async(scenario: Dict[str, Any]) -> Dict[str, Any]:
     route: Optional[str] = scenario.get("route")
     resends = scenario.get("history", "new-only") == "full"
+    chained = scenario.get("state", "header") == "previous_response_id"
     exchanges = common.Exchanges()
     client = AsyncOpenAI(
         base_url=common.base_url(),
         api_key=common.api_key(),
         max_retries=0,
         timeout=20,
-        default_headers={**common.conversation_headers(), **({"x-route": route} if route else {})},
+        default_headers={**({} if chained else common.conversation_headers()), **({"x-route": route} if route else {})},
         http_client=exchanges.async_http_client(),
     )
     set_default_openai_client(client, use_for_tracing=False)
@@ -57,13 +63,23 @@ async def runs_async(scenario: Dict[str, Any]) -> Dict[str, Any]:
         run_input: Any = run["text"]
         if resends and result is not None:
             run_input = result.to_input_list() + [{"role": "user", "content": run["text"]}]
+        state: Dict[str, Any] = {}
+        if chained:
+            state = {"previous_response_id": result.last_response_id if result is not None else None, "auto_previous_response_id": True}
         if run["streamed"]:
-            result = Runner.run_streamed(agent, run_input)
+            result = Runner.run_streamed(agent, run_input, **state)
             async for _event in result.stream_events():
                 pass
         else:
-            result = await Runner.run(agent, run_input)
-        seen.append({"reply": result.final_output, "items": [item.type for item in result.new_items], "model_calls": len(result.raw_responses)})
+            result = await Runner.run(agent, run_input, **state)
+        seen.append(
+            {
+                "reply": result.final_output,
+                "items": [item.type for item in result.new_items],
+                "model_calls": len(result.raw_responses),
+                "last_response_id": result.last_response_id,
+            }
+        )
     await client.close()
     return {"runs": seen, "exchanges": exchanges.seen}
 

@@ -68,6 +68,7 @@ describe('parseConfig: defaults', () => {
             timeoutMs: 60_000,
           },
           onStoreDown: 'passthrough',
+          responses: { state: 'pass' },
         },
       ],
     });

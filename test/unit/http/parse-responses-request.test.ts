@@ -31,12 +31,15 @@ describe('parseResponsesRequest', () => {
       items: [{ role: 'user', content: 'hi' }],
       sources: [{ start: 0, end: 1 }],
       tools: [{ type: 'function', function: { name: 'f', parameters: {} } }],
+      previousResponseId: undefined,
       serverState: undefined,
     });
   });
 
   test("OpenAI's own state named in the request is reported", () => {
-    expect(parse({ input: 'hi', previous_response_id: 'resp_1' }).serverState).toBe('previous_response_id');
+    expect(parse({ input: 'hi', previous_response_id: 'resp_1' })).toMatchObject({ previousResponseId: 'resp_1', serverState: undefined });
+    expect(parse({ input: 'hi', previous_response_id: '' }).previousResponseId).toBeUndefined();
+    expect(parse({ input: 'hi', previous_response_id: 'resp_1', conversation: 'conv_1' })).toMatchObject({ previousResponseId: 'resp_1', serverState: 'conversation' });
     expect(parse({ input: 'hi', conversation: 'conv_1' }).serverState).toBe('conversation');
     expect(parse({ input: [{ role: 'user', content: 'a' }, { type: 'item_reference', id: 'msg_1' }] }).serverState).toBe('input[1]');
   });

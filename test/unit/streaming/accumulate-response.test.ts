@@ -28,6 +28,7 @@ describe('rebuildResponseFromJson', () => {
       completionTokens: 8,
       finishReason: 'stop',
       incompleteReason: undefined,
+      responseId: 'resp_1',
     });
   });
 
@@ -49,7 +50,7 @@ describe('createSseResponseAccumulator', () => {
       expect(accumulator.isComplete()).toBe(false);
       accumulator.push(encode(text.slice(cut)));
       expect(accumulator.isComplete()).toBe(true);
-      expect(accumulator.finish()).toMatchObject({ message: { role: 'assistant', content: 'Hello there', tool_calls: [{ id: 'call_1' }] }, completionTokens: 8, incompleteReason: undefined });
+      expect(accumulator.finish()).toMatchObject({ message: { role: 'assistant', content: 'Hello there', tool_calls: [{ id: 'call_1' }] }, completionTokens: 8, incompleteReason: undefined, responseId: 'resp_1' });
     }
   });
 
