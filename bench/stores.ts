@@ -230,7 +230,9 @@ export async function startBackingStores(options: BackingStoresOptions = {}): Pr
         const [lastSeq, flushedSeq] = await redis.hmget(metaKey(conversation), 'lastSeq', 'flushedSeq');
         return lastSeq !== null && lastSeq === flushedSeq;
       },
-      evict: (conversation) => redisView.delete(keyOf(conversation)),
+      evict: async (conversation) => {
+        await redisView.delete(keyOf(conversation));
+      },
       dirtyCount: () => redis.zcard('contextd:dirty'),
       waitFlushed: async (timeoutMs = 60_000) => {
         const deadlineMs = Date.now() + timeoutMs;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the servers the test suites run against, when they are missing:
-# redis-server and redis-cli (apt), and FerretDB v1 (built with Go) unless a
-# MongoDB is at hand (MONGODB_URL or mongod). Idempotent, and quick when
+# redis-server and redis-cli (apt), FerretDB v1 (built with Go) unless a
+# MongoDB is at hand (MONGODB_URL or mongod), and Chromium (apt) for the
+# inspector page's browser test. Idempotent, and quick when
 # everything is present. With CI set, anything it cannot install is an error;
 # elsewhere it warns and the suites that need it are skipped.
 #
@@ -146,6 +147,26 @@ else
   else
     problem "no MongoDB for the tests: MONGODB_URL is unset, mongod is not on PATH, and FerretDB $FERRETDB_VERSION could not be built (see above)"
   fi
+fi
+
+# ---- Chromium, for the inspector page's browser test (test/ui) ----
+
+# Debian's chromium, driven by puppeteer-core; test/support/browser.ts searches
+# the same names in the same order (CHROMIUM_PATH first).
+find_chromium() {
+  local candidate
+  for candidate in "${CHROMIUM_PATH:-}" chromium chromium-browser google-chrome-stable google-chrome; do
+    [ -n "$candidate" ] && command -v "$candidate" 2>/dev/null && return 0
+  done
+  return 1
+}
+
+if chromium=$(find_chromium); then
+  say "chromium: $chromium"
+elif apt_install chromium && chromium=$(find_chromium); then
+  say "chromium: installed $chromium"
+else
+  problem "chromium not found and could not be installed (apt-get install -y chromium failed, see above)"
 fi
 
 # ---- PostgreSQL, for the benches' FerretDB (only with --bench) ----

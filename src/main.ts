@@ -8,6 +8,7 @@ import { loadConfig } from './config/load-config.js';
 import { ConfigError } from './errors.js';
 import type { Config } from './config/config-types.js';
 import { createContextdServer } from './http/server.js';
+import { loadInspectorUi } from './http/inspector-ui.js';
 import { shutdown } from './lifecycle/shutdown.js';
 import { createLogger, redactUrl } from './ops/logger.js';
 import { Metrics } from './ops/metrics.js';
@@ -116,6 +117,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number | 
     config,
     routes: compileRoutes(config.routes),
     store,
+    directory: stores.directory,
     windows: new ReadYourWrites(store, persist),
     persist,
     links,
@@ -129,6 +131,8 @@ export async function main(argv: readonly string[], env: Env): Promise<number | 
     summarizer,
     isDraining: () => isDraining,
     adminToken: config.admin.token,
+    erasure: { pending: persist, lock: stores.lock },
+    inspectorUi: config.ui.enabled ? loadInspectorUi() : undefined,
     readiness: () => stores.health?.report() ?? { status: 'up', tiers: { embedded: { state: 'up' } } },
   });
 

@@ -9,28 +9,37 @@ import { OutboxFlusher } from './background/outbox-flusher.js';
 import type { MemoryConfig, MongoConfig, RedisConfig, StorageConfig } from './config/config-types.js';
 import { redactUrl } from './ops/logger.js';
 import type { Metrics } from './ops/metrics.js';
+import type { ConversationDirectory } from './store/conversation-directory.js';
 import type { ConversationStore, SummaryLock } from './store/conversation-store.js';
 import { InProcessLock } from './store/in-process-lock.js';
+import { MemoryDirectory } from './store/memory-directory.js';
 import { MemoryResponseLinks } from './store/memory-response-links.js';
 import { MemoryStore } from './store/memory-store.js';
 import { connectMongo, keepConnecting } from './store/mongo/connection.js';
+import { MongoDirectory } from './store/mongo/mongo-directory.js';
 import { MongoStore } from './store/mongo/mongo-store.js';
 import { MongoResponseLinks } from './store/mongo/response-links.js';
 import { OutageMerge } from './store/outage-merge.js';
 import { connectRedis, whenRedisReady } from './store/redis/connection.js';
+import { RedisDirectory } from './store/redis/redis-directory.js';
 import { RedisStore } from './store/redis/redis-store.js';
 import { RedisResponseLinks } from './store/redis/response-links.js';
 import type { ResponseLinkStore } from './store/response-links.js';
 import { RedisTracking } from './store/redis/tracking.js';
 import { StoreHealth, callTier, type TierName } from './store/store-health.js';
+import { TieredDirectory } from './store/tiered-directory.js';
 import { TieredResponseLinks } from './store/tiered-response-links.js';
 import { TieredStore } from './store/tiered-store.js';
 
 /** Most conversations one flush round carries to MongoDB in one insert. */
 const FLUSH_BATCH_SIZE = 64;
+/** Least deadline of a conversation listing: a page of MongoDB, or a scan of the whole Redis keyspace. */
+const MIN_LIST_TIMEOUT_MS = 10_000;
 
 export interface OpenedStores {
   store: ConversationStore;
+  /** The tenant's conversations, for the conversation API (from MongoDB when configured). */
+  directory: ConversationDirectory;
   /** One summary job per conversation: Redis's lock when Redis is configured, else this process's. */
   lock: SummaryLock;
   /** Responses API response id → its conversation and turn, kept in the same tiers as the conversations. */
@@ -62,7 +71,17 @@ function openEmbedded(memory: MemoryConfig, logger: Logger): OpenedStores {
     'no REDIS_URL or MONGODB_URL configured: using the embedded in-process store (history is lost on restart)',
   );
   const links = new MemoryResponseLinks({ ttlMs: memory.ttlMs, maxLinks: embeddedMaxLinks(memory) });
-  return { store: new MemoryStore(memory), lock: new InProcessLock(), links, health: undefined, flusher: undefined, closeClients: async () => undefined, probe: async () => undefined };
+  const store = new MemoryStore(memory);
+  return {
+    store,
+    directory: new MemoryDirectory(store),
+    lock: new InProcessLock(),
+    links,
+    health: undefined,
+    flusher: undefined,
+    closeClients: async () => undefined,
+    probe: async () => undefined,
+  };
 }
 
 /**
@@ -84,6 +103,8 @@ function embeddedMaxLinks(memory: MemoryConfig): number {
 /** Redis connections and stores: the request path's (with CLIENT TRACKING when it can) and, in front of MongoDB, the flusher's own. */
 interface RedisTier {
   store: RedisStore;
+  /** Redis alone: the listing scans the request path's connection. */
+  directory: RedisDirectory;
   /** On the request path's connection and key prefix, beside the conversations. */
   links: RedisResponseLinks;
   flushStore: RedisStore | undefined;
@@ -125,10 +146,10 @@ async function openRedis(config: RedisConfig, isCache: boolean, logger: Logger, 
   }
   if (!(await whenRedisReady(connection, config.timeoutMs))) logger.warn('Redis did not answer at start; serving without it until it does');
   const links = new RedisResponseLinks({ client: connection, ttlMs: config.ttlMs });
-  return { store, links, flushStore, tracking, connections };
+  return { store, directory: new RedisDirectory({ client: connection }), links, flushStore, tracking, connections };
 }
 
-async function openMongo(config: MongoConfig, health: StoreHealth, logger: Logger, metrics: Metrics): Promise<{ store: MongoStore; links: MongoResponseLinks; client: MongoClient; connecting: { stop: () => void } }> {
+async function openMongo(config: MongoConfig, health: StoreHealth, logger: Logger, metrics: Metrics): Promise<{ store: MongoStore; directory: MongoDirectory; links: MongoResponseLinks; client: MongoClient; connecting: { stop: () => void } }> {
   const client = connectMongo(config, (command, documentsRead) => {
     metrics.mongoCommands.inc({ command });
     if (documentsRead !== undefined) metrics.mongoDocumentsRead.inc(documentsRead);
@@ -151,7 +172,7 @@ async function openMongo(config: MongoConfig, health: StoreHealth, logger: Logge
     };
     again();
   });
-  return { store, links, client, connecting };
+  return { store, directory: new MongoDirectory({ db }), links, client, connecting };
 }
 
 async function openTiers(redisConfig: RedisConfig | undefined, mongoConfig: MongoConfig | undefined, logger: Logger, metrics: Metrics): Promise<OpenedStores> {
@@ -197,6 +218,13 @@ async function openTiers(redisConfig: RedisConfig | undefined, mongoConfig: Mong
   hooks.onRedisUp = () => void tiered.dropStaleCopies().catch((e: unknown) => logger.warn({ err: e }, 'dropping stale redis copies failed'));
   return {
     store: tiered,
+    directory: new TieredDirectory({
+      redis: redis?.directory,
+      mongo: mongo?.directory,
+      health,
+      redisTimeoutMs: Math.max(redisConfig?.timeoutMs ?? 0, MIN_LIST_TIMEOUT_MS),
+      mongoTimeoutMs: Math.max(mongoConfig?.timeoutMs ?? 0, MIN_LIST_TIMEOUT_MS),
+    }),
     lock: tiered,
     links: new TieredResponseLinks({
       redis: redis?.links,

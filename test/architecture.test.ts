@@ -77,17 +77,18 @@ describe('architecture', () => {
     for (const m of modules.filter((m) => ['http', 'ops', 'lifecycle', 'background'].includes(folder(m.path)))) {
       for (const { target, isTypeOnly } of m.imports) {
         if (folder(target) !== 'store') continue;
-        const allowed = (isTypeOnly && ['store/conversation-store.ts', 'store/response-links.ts'].includes(target)) || target === 'store/store-health.ts';
+        const allowed =
+          (isTypeOnly && ['store/conversation-store.ts', 'store/conversation-directory.ts', 'store/response-links.ts'].includes(target)) || target === 'store/store-health.ts';
         expect(allowed, `${m.path} imports ${target}`).toBe(true);
       }
     }
   });
 
-  test('the two-tier store sees its tiers only through the store interfaces, never the Redis or MongoDB code', () => {
-    const tiered = modules.find((m) => m.path === 'store/tiered-store.ts');
-    expect(tiered, 'store/tiered-store.ts').toBeDefined();
-    for (const { target } of tiered!.imports) {
-      expect(target, `store/tiered-store.ts imports ${target}`).not.toMatch(/^store\/(redis|mongo)\//);
+  test('the two-tier store (and its directory, links) sees its tiers only through the store interfaces, never the Redis or MongoDB code', () => {
+    const tiered = modules.filter((m) => m.path.startsWith('store/tiered-'));
+    expect(tiered.map((m) => m.path)).toContain('store/tiered-store.ts');
+    for (const m of tiered) {
+      for (const { target } of m.imports) expect(target, `${m.path} imports ${target}`).not.toMatch(/^store\/(redis|mongo)\//);
     }
   });
 

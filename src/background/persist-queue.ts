@@ -45,6 +45,8 @@ export class PersistQueue {
   readonly #reserved = new Announcements();
   #pendingTurns = 0;
   #idle: Array<() => void> = [];
+  /** Waiting for one conversation's queued turns (settledFor), by conversation. */
+  readonly #settled = new Map<string, Array<() => void>>();
 
   constructor(options: PersistQueueOptions) {
     this.#options = options;
@@ -103,6 +105,19 @@ export class PersistQueue {
     return [...(this.#byConversation.get(id) ?? [])];
   }
 
+  /**
+   * Resolves once the conversation's reserved turns are queued or cancelled
+   * and its queued turns (those queued meanwhile too) stored or given up: an
+   * erasure waits for them, so that it sees every turn it may name and none
+   * is stored after it.
+   */
+  async settledFor(key: ConversationKey): Promise<void> {
+    const id = conversationKeyString(key);
+    await this.#reserved.settledFor(id);
+    if (!this.#byConversation.has(id)) return;
+    await new Promise<void>((resolve) => this.#settled.set(id, [...(this.#settled.get(id) ?? []), resolve]));
+  }
+
   /** Resolves once every reserved turn has been queued or cancelled, and every queued turn stored or given up. */
   async drain(): Promise<void> {
     // Turns announced but not yet queued come first: they are on their way.
@@ -120,6 +135,8 @@ export class PersistQueue {
       this.#pendingTurns--;
     }
     this.#byConversation.delete(id);
+    for (const resolve of this.#settled.get(id) ?? []) resolve();
+    this.#settled.delete(id);
     if (this.#pendingTurns === 0) for (const resolve of this.#idle.splice(0)) resolve();
   }
 

@@ -134,6 +134,8 @@ export class Summarizer {
     const lease = await this.#o.lock.acquire(key, policy.timeoutMs + 30_000);
     if (lease === undefined) return { outcome: 'locked' };
     try {
+      // The summary is dated by the read it is made from, not by the answer: a store refuses one read before an erasure of what it covers.
+      const readAtMs = this.#now();
       const current = await this.#o.store.load(key, { maxMessages: 0, maxTokens: 0 });
       const fromSeq = current.summary?.coversSeq ?? 0;
       const { messages, isCutShort } = await this.#unsummarized(key, fromSeq, job.foldBeforeSeq);
@@ -157,7 +159,7 @@ export class Summarizer {
         text,
         tokens: counter.countMessage(summaryAsSystemMessage({ text, tokens: 0, coversSeq: 0, createdAtMs: 0 })),
         coversSeq: fold.at(-1)!.seq,
-        createdAtMs: this.#now(),
+        createdAtMs: readAtMs,
       };
       // A job whose lease lapsed was overtaken; the newer job's summary stands.
       if (!(await lease.isHeld())) return { outcome: 'stale' };

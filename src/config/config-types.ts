@@ -13,6 +13,7 @@ export interface Config {
   upstream: ConfigFile['upstream'];
   conversation: ConfigFile['conversation'];
   admin: ConfigFile['admin'];
+  ui: ConfigFile['ui'];
   storage: ConfigFile['storage'];
   /** User routes with the defaults merged in, then the catch-all route "default". */
   routes: readonly Route[];

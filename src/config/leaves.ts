@@ -73,6 +73,28 @@ export const size = leaf(
   },
 );
 
+const PERCENT = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/;
+
+/** A share of something: `2%`, `0.5%`; the value is the fraction (0.02). */
+export const percent = leaf('a percentage such as 2% or 0.5%', { type: 'string', pattern: PERCENT.source }, (value) => {
+  const match = typeof value === 'string' ? PERCENT.exec(value) : null;
+  const share = match === null ? undefined : Number(match[1]) / 100;
+  return share !== undefined && share < 1 ? share : undefined;
+});
+
+/** Tokens (`200`) or a share of the budget (`5%`). */
+export const tokensOrPercent = leaf(
+  'a number of tokens (200) or a percentage of the budget (5%)',
+  { anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string', pattern: PERCENT.source }] },
+  (value): { tokens: number } | { share: number } | undefined => {
+    const tokens = parseInteger(value);
+    if (tokens !== undefined && tokens >= 0) return { tokens };
+    const match = typeof value === 'string' ? PERCENT.exec(value) : null;
+    const share = match === null ? undefined : Number(match[1]) / 100;
+    return share !== undefined && share < 1 ? { share } : undefined;
+  },
+);
+
 export const anyString = leaf('a string', { type: 'string' }, (value) => (typeof value === 'string' ? value : undefined));
 export const text = leaf('a non-empty string', { type: 'string', minLength: 1 }, (value) =>
   typeof value === 'string' && value.trim() !== '' ? value : undefined,

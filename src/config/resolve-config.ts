@@ -27,6 +27,7 @@ export function resolveConfig(file: ConfigFile, source: string): ResolvedConfig 
     upstream: file.upstream,
     conversation: file.conversation,
     admin: file.admin,
+    ui: file.ui,
     storage: file.storage,
     routes: [...file.routes.map((route) => toRoute(route, file.defaults)), defaultRoute],
   };
@@ -34,6 +35,7 @@ export function resolveConfig(file: ConfigFile, source: string): ResolvedConfig 
 }
 
 const SUMMARY_FITS_BUDGET = 'must be less than budget.max_context_tokens, so that the summary leaves room for recent history';
+const MARGIN_LEAVES_ROOM = 'budget.safety_margin must leave more of max_context_tokens than summary_max_tokens, so that history still fits';
 const SUMMARY_CALL_FITS = 'summary.max_tokens must not exceed budget.summary_max_tokens, or a new summary would not fit its share of the budget';
 
 function findCrossFieldProblems(file: ConfigFile): ConfigProblem[] {
@@ -51,6 +53,9 @@ function findCrossFieldProblems(file: ConfigFile): ConfigProblem[] {
   }
   if (summary.max_tokens !== undefined && summary.max_tokens > budget.summary_max_tokens) {
     problems.push({ path: ['defaults', 'summary', 'max_tokens'], message: SUMMARY_CALL_FITS });
+  }
+  if (budget.summary_max_tokens < budget.max_context_tokens && !marginLeavesRoom(budget)) {
+    problems.push({ path: ['defaults', 'budget', 'safety_margin'], message: MARGIN_LEAVES_ROOM });
   }
 
   const { tenant, header } = file.conversation;
@@ -100,6 +105,9 @@ function findCrossFieldProblems(file: ConfigFile): ConfigProblem[] {
       const own = route.budget?.summary_max_tokens !== undefined ? 'summary_max_tokens' : 'max_context_tokens';
       if (route.budget?.[own] !== undefined) problems.push({ path: at('budget', own), message: ownSummaryFitsMessage(own) });
     }
+    if (route.budget !== undefined && merged.summary_max_tokens < merged.max_context_tokens && marginLeavesRoom(budget) && !marginLeavesRoom(merged)) {
+      problems.push({ path: at('budget', route.budget.safety_margin !== undefined ? 'safety_margin' : 'max_context_tokens'), message: MARGIN_LEAVES_ROOM });
+    }
     const maxTokens = route.summary?.max_tokens ?? summary.max_tokens;
     if (maxTokens !== undefined && maxTokens > merged.summary_max_tokens) {
       if (route.summary?.max_tokens !== undefined) problems.push({ path: at('summary', 'max_tokens'), message: SUMMARY_CALL_FITS });
@@ -137,6 +145,8 @@ function toRoute(route: Pick<FileRoute, 'name'> & Partial<FileRoute>, defaults: 
       summaryMaxTokens: budget.summary_max_tokens,
       onOverflow: budget.on_overflow,
       encoding: budget.encoding,
+      safetyMarginTokens: marginTokens(budget),
+      driftWarning: budget.drift_warning,
     },
     summary: {
       enabled: summary.enabled,
@@ -150,6 +160,16 @@ function toRoute(route: Pick<FileRoute, 'name'> & Partial<FileRoute>, defaults: 
     onStoreDown: route.on_store_down ?? defaults.on_store_down,
     responses: { state: route.responses?.state ?? defaults.responses.state },
   };
+}
+
+/** The safety margin in tokens: a share is of max_context_tokens, rounded up. */
+function marginTokens(budget: Pick<FileDefaults['budget'], 'max_context_tokens' | 'safety_margin'>): number {
+  const margin = budget.safety_margin;
+  return 'tokens' in margin ? margin.tokens : Math.ceil(margin.share * budget.max_context_tokens);
+}
+
+function marginLeavesRoom(budget: Pick<FileDefaults['budget'], 'max_context_tokens' | 'summary_max_tokens' | 'safety_margin'>): boolean {
+  return budget.max_context_tokens - marginTokens(budget) > budget.summary_max_tokens;
 }
 
 /** Drops keys whose value is undefined, so that spreading an override keeps what it leaves out. */

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { UPSTREAM_KINDS } from '../routing/api-paths.js';
 import { ENCODINGS } from '../tokens/encoding-for-model.js';
-import { HEADER_NAME, MAX_TIMER_MS, anyString, boolean, databaseName, durationLeaf, flushDelay, glob, headerName, httpUrl, mongodbUrl, nonNegativeInteger, oneOf, port, positiveInteger, redisUrl, routeName, size, storeTimeout, tenant, text, timeout, ttl } from './leaves.js';
+import { HEADER_NAME, MAX_TIMER_MS, anyString, boolean, databaseName, durationLeaf, flushDelay, glob, headerName, httpUrl, mongodbUrl, nonNegativeInteger, oneOf, percent, port, positiveInteger, redisUrl, routeName, size, storeTimeout, tenant, text, timeout, tokensOrPercent, ttl } from './leaves.js';
 
 // ── Sections ────────────────────────────────────────────────────────────────
 
@@ -90,6 +90,12 @@ const adminSchema = z
     token: anyString.prefault('').describe('Bearer token for the cross-tenant conversation API; empty means no admin access.'),
   })
   .transform((admin) => ({ token: admin.token === '' ? undefined : admin.token }));
+
+const uiSchema = z.strictObject({
+  enabled: boolean
+    .prefault(true)
+    .describe('Serve the inspector page at /contextd/ui/: a browser page that reads the conversation API with the API key or admin token a person enters. false answers 404 there.'),
+});
 
 const storageSchema = z.strictObject({
   memory: z
@@ -182,6 +188,10 @@ const budgetFields = {
     'When instructions + new turn alone exceed the budget: forward them without history, or reject with a 400.',
   ),
   encoding: oneOf(['auto', ...ENCODINGS] as const).describe('Tokenizer; auto follows the model family.'),
+  safety_margin: tokensOrPercent.describe(
+    "Tokens (200) or a share of max_context_tokens (5%) kept free: the prompt is assembled within max_context_tokens less this, to absorb a model's known count drift (contextd_token_count_drift_ratio).",
+  ),
+  drift_warning: percent.describe("Log a warning when the upstream's prompt_tokens and contextd's count differ by more than this share."),
 };
 
 export const DEFAULT_SUMMARY_PROMPT = [
@@ -219,6 +229,8 @@ const defaultsSchema = z.strictObject({
       summary_max_tokens: budgetFields.summary_max_tokens.prefault(300),
       on_overflow: budgetFields.on_overflow.prefault('forward'),
       encoding: budgetFields.encoding.prefault('auto'),
+      safety_margin: budgetFields.safety_margin.prefault(0),
+      drift_warning: budgetFields.drift_warning.prefault('2%'),
     })
     .prefault({}),
   summary: z
@@ -262,6 +274,7 @@ export const configFileSchema = z
     upstream: upstreamSchema.prefault({}),
     conversation: conversationSchema.prefault({}),
     admin: adminSchema.prefault({}).describe('Cross-tenant access to the conversation API.'),
+    ui: uiSchema.prefault({}).describe('The inspector page (docs/inspector.md).'),
     storage: storageSchema.prefault({}).describe('With neither redis nor mongodb set, contextd runs on the embedded store.'),
     defaults: defaultsSchema.prefault({}).describe('Policies every route inherits and may override.'),
     routes: z.array(routeSchema).prefault([]).describe('First match wins; requests no route matches use the defaults (route "default").'),

@@ -9,8 +9,13 @@ export interface RequestLog {
   /** previous_response_id named an older response: the conversation this request's branch was copied from. */
   branchedFrom?: string;
   contextTokens?: number;
+  /** The upstream's usage.prompt_tokens for the prompt contextd sent (input_tokens on the Responses API). */
+  promptTokensReported?: number;
   historyMessages?: number;
   summary?: boolean;
+  /** The manifest: the stored messages sent (`<first seq>-<last seq>`), and the seq the summary sent covers. */
+  window?: string;
+  summaryCovers?: number;
   cache?: string;
   overflow?: 'forwarded' | 'rejected';
   stored?: 'queued' | 'retry' | 'not_stored' | 'dropped';

@@ -4,9 +4,12 @@ import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { ContextdError, InvalidRequestError, NotFoundError } from '../errors.js';
 import type { Metrics } from '../ops/metrics.js';
+import type { ConversationDirectory } from '../store/conversation-directory.js';
 import type { ConversationStore } from '../store/conversation-store.js';
 import type { WebSocketPassThrough } from '../upstream/websocket-pass-through.js';
 import { handleConversationApi, isConversationApiPath } from './conversation-api.js';
+import type { ErasureDeps } from './conversation-erase.js';
+import { isInspectorUiPath, type InspectorUi } from './inspector-ui.js';
 import { handleWithMemory, type MemoryPathDeps } from './with-memory.js';
 import { answerClientError } from './client-error.js';
 import { parseConversationId } from './conversation-identity.js';
@@ -23,9 +26,15 @@ export interface ServerDeps extends MemoryPathDeps {
   metrics: Metrics;
   /** For the conversation API. */
   store: ConversationStore;
+  /** The conversation API's listing (GET /contextd/v1/conversations). */
+  directory: ConversationDirectory;
   websockets: WebSocketPassThrough;
   isDraining: () => boolean;
   adminToken: string | undefined;
+  /** What the conversation API's erasures wait for. */
+  erasure: ErasureDeps;
+  /** The inspector page at /contextd/ui/; undefined when `ui.enabled: false` (its paths are then unknown). */
+  inspectorUi: InspectorUi | undefined;
   /** Some route emulates previous_response_id: a Responses API request without the header is read to find its route. */
   emulatesResponses: boolean;
   /** Store tiers' states for /readyz. */
@@ -114,9 +123,15 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Se
       await handleConversationApi(req, res, new URL(url, 'http://contextd'), {
         store: deps.store,
         links: deps.links,
+        directory: deps.directory,
         tenantMode: deps.config.conversation.tenant,
         adminToken: deps.adminToken,
+        memory: deps,
+        erasure: deps.erasure,
       });
+    } else if (deps.inspectorUi !== undefined && isInspectorUiPath(path)) {
+      log.kind = 'ops';
+      deps.inspectorUi.handle(req, res, path);
     } else if (upstreamPath !== undefined) {
       const chat = req.method === 'POST' ? matchChatCompletions(path) : undefined;
       const api = chat !== undefined ? 'chat' : req.method === 'POST' && isResponsesCreate(path) ? 'responses' : undefined;

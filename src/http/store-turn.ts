@@ -8,7 +8,7 @@ import { describeToolSequenceProblem, findStoreProblem, type ToolSequenceProblem
 import type { ChatMessage, ConversationId, ConversationKey, NewMessage } from '../domain.js';
 import { InvalidRequestError } from '../errors.js';
 import type { Route } from '../routing/route.js';
-import type { ReplyTee } from '../streaming/tee-reply.js';
+import type { ReplyTee, TeeOutcome } from '../streaming/tee-reply.js';
 import { countMessageYielding } from '../tokens/count-message-yielding.js';
 import type { TokenCounter } from '../tokens/count-tokens.js';
 import { checkChatMessages } from './check-chat-messages.js';
@@ -41,7 +41,8 @@ export interface TurnStoreDeps {
   now: () => number;
 }
 
-export type StoreOutcome = { stored: 'queued' | 'dropped' | 'retry' } | { stored: 'not_stored'; reason: string };
+/** What became of the turn; `promptTokens` is the upstream's count of the prompt, when it reported one. */
+export type StoreOutcome = ({ stored: 'queued' | 'dropped' | 'retry' } | { stored: 'not_stored'; reason: string }) & { promptTokens?: number };
 
 /**
  * Step 6: the turn (its new messages and the rebuilt reply) is queued for the
@@ -54,6 +55,11 @@ export async function storeTurn(deps: TurnStoreDeps, input: TurnToStore): Promis
   await yieldToEventLoop();
   const reply = await input.tee.finish();
   if (reply.kind === 'not_stored') return { stored: 'not_stored', reason: reply.reason };
+  const outcome = await storeReply(deps, input, reply);
+  return reply.promptTokens === undefined ? outcome : { ...outcome, promptTokens: reply.promptTokens };
+}
+
+async function storeReply(deps: TurnStoreDeps, input: TurnToStore, reply: Extract<TeeOutcome, { kind: 'reply' }>): Promise<StoreOutcome> {
   if (input.split.isRetry) {
     // The turn is stored already, under the Idempotency-Key: this response continues it too.
     linkResponse(input, reply.responseId, deps.now());

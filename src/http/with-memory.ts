@@ -2,18 +2,16 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
+import type { Metrics } from '../ops/metrics.js';
 import type { PersistQueue, TurnReservation } from '../background/persist-queue.js';
 import type { LinkTicket, ResponseLinkBook } from '../background/response-link-book.js';
 import type { Summarizer } from '../background/summarizer.js';
 import type { Config } from '../config/config-types.js';
-import { assemblePrompt, type AssembledPrompt } from '../context/assemble-prompt.js';
 import { CountedRequest } from '../context/counted-request.js';
-import { splitRequest } from '../context/split-request.js';
-import { findRequestToolProblem, findToolSequenceProblem } from '../context/tool-sequence.js';
 import type { ConversationId, ConversationSnapshot, TenantId } from '../domain.js';
 import { ContextdError, ContextLengthExceededError, ConversationStateConflictError, StoreUnavailableError } from '../errors.js';
 import type { RouteMatcher } from '../routing/match-route.js';
-import type { Route } from '../routing/route.js';
+import { assemblyBudget, type Route } from '../routing/route.js';
 import { encodingForModel } from '../tokens/encoding-for-model.js';
 import { tokenCounterFor } from '../tokens/count-tokens.js';
 import type { TokenCountCache } from '../tokens/token-count-cache.js';
@@ -22,8 +20,9 @@ import type { UpstreamClient } from '../upstream/upstream-client.js';
 import { conversationKey, resolveTenant } from './conversation-identity.js';
 import { forwardWithMemory, type MemoryForward } from './forward-with-memory.js';
 import { loadWindow, type WindowSource } from './load-window.js';
-import { memoryHeaders } from './memory-headers.js';
 import { parseMemoryRequest, type MemoryApi } from './memory-request.js';
+import { checkTokenCount } from './check-token-count.js';
+import { planPrompt, type PromptPlan } from './plan-prompt.js';
 import { continueFromResponse, type ContinuedConversation, type PreviousResponseDeps } from './previous-response.js';
 import { readBody } from './read-body.js';
 import { credentialHeaders, firstHeader } from './request-headers.js';
@@ -45,6 +44,8 @@ export interface MemoryPathDeps {
   now: () => number;
   /** Counts of pinned instructions, which repeat on every turn. */
   instructionCounts: TokenCountCache;
+  /** Where the token-count drift goes (contextd_token_count_drift_ratio). */
+  metrics: Pick<Metrics, 'observeTokenDrift'>;
   /** Background summary jobs; offered after the reply, never waited for. */
   summarizer: Pick<Summarizer, 'offer'>;
 }
@@ -121,42 +122,21 @@ export async function handleWithMemory(req: IncomingMessage, res: ServerResponse
   // On an emulating route the client may not have named the conversation: the reply names it.
   const conversationHeaders: Record<string, string> = emulates ? { 'x-contextd-conversation-id': key.conversation } : {};
 
-  // 3. Split the request: instructions | re-sent history | new turn.
-  const idempotencyKey = firstHeader(req.headers, 'idempotency-key');
   // Every turn carries a key: the client's Idempotency-Key, else one of ours, so a write
   // retried after a timeout (that in fact succeeded) is stored once; response links name it.
+  const idempotencyKey = firstHeader(req.headers, 'idempotency-key');
   const turnKey = idempotencyKey ?? `auto:${randomUUID()}`;
-  const split = splitRequest({
-    messages: body.messages,
-    digestAt: request.digestAt,
-    stored: snapshot.messages,
-    idempotencyKey,
-    nowMs: deps.now(),
-    retryWindowMs: deps.config.conversation.retryWindowMs,
-  });
-  const turn = await request.turn(split);
 
-  // 4. Assemble within the budget, newest first, turn-safe.
-  const prompt = assemblePrompt({
-    instructions: await request.instructions(split),
-    summary: snapshot.summary,
-    history: split.history,
-    turn,
-    fixedTokens: counter.replyPrimingTokens + counter.countTools(body.tools),
-    budgetTokens: route.budget.maxContextTokens,
-    summaryMaxTokens: route.budget.summaryMaxTokens,
-  });
-  // A request that breaks OpenAI's tool-message rules goes as it came: the upstream's
-  // answer (a 400 from OpenAI) is the client's. The turn is stored only if the state stays valid.
-  const promptProblem = findToolSequenceProblem(prompt.messages);
-  const toolProblem = findRequestToolProblem(body.messages.slice(split.instructionCount), promptProblem, prompt.messages.length - turn.length);
+  // 3, 4. Split the request (instructions | re-sent history | new turn) and assemble within the budget.
+  const plan = await planPrompt({ body, request, counter, route, snapshot, idempotencyKey, nowMs: deps.now(), retryWindowMs: deps.config.conversation.retryWindowMs });
+  const { split, turn, prompt, toolProblem } = plan;
   if (toolProblem !== undefined) {
     log.memory = 'bypassed';
     log.memorySkipped = toolProblem.whose === 'client' ? 'invalid_tool_sequence' : 'unsendable_history';
     if (toolProblem.whose === 'contextd') deps.logger.warn({ requestId: log.requestId, problem: toolProblem }, 'the assembled prompt breaks the tool-message rules; forwarded as the client sent it');
   } else {
-    recordAssembly(prompt, snapshot, route, deps.logger, log);
-    if (prompt.isOverflow && route.budget.onOverflow === 'reject') throw new ContextLengthExceededError(prompt.contextTokens, route.budget.maxContextTokens, route.name);
+    recordAssembly(plan, snapshot, route, deps.logger, log);
+    if (prompt.isOverflow && route.budget.onOverflow === 'reject') throw new ContextLengthExceededError(prompt.contextTokens, assemblyBudget(route.budget), route.name);
   }
 
   // 5. Forward; relay the bytes as they arrive; the tee rebuilds the reply on the side.
@@ -166,17 +146,8 @@ export async function handleWithMemory(req: IncomingMessage, res: ServerResponse
   let linkTicket: LinkTicket | undefined;
   try {
     const outcome = await forward(
-      toolProblem !== undefined
-        ? body.asSent()
-        : body.withPrompt({
-            messages: prompt.messages,
-            instructionCount: split.instructionCount,
-            summaryUsed: prompt.summaryUsed,
-            historyMessages: prompt.historyMessages,
-            turnMessages: turn.length,
-            turnStart: split.turnStart,
-          }),
-      { ...conversationHeaders, ...(toolProblem !== undefined ? { 'x-contextd-cache': snapshot.cache, 'x-contextd-memory': 'bypassed' } : memoryHeaders(prompt, snapshot)) },
+      plan.upstreamBody,
+      { ...conversationHeaders, ...plan.headers },
       {
         api: body.api,
         usageRequested: body.usageRequested,
@@ -199,7 +170,7 @@ export async function handleWithMemory(req: IncomingMessage, res: ServerResponse
       counter,
       split,
       turn,
-      promptProblem,
+      promptProblem: plan.promptProblem,
       foldBeforeSeq: prompt.droppedMessages > 0 ? (split.history[prompt.droppedMessages]?.seq ?? snapshot.lastSeq + 1) : undefined,
       tee: outcome.tee,
       reservation,
@@ -209,6 +180,11 @@ export async function handleWithMemory(req: IncomingMessage, res: ServerResponse
     });
     log.stored = stored.stored;
     if (stored.stored === 'not_stored') log.notStoredReason = stored.reason;
+    // The prompt sent is contextd's own (not the client's, bypassed): its count can be checked.
+    if (stored.promptTokens !== undefined && toolProblem === undefined) {
+      log.promptTokensReported = stored.promptTokens;
+      checkTokenCount({ route, model, countedTokens: prompt.contextTokens, reportedTokens: stored.promptTokens, requestId: log.requestId }, deps.metrics, deps.logger);
+    }
   } finally {
     reservation?.cancel();
     linkTicket?.cancel();
@@ -220,7 +196,7 @@ async function openConversation(
   deps: MemoryPathDeps,
   request: { tenant: TenantId; target: MemoryTarget; previousResponseId: string | undefined; route: Route },
 ): Promise<ContinuedConversation> {
-  const budgetTokens = request.route.budget.maxContextTokens;
+  const budgetTokens = assemblyBudget(request.route.budget);
   if (request.previousResponseId !== undefined) {
     return continueFromResponse(deps, {
       tenant: request.tenant,
@@ -251,17 +227,19 @@ function recordForward(outcome: ForwardOutcome, log: RequestLog): ForwardOutcome
   return outcome;
 }
 
-function recordAssembly(prompt: AssembledPrompt, snapshot: ConversationSnapshot, route: Route, logger: Logger, log: RequestLog): void {
+function recordAssembly({ prompt, window }: PromptPlan, snapshot: ConversationSnapshot, route: Route, logger: Logger, log: RequestLog): void {
   log.contextTokens = prompt.contextTokens;
   log.historyMessages = prompt.historyMessages;
   log.summary = prompt.summaryUsed;
+  if (window.length > 0) log.window = `${window[0]!.seq}-${window.at(-1)!.seq}`;
+  if (prompt.summaryUsed && snapshot.summary !== undefined) log.summaryCovers = snapshot.summary.coversSeq;
   log.cache = snapshot.cache;
   log.droppedMessages = prompt.droppedMessages;
   log.droppedTokens = prompt.droppedTokens;
   if (!prompt.isOverflow) return;
   log.overflow = route.budget.onOverflow === 'reject' ? 'rejected' : 'forwarded';
   logger.warn(
-    { requestId: log.requestId, route: route.name, contextTokens: prompt.contextTokens, budgetTokens: route.budget.maxContextTokens, action: log.overflow },
+    { requestId: log.requestId, route: route.name, contextTokens: prompt.contextTokens, budgetTokens: assemblyBudget(route.budget), action: log.overflow },
     'instructions and new turn exceed the route budget; no history sent',
   );
 }

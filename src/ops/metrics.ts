@@ -1,5 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+const MAX_MODEL_LABELS = 32;
+
 const LATENCY_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 /** Every metric contextd exports, created once at start-up. */
@@ -34,6 +36,14 @@ export class Metrics {
     help: 'Prompt tokens of assembled requests, as contextd counts them.',
     labelNames: ['route'] as const,
     buckets: [64, 256, 512, 1000, 2000, 4000, 8000, 16000, 32000, 64000, 128000],
+    registers: [this.registry],
+  });
+
+  readonly tokenCountDrift = new Histogram({
+    name: 'contextd_token_count_drift_ratio',
+    help: "(contextd's prompt count - the upstream's usage.prompt_tokens) / the upstream's, per route and model: below 0, contextd counted fewer tokens than the model did.",
+    labelNames: ['route', 'model'] as const,
+    buckets: [-0.2, -0.1, -0.05, -0.02, -0.01, -0.005, 0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2],
     registers: [this.registry],
   });
 
@@ -159,6 +169,14 @@ export class Metrics {
     labelNames: ['operation'] as const,
     registers: [this.registry],
   });
+
+  /** Models named in the drift histogram; clients choose model names, so the label takes at most MAX_MODEL_LABELS of them, then `other`. */
+  readonly #driftModels = new Set<string>();
+
+  observeTokenDrift(route: string, model: string, ratio: number): void {
+    if (!this.#driftModels.has(model) && this.#driftModels.size < MAX_MODEL_LABELS) this.#driftModels.add(model);
+    this.tokenCountDrift.observe({ route, model: this.#driftModels.has(model) ? model : 'other' }, ratio);
+  }
 
   /** Where the open-connections gauge reads its value when scraped. */
   countOpenConnections(source: () => Promise<number>): void {

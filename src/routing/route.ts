@@ -8,6 +8,15 @@ export interface BudgetPolicy {
   summaryMaxTokens: number;
   onOverflow: 'forward' | 'reject';
   encoding: 'auto' | EncodingName;
+  /** Kept free of max_context_tokens, to absorb a model's known count drift. */
+  safetyMarginTokens: number;
+  /** Share by which the upstream's prompt_tokens may differ from contextd's count before a warning is logged. */
+  driftWarning: number;
+}
+
+/** What the prompt is assembled within: max_context_tokens less the safety margin. */
+export function assemblyBudget(budget: BudgetPolicy): number {
+  return budget.maxContextTokens - budget.safetyMarginTokens;
 }
 
 export interface SummaryPolicy {

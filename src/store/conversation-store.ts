@@ -30,10 +30,45 @@ export interface ConversationStore {
   append(key: ConversationKey, messages: readonly NewMessage[], options?: AppendOptions): Promise<AppendResult>;
   /** Stores a newer summary; a summary covering less than the stored one is ignored (returns false). */
   replaceSummary(key: ConversationKey, summary: Summary): Promise<boolean>;
-  /** Erases the conversation. */
-  delete(key: ConversationKey): Promise<void>;
+  /**
+   * Erases the messages at these seqs (those this store holds), and a summary
+   * that covers any of them (its coversSeq is at least the smallest): no
+   * later load, listing or summary of this store shows them. Their seqs are
+   * never given again. (docs/storage.md, "Erasing messages")
+   */
+  eraseMessages(key: ConversationKey, seqs: readonly number[]): Promise<EraseReceipt>;
+  /** Erases the conversation; says what it held. */
+  delete(key: ConversationKey): Promise<EraseReceipt>;
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** What one tier removed of a conversation: messages, and whether a summary went with them. */
+export interface TierErasure {
+  messages: number;
+  summaryDropped: boolean;
+}
+
+/** What an erasure removed, by tier: `embedded`, `redis`, `mongodb` (each store names itself). */
+export interface EraseReceipt {
+  tiers: Record<string, TierErasure>;
+}
+
+/**
+ * Where an erased message sat in the hot tier: its seq and the running token
+ * total there once the erasure is done. The durable tier keeps the seq taken
+ * with it, so that a flush of the message read before the erasure (by any
+ * instance) never stores it.
+ */
+export interface ErasedPosition {
+  seq: number;
+  cumTokens: number;
+}
+
+/** The hot tier's erasure: its receipt, the positions it erased, and whether it refused an unmerged conversation (seqs provisional). */
+export interface HotErasure extends EraseReceipt {
+  positions: ErasedPosition[];
+  isUnmerged: boolean;
 }
 
 /**
@@ -179,10 +214,14 @@ export interface HotTier extends ConversationStore {
   demote: FlushSource['demote'];
   /** The summary lock every instance sharing the tier sees. */
   acquireSummaryLock(key: ConversationKey, ttlMs: number): Promise<LockLease | undefined>;
+  /** eraseMessages, saying where the erased messages sat; an unmerged conversation is left as it is (isUnmerged). */
+  eraseMessages(key: ConversationKey, seqs: readonly number[]): Promise<HotErasure>;
 }
 
 /** The durable tier (MongoDB) as the two-tier store sees it. */
 export interface DurableTier extends ConversationStore {
   /** For seeding the hot tier when a load could not tell the state (the newest turn still being inserted). */
   conversationState(key: ConversationKey): Promise<ConversationState>;
+  /** eraseMessages; `positions` are the hot tier's, for erased messages not flushed here yet. */
+  eraseMessages(key: ConversationKey, seqs: readonly number[], positions?: readonly ErasedPosition[]): Promise<EraseReceipt>;
 }

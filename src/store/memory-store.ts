@@ -18,9 +18,11 @@ import type {
   NewMessage,
   StoredMessage,
   Summary,
+  TenantId,
 } from '../domain.js';
 import { StoreUnavailableError } from '../errors.js';
-import type { ConversationStore, LoadLimits } from './conversation-store.js';
+import type { ConversationEntry } from './conversation-directory.js';
+import type { ConversationStore, EraseReceipt, LoadLimits } from './conversation-store.js';
 import { deepFreeze } from '../freeze.js';
 import { startWindowWalk } from '../context/window-cut.js';
 
@@ -71,6 +73,7 @@ interface TurnRecord {
 }
 
 interface Conversation {
+  key: ConversationKey;
   /** Live messages are entries[first..], oldest first, seqs ascending. */
   entries: (MessageEntry | undefined)[];
   first: number;
@@ -79,6 +82,8 @@ interface Conversation {
   /** Insertion order is age: the first key is the oldest and goes first. */
   turns: Map<string, TurnRecord>;
   lastUsedMs: number;
+  /** When the last turn was appended: the listing's order (reads refresh lastUsedMs, not this). */
+  lastActivityMs: number;
   bytes: number;
 }
 
@@ -180,7 +185,7 @@ export class MemoryStore implements ConversationStore {
     });
 
     if (conversation === undefined) {
-      conversation = { entries: [], first: 0, lastSeq: 0, summary: undefined, turns: new Map(), lastUsedMs: nowMs, bytes: 0 };
+      conversation = { key: { tenant: key.tenant, conversation: key.conversation }, entries: [], first: 0, lastSeq: 0, summary: undefined, turns: new Map(), lastUsedMs: nowMs, lastActivityMs: nowMs, bytes: 0 };
       this.#conversations.set(id, conversation);
       this.#addBytes(conversation, CONVERSATION_OVERHEAD_BYTES + id.length);
     }
@@ -189,6 +194,7 @@ export class MemoryStore implements ConversationStore {
       this.#addBytes(conversation, entry.bytes);
     }
     conversation.lastSeq = firstSeq + messages.length - 1;
+    conversation.lastActivityMs = nowMs;
 
     if (turnKey !== undefined) this.#rememberTurn(conversation, turnKey, { firstSeq, count: messages.length });
     while (conversation.entries.length - conversation.first > this.#maxMessagesPerConversation) {
@@ -224,16 +230,75 @@ export class MemoryStore implements ConversationStore {
     return true;
   }
 
+  /**
+   * The held messages at `seqs` go (the array is rebuilt: erasures are rare),
+   * and a summary covering any of them; lastSeq stays, so their seqs are
+   * never given again. Turn keys stay too: a retried append of that turn is
+   * still a duplicate, not a way back in.
+   */
+  async eraseMessages(key: ConversationKey, seqs: readonly number[]): Promise<EraseReceipt> {
+    const nowMs = this.#begin();
+    const conversation = this.#use(storageKey(key), nowMs);
+    if (conversation === undefined || seqs.length === 0) return embeddedReceipt(0, false);
+    const erased = new Set(seqs);
+    const kept: MessageEntry[] = [];
+    let removed = 0;
+    for (let index = conversation.first; index < conversation.entries.length; index++) {
+      const entry = conversation.entries[index];
+      if (entry === undefined) continue;
+      if (!erased.has(entry.seq)) {
+        kept.push(entry);
+        continue;
+      }
+      this.#addBytes(conversation, -entry.bytes);
+      removed++;
+    }
+    if (removed > 0) {
+      conversation.entries = kept;
+      conversation.first = 0;
+    }
+    const summary = conversation.summary;
+    const isSummaryDropped = summary !== undefined && summary.coversSeq >= Math.min(...seqs);
+    if (isSummaryDropped) {
+      this.#addBytes(conversation, -summaryBytes(summary));
+      conversation.summary = undefined;
+    }
+    return embeddedReceipt(removed, isSummaryDropped);
+  }
+
   /** Erases messages, summary, turn keys and the seq counter: a later append starts a new conversation at seq 1. */
-  async delete(key: ConversationKey): Promise<void> {
+  async delete(key: ConversationKey): Promise<EraseReceipt> {
     this.#begin();
     const id = storageKey(key);
     const conversation = this.#conversations.get(id);
-    if (conversation !== undefined) this.#remove(id, conversation);
+    if (conversation === undefined) return embeddedReceipt(0, false);
+    this.#remove(id, conversation);
+    return embeddedReceipt(conversation.entries.length - conversation.first, conversation.summary !== undefined);
   }
 
   async ping(): Promise<void> {
     this.#begin();
+  }
+
+  /**
+   * The tenant's live conversations, unordered, for the conversation listing
+   * (memory-directory.ts). Looking is not using: no TTL refresh, no change of
+   * recency. O(conversations held), which max_conversations bounds.
+   */
+  conversationsOf(tenant: TenantId): ConversationEntry[] {
+    const nowMs = this.#begin();
+    const entries: ConversationEntry[] = [];
+    for (const conversation of this.#conversations.values()) {
+      if (conversation.key.tenant !== tenant || this.#isExpired(conversation, nowMs)) continue;
+      const { summary } = conversation;
+      entries.push({
+        conversation: conversation.key.conversation,
+        messageCount: conversation.lastSeq,
+        lastActivityMs: conversation.lastActivityMs,
+        summary: summary === undefined ? undefined : { coversSeq: summary.coversSeq, tokens: summary.tokens },
+      });
+    }
+    return entries;
   }
 
   /** Releases everything held; later calls reject with StoreUnavailableError. */
@@ -337,6 +402,10 @@ function storageKey(key: ConversationKey): string {
 
 function summaryBytes(summary: Summary): number {
   return summary.text.length + ENTRY_OVERHEAD_BYTES;
+}
+
+function embeddedReceipt(messages: number, summaryDropped: boolean): EraseReceipt {
+  return { tiers: { embedded: { messages, summaryDropped } } };
 }
 
 function seqRange(firstSeq: number, count: number): number[] {

@@ -19,7 +19,7 @@ import type { AppendOptions, AppendResult, ConversationKey, ConversationSnapshot
 import { conversationKeyString } from '../domain.js';
 import { ColdConversationError, StoreUnavailableError } from '../errors.js';
 import { startWindowWalk } from '../context/window-cut.js';
-import type { ConversationStore, DurableTier, HotTier, LoadLimits, LockLease, SummaryLock } from './conversation-store.js';
+import type { ConversationStore, DurableTier, EraseReceipt, ErasedPosition, HotTier, LoadLimits, LockLease, SummaryLock } from './conversation-store.js';
 import { InProcessLock } from './in-process-lock.js';
 import { callTier, type StoreHealth, type TierName } from './store-health.js';
 import { readWarmState } from './warm-state.js';
@@ -194,14 +194,58 @@ export class TieredStore implements ConversationStore, SummaryLock {
    * afterwards; then a round of this instance's flusher already under way is
    * waited for, so it cannot write to MongoDB after MongoDB's erasure.
    */
-  async delete(key: ConversationKey): Promise<void> {
+  async delete(key: ConversationKey): Promise<EraseReceipt> {
     const { redis, mongo } = this.#o;
-    if (redis !== undefined) await this.#redis('delete', () => redis.delete(key));
-    if (mongo !== undefined) {
-      await this.#o.flushesSettled?.();
-      await this.#mongo('delete', () => mongo.delete(key));
+    const tiers: EraseReceipt['tiers'] = {};
+    try {
+      if (redis !== undefined) Object.assign(tiers, (await this.#redis('delete', () => redis.delete(key))).tiers);
+      if (mongo !== undefined) {
+        await this.#o.flushesSettled?.();
+        Object.assign(tiers, (await this.#mongo('delete', () => mongo.delete(key))).tiers);
+      }
+    } catch (error) {
+      throw new StoreUnavailableError(error);
     }
     this.#staleInRedis.delete(conversationKeyString(key));
+    return { tiers };
+  }
+
+  /**
+   * Erasure of messages reaches every tier too, in delete's order: Redis
+   * first (so no flush round claims the messages afterwards), then, once this
+   * instance's round in flight has ended, MongoDB, which also takes the seqs
+   * Redis erased and had not flushed (a round of another instance that read
+   * them earlier stores nothing there). A Redis copy this instance knows to be
+   * stale is retired first (DEMOTE), since its seqs may name other messages;
+   * an unmerged one is refused until the flusher has merged it (its seqs are
+   * provisional), as is a tier that does not answer.
+   */
+  async eraseMessages(key: ConversationKey, seqs: readonly number[]): Promise<EraseReceipt> {
+    const { redis, mongo } = this.#o;
+    const tiers: EraseReceipt['tiers'] = {};
+    let positions: ErasedPosition[] = [];
+    try {
+      if (redis !== undefined) {
+        const id = conversationKeyString(key);
+        if (mongo !== undefined && this.#staleInRedis.has(id)) {
+          if ((await this.#redis('demote', () => redis.demote(key))) === 'demoted') this.#o.onFlushNeeded();
+          this.#staleInRedis.delete(id);
+        }
+        const hot = await this.#redis('eraseMessages', () => redis.eraseMessages(key, seqs));
+        if (hot.isUnmerged) throw new Error(`Redis holds conversation ${key.conversation} unmerged (its seqs are provisional until MongoDB has its turns)`);
+        Object.assign(tiers, hot.tiers);
+        positions = hot.positions;
+      }
+      if (mongo !== undefined) {
+        await this.#o.flushesSettled?.();
+        // Several writes (one per erased message and its later totals): a slow one is not MongoDB failing.
+        const durable = await callTier(this.#o.health, 'mongodb', 'eraseMessages', this.#o.mongoTimeoutMs * 4, () => mongo.eraseMessages(key, seqs, positions), { background: true });
+        Object.assign(tiers, durable.tiers);
+      }
+    } catch (error) {
+      throw new StoreUnavailableError(error);
+    }
+    return { tiers };
   }
 
   async ping(): Promise<void> {

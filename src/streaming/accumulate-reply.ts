@@ -11,6 +11,8 @@ import { createSseParser, type SseEvent } from './sse-parser.js';
 export interface RebuiltReply {
   /** The Responses API's response id (`resp_…`), for previous_response_id emulation; chat replies have none. */
   responseId?: string;
+  /** The prompt as the upstream counted it (usage.prompt_tokens; the Responses API's input_tokens), to check contextd's count against. */
+  promptTokens?: number;
   /**
    * The assistant message as the model produced it (choice index 0): role 'assistant', content
    * (string or null), tool_calls (by index, arguments concatenated, id/type/name from the first
@@ -87,6 +89,7 @@ export function createSseReplyAccumulator(options: SseReplyOptions = {}): SseRep
     audio: undefined,
   };
   let completionTokens: number | undefined;
+  let promptTokens: number | undefined;
   let finishReason: string | undefined;
   let failure: string | undefined;
   let sawDone = false;
@@ -126,6 +129,7 @@ export function createSseReplyAccumulator(options: SseReplyOptions = {}): SseRep
     // Providers that put usage on every chunk report running totals, so the last one wins.
     const tokens = completionTokensOf(chunk.usage);
     if (tokens !== undefined) completionTokens = tokens;
+    promptTokens = promptTokensOf(chunk.usage, 'prompt_tokens') ?? promptTokens;
     if (isRecord(chunk.usage)) sawUsage = true;
     if (!Array.isArray(chunk.choices)) return;
     for (const choice of chunk.choices) {
@@ -157,7 +161,7 @@ export function createSseReplyAccumulator(options: SseReplyOptions = {}): SseRep
       const message = messageFromDraft(draft);
       const incompleteReason =
         failure ?? (!isComplete() ? 'stream ended before its final event' : message === undefined ? 'empty reply' : undefined);
-      result = { message, completionTokens, finishReason, incompleteReason };
+      result = withPromptTokens({ message, completionTokens, finishReason, incompleteReason }, promptTokens);
       return result;
     },
   };
@@ -178,7 +182,10 @@ export function jsonReplyObject(body: Uint8Array): { json: Record<string, unknow
 export function rebuildReplyFromJson(body: Uint8Array): RebuiltReply {
   const parsed = jsonReplyObject(body);
   if ('notStored' in parsed) return parsed.notStored;
-  const { json } = parsed;
+  return withPromptTokens(rebuildChatCompletion(parsed.json), promptTokensOf(parsed.json.usage, 'prompt_tokens'));
+}
+
+function rebuildChatCompletion(json: Record<string, unknown>): RebuiltReply {
   if (json.error !== undefined && json.error !== null) return incomplete('upstream sent an error');
   const completionTokens = completionTokensOf(json.usage);
   const choices = Array.isArray(json.choices) ? json.choices : [];
@@ -322,6 +329,17 @@ function completionTokensOf(usage: unknown): number | undefined {
   const details = usage.completion_tokens_details;
   const reasoning = isRecord(details) && typeof details.reasoning_tokens === 'number' ? details.reasoning_tokens : 0;
   return Math.max(0, usage.completion_tokens - reasoning);
+}
+
+/** `usage[field]` (prompt_tokens on chat, input_tokens on the Responses API) when the upstream reported it. */
+export function promptTokensOf(usage: unknown, field: 'prompt_tokens' | 'input_tokens'): number | undefined {
+  if (!isRecord(usage)) return undefined;
+  const tokens = usage[field];
+  return typeof tokens === 'number' && Number.isFinite(tokens) && tokens >= 0 ? tokens : undefined;
+}
+
+export function withPromptTokens(reply: RebuiltReply, promptTokens: number | undefined): RebuiltReply {
+  return promptTokens === undefined ? reply : { ...reply, promptTokens };
 }
 
 /** A reply not to store, and why. */

@@ -11,7 +11,7 @@
 // event, output with no chat form.
 
 import { itemsToMessages } from '../context/response-items.js';
-import { incomplete, jsonReplyObject, type RebuiltReply, type SseReplyAccumulator } from './accumulate-reply.js';
+import { incomplete, jsonReplyObject, promptTokensOf, withPromptTokens, type RebuiltReply, type SseReplyAccumulator } from './accumulate-reply.js';
 import { createSseParser, type SseEvent } from './sse-parser.js';
 
 type Json = Record<string, unknown>;
@@ -89,7 +89,7 @@ function statusOf(terminalType: string): string {
 }
 
 function rebuild(response: Json): RebuiltReply {
-  const reply = rebuildMessage(response);
+  const reply = withPromptTokens(rebuildMessage(response), promptTokensOf(response.usage, 'input_tokens'));
   return typeof response.id === 'string' && response.id !== '' ? { ...reply, responseId: response.id } : reply;
 }
 

@@ -4,7 +4,7 @@ import { createSseResponseAccumulator, rebuildResponseFromJson } from './accumul
 import { createBodyDecoder } from './decode-body.js';
 
 export type TeeOutcome =
-  | { kind: 'reply'; message: ChatMessage; completionTokens: number | undefined; responseId?: string }
+  | { kind: 'reply'; message: ChatMessage; completionTokens: number | undefined; responseId?: string; promptTokens?: number }
   | { kind: 'not_stored'; reason: string };
 
 export interface ReplyTee {
@@ -95,7 +95,13 @@ function outcome(failure: string | undefined, reply: RebuiltReply): TeeOutcome {
   if (failure !== undefined) return { kind: 'not_stored', reason: failure };
   if (reply.incompleteReason !== undefined) return { kind: 'not_stored', reason: reply.incompleteReason };
   if (reply.message === undefined) return { kind: 'not_stored', reason: 'empty reply' };
-  return { kind: 'reply', message: asHistoryMessage(reply.message), completionTokens: reply.completionTokens, ...(reply.responseId !== undefined ? { responseId: reply.responseId } : {}) };
+  return {
+    kind: 'reply',
+    message: asHistoryMessage(reply.message),
+    completionTokens: reply.completionTokens,
+    ...(reply.responseId !== undefined ? { responseId: reply.responseId } : {}),
+    ...(reply.promptTokens !== undefined ? { promptTokens: reply.promptTokens } : {}),
+  };
 }
 
 /**

@@ -127,6 +127,7 @@ describeWithMongo('MongoStore', () => {
         [
           [{ _id: 1 }, false],
           [{ tenant: 1, conversation: 1 }, true],
+          [{ tenant: 1, lastActivityAt: -1, conversation: 1 }, false],
         ].sort(byJson),
       );
     });
@@ -176,7 +177,7 @@ describeWithMongo('MongoStore', () => {
         },
       ]);
       const conversation = await db.collection('conversations').findOne({ tenant: k.tenant, conversation: k.conversation }, { projection: { _id: 0 } });
-      expect(conversation).toEqual({ tenant: k.tenant, conversation: k.conversation, createdAt: expect.any(Date) });
+      expect(conversation).toEqual({ tenant: k.tenant, conversation: k.conversation, createdAt: expect.any(Date), lastActivityAt: expect.any(Date), lastSeq: 2 });
     });
 
     test('messages carry the running token total; conversationState reports it with lastSeq and the summary', async () => {

@@ -99,7 +99,7 @@ describeWithRedis('RedisStore', () => {
       expect(keys).toEqual([`${prefix}{t.acme:chat:42}:meta`, `${prefix}{t.acme:chat:42}:msgs`, `${prefix}{t.acme:chat:42}:turns`]);
       expect(entries.map((entry) => entry.slice(0, 6))).toEqual(['1:1:1:', '2:1:2:']);
       expect(JSON.parse(entries[0]!.slice(6))).toEqual({ message: { role: 'user', content: 'm-0' }, digest: 'm-0-digest', createdAtMs: expect.any(Number), turnKey: 'k' });
-      expect(await client.hgetall(`${prefix}{t.acme:chat:42}:meta`)).toEqual({ lastSeq: '2', lastCum: '2', inc: expect.any(String) });
+      expect(await client.hgetall(`${prefix}{t.acme:chat:42}:meta`)).toEqual({ lastSeq: '2', lastCum: '2', inc: expect.any(String), activeAt: String(JSON.parse(entries[0]!.slice(6)).createdAtMs) });
       expect(await client.hgetall(`${prefix}{t.acme:chat:42}:turns`)).toEqual({ k: '1:2' });
     });
 

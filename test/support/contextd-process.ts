@@ -36,6 +36,8 @@ export interface StartContextdOptions {
   startTimeoutMs?: number;
   /** The script to run; defaults to the built CLI. */
   cliPath?: string;
+  /** The working directory; defaults to the repository root. */
+  cwd?: string;
 }
 
 export interface ContextdProcess {
@@ -96,7 +98,7 @@ export async function startContextd(options: StartContextdOptions): Promise<Cont
   await writeFile(configPath, typeof options.config === 'string' ? options.config : stringifyYaml(options.config));
 
   const child = spawn(process.execPath, [options.cliPath ?? CLI_PATH, '--config', configPath, '--port', '0', ...(options.args ?? [])], {
-    cwd: REPO_ROOT,
+    cwd: options.cwd ?? REPO_ROOT,
     env: childEnv(options.env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -75,3 +75,23 @@ export class DecodedMessages {
     return count;
   }
 }
+
+/** Every key under `prefix` with everything it holds, as text: for "this text is nowhere in Redis". */
+export async function redisDump(redis: Redis, prefix = ''): Promise<string> {
+  const parts: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    cursor = next;
+    for (const name of keys) {
+      const type = await redis.type(name);
+      if (type === 'string') parts.push(name, String(await redis.get(name)));
+      else if (type === 'list') parts.push(name, ...(await redis.lrange(name, 0, -1)));
+      else if (type === 'hash') parts.push(name, JSON.stringify(await redis.hgetall(name)));
+      else if (type === 'zset') parts.push(name, ...(await redis.zrange(name, 0, -1)));
+      else if (type === 'set') parts.push(name, ...(await redis.smembers(name)));
+      else parts.push(name, `<${type}>`);
+    }
+  } while (cursor !== '0');
+  return parts.join('\n');
+}

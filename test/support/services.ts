@@ -58,7 +58,7 @@ function searchFerretdb(): string | undefined {
   return undefined;
 }
 
-function isExecutableFile(path: string): boolean {
+export function isExecutableFile(path: string): boolean {
   try {
     accessSync(path, constants.X_OK);
     return statSync(path).isFile();

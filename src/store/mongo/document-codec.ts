@@ -12,9 +12,14 @@
 //                  (tenant, conversation, cumTokens, seq): the window by running total (operators, listings)
 //                  and at seq SUMMARY_SEQ (2^53 - 1, above every message) the conversation's summary:
 //                    { tenant, conversation, seq: SUMMARY_SEQ, claim: 'summary', role: 'summary',
-//                      summaryText, tokens, coversSeq, createdAt }
-//   conversations  one document per conversation: { tenant, conversation, createdAt }
+//                      summaryText, tokens, coversSeq, createdAt, erasedAt?, erasedFromSeq?, erasedThroughSeq? }
+//                  an erased message leaves a tombstone at its seq: { …, erased: true, role: 'erased',
+//                    messageJson: '', tokens: 0, digest: 'erased' } (erase-messages.ts)
+//   conversations  one document per conversation: { tenant, conversation, createdAt, lastActivityAt, lastSeq }
 //                  unique (tenant, conversation), also the shard key
+//                  (tenant, lastActivityAt -1, conversation): the conversation listing (mongo-directory.ts);
+//                  lastActivityAt and lastSeq follow every write of messages (conversation-activity.ts),
+//                  and are filled in on the first listing of a tenant for documents written before them
 // The summary is the conversation's top document in `messages`, so that load
 // is one indexed query: newest first on (tenant, conversation, seq), it meets
 // the summary, then the newest messages, and stops at the budget.
@@ -39,6 +44,7 @@ export const SEQ_INDEX = 'tenant_conversation_seq';
 export const CLAIM_INDEX = 'tenant_conversation_claim';
 export const WINDOW_INDEX = 'tenant_conversation_cumTokens_seq';
 export const CONVERSATION_INDEX = 'tenant_conversation';
+export const ACTIVITY_INDEX = 'tenant_lastActivityAt_conversation';
 
 export interface MessageDocument {
   tenant: string;
@@ -56,6 +62,8 @@ export interface MessageDocument {
   turnDigest?: string;
   /** Stored by the flusher from Redis (seq given there), not appended here: what a diverged flush may take back. */
   flushed?: true;
+  /** An erased message's tombstone (erase-messages.ts): no text, no tokens; it keeps the seq (and claim) taken. */
+  erased?: true;
   turnLastSeq: number;
   turnLastCum: number;
   createdAt: Date;
@@ -72,12 +80,24 @@ export interface SummaryDocument {
   tokens: number;
   coversSeq: number;
   createdAt: Date;
+  /**
+   * The last erasure of messages (erase-messages.ts): when, and the smallest
+   * and largest seq ever erased. A document holding only these (coversSeq 0,
+   * no summaryText) is no summary.
+   */
+  erasedAt?: Date;
+  erasedFromSeq?: number;
+  erasedThroughSeq?: number;
 }
 
 export interface ConversationDocument {
   tenant: string;
   conversation: string;
   createdAt: Date;
+  /** The newest message's createdAt; missing on documents written before the listing existed. */
+  lastActivityAt?: Date;
+  /** The last seq given (the message count); missing on documents written before the listing existed. */
+  lastSeq?: number;
 }
 
 /** A document load reads: a message, or the summary (with summaryText and coversSeq). */
@@ -99,7 +119,9 @@ export interface Turn {
 
 export const MESSAGE_PROJECTION = { _id: 0, seq: 1, messageJson: 1, tokens: 1, cumTokens: 1, digest: 1, turnKey: 1, createdAt: 1 } as const;
 /** What load reads of each document: a message's fields, the summary's, and where the newest turn ends. */
-export const LOAD_PROJECTION = { ...MESSAGE_PROJECTION, turnLastSeq: 1, summaryText: 1, coversSeq: 1 } as const;
+export const LOAD_PROJECTION = { ...MESSAGE_PROJECTION, turnLastSeq: 1, summaryText: 1, coversSeq: 1, erasedThroughSeq: 1 } as const;
+/** Messages that are not erased (a tombstone is never loaded or listed). */
+export const NOT_ERASED = { erased: { $ne: true } } as const;
 /** The summary document's seq: above every message's, so a newest-first read meets it first. */
 export const SUMMARY_SEQ = Number.MAX_SAFE_INTEGER;
 export const SUMMARY_CLAIM = 'summary';

@@ -14,8 +14,9 @@
 import type { Collection } from 'mongodb';
 import type { ConversationKey, StoredMessage } from '../../domain.js';
 import type { UpsertAllocatedResult } from '../conversation-store.js';
+import { recordActivity, type Activity } from './conversation-activity.js';
 import { allocatedDocuments, keyFilter, type ConversationDocument, type MessageDocument } from './document-codec.js';
-import { createConversation, insertIdempotently, type InsertOutcome } from './idempotent-insert.js';
+import { insertIdempotently, type InsertOutcome } from './idempotent-insert.js';
 
 /** MongoStore.upsertAllocatedMany, on the store's collections. */
 export async function upsertAllocatedMany(
@@ -25,15 +26,33 @@ export async function upsertAllocatedMany(
 ): Promise<UpsertAllocatedResult[]> {
   const documents = batches.map(({ key, messages }) => allocatedDocuments(key, messages));
   const outcomes = await insertIdempotently(messagesCollection, documents);
-  const started = batches.filter((_, index) => documents[index]?.some((document) => document.seq === 1));
-  await Promise.all(started.map(({ key }) => createConversation(conversations, key, new Date())));
-  return Promise.all(
-    batches.map(async ({ key, messages }, index) => {
-      const outcome = outcomes[index] ?? { inserted: 0, alreadyStored: 0, storedAt: [], conflicts: [] };
-      if (outcome.conflicts.length === 0) return { inserted: outcome.inserted, alreadyStored: outcome.alreadyStored, conflicts: [] };
-      return withdrawAfterFirstConflict(messagesCollection, key, messages, documents[index] ?? [], outcome);
-    }),
-  );
+  // The listing's fields, for the whole round in one bulk write, beside the withdrawals.
+  const activities = batches.flatMap(({ key, messages }, index) => activityOf(key, messages, outcomes[index]?.conflicts ?? []));
+  const [results] = await Promise.all([
+    Promise.all(
+      batches.map(async ({ key, messages }, index) => {
+        const outcome = outcomes[index] ?? { inserted: 0, alreadyStored: 0, storedAt: [], conflicts: [] };
+        if (outcome.conflicts.length === 0) return { inserted: outcome.inserted, alreadyStored: outcome.alreadyStored, conflicts: [] };
+        return withdrawAfterFirstConflict(messagesCollection, key, messages, documents[index] ?? [], outcome);
+      }),
+    ),
+    recordActivity(conversations, activities),
+  ]);
+  return results;
+}
+
+/** What a conversation holds from this write: its messages before the first conflict (none stay after it). */
+function activityOf(key: ConversationKey, messages: readonly StoredMessage[], conflicts: readonly number[]): Activity[] {
+  const stored = conflicts.length === 0 ? messages : messages.slice(0, Math.min(...conflicts));
+  if (stored.length === 0) return [];
+  return [
+    {
+      key,
+      lastSeq: stored.reduce((max, message) => Math.max(max, message.seq), 0),
+      atMs: stored.reduce((max, message) => Math.max(max, message.createdAtMs), 0),
+      createdAtMs: stored[0]!.createdAtMs,
+    },
+  ];
 }
 
 /**

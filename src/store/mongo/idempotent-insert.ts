@@ -2,8 +2,7 @@
 // both do atomically (mongo-store.ts): a duplicate key means "already there".
 
 import { MongoBulkWriteError, MongoServerError, type Collection, type WriteError } from 'mongodb';
-import type { ConversationKey } from '../../domain.js';
-import { keyFilter, SEQ_INDEX, TURN_CLAIM_PREFIX, type ConversationDocument, type MessageDocument } from './document-codec.js';
+import { SEQ_INDEX, TURN_CLAIM_PREFIX, type MessageDocument } from './document-codec.js';
 
 export const DUPLICATE_KEY_CODE = 11000;
 
@@ -54,7 +53,7 @@ export async function insertIdempotently(messages: Collection<MessageDocument>, 
       const first = group[0]!;
       const seqs = indexes.flatMap((index) => group[index]?.seq ?? []);
       const stored = await messages
-        .find({ tenant: first.tenant, conversation: first.conversation, seq: { $in: seqs } }, { projection: { _id: 0, seq: 1, digest: 1, turnKey: 1 }, hint: SEQ_INDEX })
+        .find({ tenant: first.tenant, conversation: first.conversation, seq: { $in: seqs } }, { projection: { _id: 0, seq: 1, digest: 1, turnKey: 1, erased: 1 }, hint: SEQ_INDEX })
         .toArray();
       const storedAtSeq = new Map(stored.map((document) => [document.seq, document]));
       const conflicts = indexes.filter((index) => {
@@ -65,6 +64,8 @@ export async function insertIdempotently(messages: Collection<MessageDocument>, 
         // other seqs (a conflict); or, for a message claiming only its seq, it is gone
         // again (a racing delete), which counts as stored: there is nothing to conflict with.
         if (storedThere === undefined) return document.claim.startsWith(TURN_CLAIM_PREFIX);
+        // An erased message's tombstone (erase-messages.ts): a flush read before the erasure stores nothing there.
+        if (storedThere.erased === true) return false;
         // The same message of the same turn: equal text alone is not enough (two turns can
         // get the same reply, and a question can be asked twice).
         return storedThere.digest !== document.digest || storedThere.turnKey !== document.turnKey;
@@ -74,15 +75,6 @@ export async function insertIdempotently(messages: Collection<MessageDocument>, 
     }),
   );
   return outcomes;
-}
-
-/** Insert-only: a conversation document, once there, is never written again. */
-export async function createConversation(conversations: Collection<ConversationDocument>, key: ConversationKey, createdAt: Date): Promise<void> {
-  try {
-    await conversations.insertOne({ ...keyFilter(key), createdAt });
-  } catch (error) {
-    if (!isDuplicateKey(error)) throw error;
-  }
 }
 
 export function writeErrorsOf(error: MongoBulkWriteError): readonly WriteError[] {

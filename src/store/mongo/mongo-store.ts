@@ -20,8 +20,9 @@ import type { AppendOptions, AppendResult, ConversationKey, ConversationSnapshot
 import { conversationKeyString } from '../../domain.js';
 import { StoreUnavailableError } from '../../errors.js';
 import { startWindowWalk, windowLimit, type WindowWalk } from '../../context/window-cut.js';
-import type { ConversationState, ConversationStore, LoadLimits, UpsertAllocatedResult } from '../conversation-store.js';
+import type { ConversationState, ConversationStore, EraseReceipt, ErasedPosition, LoadLimits, UpsertAllocatedResult } from '../conversation-store.js';
 import {
+  ACTIVITY_INDEX,
   CLAIM_INDEX,
   CONVERSATION_INDEX,
   digestOfTurn,
@@ -30,6 +31,7 @@ import {
   keyFilter,
   LOAD_PROJECTION,
   MESSAGE_PROJECTION,
+  NOT_ERASED,
   MESSAGE_SEQS,
   SEQ_INDEX,
   SUMMARY_CLAIM,
@@ -46,8 +48,10 @@ import {
   type Turn,
 } from './document-codec.js';
 import { appendTurnsAfter, storedWhole, type TurnToAppend } from './append-turns.js';
+import { eraseMessageDocuments, madeAfterErasures } from './erase-messages.js';
+import { recordActivity } from './conversation-activity.js';
 import { upsertAllocatedMany } from './flush-target.js';
-import { createConversation, DUPLICATE_KEY_CODE, insertIdempotently, isDuplicateKey, writeErrorsOf } from './idempotent-insert.js';
+import { DUPLICATE_KEY_CODE, insertIdempotently, isDuplicateKey, writeErrorsOf } from './idempotent-insert.js';
 
 export interface MongoStoreOptions {
   /** From a MongoClient that main.ts owns: the store never opens or closes connections. */
@@ -103,6 +107,7 @@ export class MongoStore implements ConversationStore {
     ];
     for (const index of messageIndexes) await this.#messages.createIndexes([index]);
     await this.#conversations.createIndexes([{ key: { tenant: 1, conversation: 1 }, name: CONVERSATION_INDEX, unique: true }]);
+    await this.#conversations.createIndexes([{ key: { tenant: 1, lastActivityAt: -1, conversation: 1 }, name: ACTIVITY_INDEX }]);
   }
 
   /**
@@ -124,7 +129,8 @@ export class MongoStore implements ConversationStore {
     const firstBatch = 1 + Math.max(1, Math.min(maxMessages, this.#messagesFitting(maxTokens)));
     const cursor = this.#db.runCursorCommand({
       find: this.#messages.collectionName,
-      filter: keyFilter(key),
+      // Tombstones of erased messages are left out here, so that the limit counts only messages.
+      filter: { ...keyFilter(key), ...NOT_ERASED },
       sort: { seq: -1 },
       projection: LOAD_PROJECTION,
       hint: SEQ_INDEX,
@@ -134,6 +140,8 @@ export class MongoStore implements ConversationStore {
 
     let summary: Summary | undefined;
     let lastSeq = 0;
+    // Seqs erased at the tail are still given (the summary document keeps the largest ever erased).
+    let erasedThroughSeq = 0;
     const newestFirst: StoredMessage[] = [];
     let walk: WindowWalk | undefined;
     try {
@@ -142,6 +150,7 @@ export class MongoStore implements ConversationStore {
         if (document === null) break;
         if (document.seq === SUMMARY_SEQ) {
           summary = summaryFrom(document);
+          erasedThroughSeq = document.erasedThroughSeq ?? 0;
           continue;
         }
         if (lastSeq === 0) lastSeq = document.turnLastSeq ?? document.seq;
@@ -164,7 +173,7 @@ export class MongoStore implements ConversationStore {
       void cursor.close().catch(() => undefined);
     }
     if (walk !== undefined && walk.taken > 0) this.#learnTokensPerMessage(walk.usedTokens / walk.taken);
-    return { summary, messages: newestFirst.reverse(), lastSeq, cache: 'miss' };
+    return { summary, messages: newestFirst.reverse(), lastSeq: Math.max(lastSeq, erasedThroughSeq), cache: 'miss' };
   }
 
   /** All stored history, including messages a summary covers: this is the durable record. */
@@ -174,7 +183,7 @@ export class MongoStore implements ConversationStore {
     if (!(limit > 0)) return [];
     const documents = await this.#messages
       .find(
-        { ...keyFilter(key), seq: { $gt: page.afterSeq, ...MESSAGE_SEQS } },
+        { ...keyFilter(key), seq: { $gt: page.afterSeq, ...MESSAGE_SEQS }, ...NOT_ERASED },
         { projection: MESSAGE_PROJECTION, sort: { seq: 1 }, limit, batchSize: limit, hint: SEQ_INDEX },
       )
       .toArray();
@@ -218,7 +227,10 @@ export class MongoStore implements ConversationStore {
       if (rest.length === 0) return results;
       const head = await this.#head(key);
       const { seqs } = await appendTurnsAfter(this.#messages, key, head, rest);
-      if (head.lastSeq === 0 && seqs.length > 0) await createConversation(this.#conversations, key, new Date(rest[0]!.createdAtMs));
+      const lastTurn = seqs.length === 0 ? undefined : rest[seqs.length - 1];
+      if (lastTurn !== undefined) {
+        await recordActivity(this.#conversations, [{ key, lastSeq: seqs.at(-1)!.at(-1)!, atMs: lastTurn.createdAtMs, createdAtMs: rest[0]!.createdAtMs }]);
+      }
       results.push(...seqs.map((turnSeqs) => ({ seqs: turnSeqs, duplicate: false })));
       for (const turn of rest.slice(seqs.length)) results.push(await this.#append(key, turn.messages, { turnKey: turn.turnKey, createdAtMs: turn.createdAtMs }));
       return results;
@@ -256,7 +268,7 @@ export class MongoStore implements ConversationStore {
       const head = await this.#head(key);
       const documents = turnDocuments(turn, head);
       if (await this.#reserve(key, documents)) {
-        if (head.lastSeq === 0) await createConversation(this.#conversations, key, turn.createdAt);
+        await this.#recordActivity(key, documents.at(-1)!.seq, turn.createdAt);
         return { seqs: documents.map((document) => document.seq), duplicate: false };
       }
       if (turnKey !== undefined) {
@@ -267,6 +279,8 @@ export class MongoStore implements ConversationStore {
         if (earlier !== null) {
           if (earlier.turnDigest === turn.turnDigest && earlier.turnLastSeq - earlier.seq + 1 === messages.length) {
             await this.#insertMissing(key, turnDocuments(turn, { lastSeq: earlier.seq - 1, lastCum: earlier.cumTokens - earlier.tokens }));
+            // The first try may have stopped before its listing fields were written.
+            await this.#recordActivity(key, earlier.turnLastSeq, turn.createdAt);
           }
           return { seqs: seqRange(earlier.seq, earlier.turnLastSeq - earlier.seq + 1), duplicate: true };
         }
@@ -280,7 +294,9 @@ export class MongoStore implements ConversationStore {
    * has been allocated. The covered messages stay: they are the durable history
    * (listMessages), and load skips them by seq. Two calls racing on one
    * conversation may, on FerretDB alone, leave the one that covers less;
-   * summaries of a conversation are written by one job at a time.
+   * summaries of a conversation are written by one job at a time. A summary
+   * made from a read older than an erasure of a seq it covers is refused
+   * (erase-messages.ts): it may hold the erased text.
    */
   async replaceSummary(key: ConversationKey, summary: Summary): Promise<boolean> {
     this.#assertOpen();
@@ -292,7 +308,7 @@ export class MongoStore implements ConversationStore {
       // that matches nothing meets the unique index when one covering as much
       // is there already.
       const result = await this.#summaries.updateOne(
-        { ...keyFilter(key), seq: SUMMARY_SEQ, coversSeq: { $lt: summary.coversSeq } },
+        { ...keyFilter(key), seq: SUMMARY_SEQ, coversSeq: { $lt: summary.coversSeq }, ...madeAfterErasures(summary) },
         {
           $set: { summaryText: summary.text, tokens: summary.tokens, coversSeq: summary.coversSeq, createdAt: new Date(summary.createdAtMs) },
           $setOnInsert: { claim: SUMMARY_CLAIM, role: 'summary' },
@@ -318,10 +334,27 @@ export class MongoStore implements ConversationStore {
    * the delete may be erased or may outlive it; a later append then continues
    * after it rather than reusing its seqs.
    */
-  async delete(key: ConversationKey): Promise<void> {
+  async delete(key: ConversationKey): Promise<EraseReceipt> {
     this.#assertOpen();
     await this.#conversations.deleteOne(keyFilter(key));
+    const summary = await this.#summary(key);
+    // Messages first, to count them (tombstones are none); then the summary and the tombstones.
+    const removed = await this.#messages.deleteMany({ ...keyFilter(key), seq: MESSAGE_SEQS, ...NOT_ERASED });
     await this.#messages.deleteMany(keyFilter(key));
+    return { tiers: { mongodb: { messages: removed.deletedCount, summaryDropped: summary !== undefined } } };
+  }
+
+  /**
+   * Leaves a tombstone at each erased seq it holds (erase-messages.ts), and at
+   * each of `positions` (seqs the hot tier gave and this tier does not hold
+   * yet), so that no flush brings the message here later; drops a summary
+   * covering any of them. After this process's appends to the conversation,
+   * which read the running total this changes.
+   */
+  async eraseMessages(key: ConversationKey, seqs: readonly number[], positions: readonly ErasedPosition[] = []): Promise<EraseReceipt> {
+    this.#assertOpen();
+    const erasure = await this.#chained(key, () => eraseMessageDocuments(this.#messages, key, seqs, positions, new Date()));
+    return { tiers: { mongodb: erasure } };
   }
 
   async ping(): Promise<void> {
@@ -364,6 +397,11 @@ export class MongoStore implements ConversationStore {
     this.#assertOpen();
     const [summary, head] = await Promise.all([this.#summary(key), this.#head(key)]);
     return { ...head, summary };
+  }
+
+  /** The listing's fields after a turn went in (conversation-activity.ts): one upsert. */
+  async #recordActivity(key: ConversationKey, lastSeq: number, at: Date): Promise<void> {
+    await recordActivity(this.#conversations, [{ key, lastSeq, atMs: at.getTime(), createdAtMs: at.getTime() }]);
   }
 
   /** How many messages `maxTokens` holds at the tokens per message seen lately (at most MAX_FIRST_BATCH). */

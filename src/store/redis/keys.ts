@@ -6,7 +6,9 @@
 //                                                  summary (JSON), coversSeq (the summary's, for the scripts),
 //                                                  inc (this incarnation's id, set when meta is created),
 //                                                  unmerged ('1': cache mode, taken while MongoDB could not
-//                                                  tell its state; seqs provisional until REBASE)
+//                                                  tell its state; seqs provisional until REBASE),
+//                                                  activeAt (ms of the last append, for the listing; absent
+//                                                  when written before it was, or seeded by WARM/REBASE)
 //   <prefix>{<tenant>:<conversation>}:msgs   LIST  one entry per message, oldest first (entry-codec.ts)
 //   <prefix>{<tenant>:<conversation>}:turns  HASH  recent turn keys → `<firstSeq>:<count>` (RECENT_TURN_KEY_LIMIT)
 //   <prefix>{<tenant>:<conversation>}:lock   STRING the summary lock, and :fence its token counter (summary-lock.ts)
@@ -73,6 +75,11 @@ export function windowKeyTag(prefix: string, key: string): string | undefined {
 /** The SCAN pattern that matches every conversation's meta key. */
 export function metaKeyPattern(prefix: string): string {
   return `${escapeGlob(prefix)}{*}:meta`;
+}
+
+/** The SCAN pattern that matches the meta keys of one tenant's conversations (the tenant's escaping ends at the tag's first ':'). */
+export function tenantMetaKeyPattern(prefix: string, tenant: string): string {
+  return `${escapeGlob(prefix)}{${escapeGlob(escapeId(tenant, /[%{}:]/g))}:*}:meta`;
 }
 
 /** The hash tag of a key metaKeyPattern matched. */

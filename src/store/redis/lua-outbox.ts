@@ -110,6 +110,12 @@ local lastSeq, flushedSeq = tonumber(state[1] or '0'), tonumber(state[2] or '0')
 -- unmerged conversation's seqs are provisional: only REBASE ends that state.
 local target = math.min(math.max(flushedSeq, math.floor(seq)), lastSeq)
 if state[3] == '1' then target = flushedSeq end
+-- Seqs above target that the list does not hold were erased (an unflushed
+-- message is never trimmed): nothing MongoDB still needs, so they count as flushed.
+if state[3] ~= '1' and target < lastSeq then
+  local newest = redis.call('LINDEX', msgs, -1)
+  if not newest or seqOf(newest) <= target then target = lastSeq end
+end
 if target > flushedSeq then redis.call('HSET', meta, 'flushedSeq', fmt(target)) end
 applyCap('c', cap, target)
 local outcome = 1

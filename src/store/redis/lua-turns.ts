@@ -18,6 +18,7 @@ export const RECENT_TURN_KEY_LIMIT = 64;
  * ifCold (cache mode): 'u' takes a conversation Redis does not hold as unmerged (MongoDB's state unknown: seqs
  * provisional from 1, until the flusher merges it and REBASE replaces it); anything else refuses it ({'cold'}).
  * With KEYS[4] (the dirty set, standalone Redis only) a stored turn also marks the conversation dirty (ZADD NX nowMs).
+ * A stored turn sets meta's activeAt to nowMs (the turn's createdAtMs): the listing's order, one more field of an HSET made anyway.
  * Returns {'cold'} | {'duplicate', firstSeq, count} | {'ok', firstSeq, count, inc, cumTokens of the last message,
  * the list's length after the append and its cap}.
  */
@@ -61,7 +62,7 @@ end
 local len
 for from = 1, count, 1000 do len = redis.call('RPUSH', msgs, unpack(entries, from, math.min(from + 999, count))) end
 local hasNewKey = len == count
-redis.call('HSET', meta, 'lastSeq', fmt(lastSeq), 'lastCum', fmt(cum))
+redis.call('HSET', meta, 'lastSeq', fmt(lastSeq), 'lastCum', fmt(cum), 'activeAt', ARGV[7])
 if hasTurnKey then
   local held = redis.call('HLEN', turns)
   if held == 0 then hasNewKey = true end

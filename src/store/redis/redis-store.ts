@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import type { Cluster, Redis } from 'ioredis';
 import type { AppendOptions, AppendResult, ConversationKey, ConversationSnapshot, NewMessage, StoredMessage, Summary } from '../../domain.js';
 import { ColdConversationError, StoreUnavailableError } from '../../errors.js';
-import type { ConversationStore, DemoteOutcome, LoadLimits, LockLease, MergedTurnKey, RebaseOutcome, Unflushed, WarmState } from '../conversation-store.js';
+import type { ConversationStore, DemoteOutcome, EraseReceipt, HotErasure, LoadLimits, LockLease, MergedTurnKey, RebaseOutcome, Unflushed, WarmState } from '../conversation-store.js';
 import { TickCork } from './cork.js';
 import { decodeEntry, encodeTurn } from './entry-codec.js';
 import { RedisFlushSource } from './flush-source.js';
@@ -191,7 +191,8 @@ export class RedisStore implements ConversationStore {
     if (messages.length === 0) return { seqs: [], duplicate: false };
     const turnKey = options?.turnKey;
     // Encoded before Redis is touched: a message JSON cannot encode changes nothing.
-    const perMessage = encodeTurn(messages, Date.now(), turnKey);
+    const nowMs = Date.now();
+    const perMessage = encodeTurn(messages, nowMs, turnKey);
 
     const tag = hashTag(key);
     const script = this.#marksInScripts ? 'contextdAppendMarking' : 'contextdAppend';
@@ -205,7 +206,8 @@ export class RedisStore implements ConversationStore {
       turnKey === undefined ? '0' : '1',
       turnKey ?? '',
       this.#newInc(),
-      Date.now(),
+      // The dirty mark's score, and meta's activeAt: the turn's createdAtMs.
+      nowMs,
       tag,
       ifCold === 'unmerged' ? 'u' : 'r',
       ...perMessage,
@@ -244,12 +246,46 @@ export class RedisStore implements ConversationStore {
     return stored === 1;
   }
 
-  /** Erases every key of the conversation (and its dirty entry): a later append starts again at seq 1. */
-  async delete(key: ConversationKey): Promise<void> {
+  /**
+   * Takes the entries at `seqs` out of the list in one script (lua-erase.ts,
+   * ERASE), with a summary covering any of them; the conversation gets a new
+   * incarnation, so no process's decoded window serves them again. An
+   * unmerged conversation (cache mode) is left as it is: its seqs are
+   * provisional (`isUnmerged`).
+   */
+  async eraseMessages(key: ConversationKey, seqs: readonly number[]): Promise<HotErasure> {
     this.#requireOpen();
-    this.#windows.forget(hashTag(key));
-    await this.#client.del(...this.#keys(key));
+    const ascending = [...new Set(seqs)].filter((seq) => Number.isSafeInteger(seq) && seq > 0).sort((a, b) => a - b);
+    if (ascending.length === 0) return { tiers: { redis: { messages: 0, summaryDropped: false } }, positions: [], isUnmerged: false };
+    const tag = hashTag(key);
+    const [outcome, removed = 0, dropped = 0, ...positions] = (await this.#scripts.contextdErase(
+      ...this.#keys(key),
+      this.#modeArg,
+      this.#ttlMs,
+      this.#newInc(),
+      ...ascending,
+    )) as [number, number?, number?, ...string[]];
+    // This store's own writes bring no invalidation (NOLOOP): a load in flight must not track what it read before.
+    this.#windows.invalidate([tag]);
+    this.#windows.forget(tag);
+    const erasedAt = [];
+    for (let index = 0; index + 1 < positions.length; index += 2) erasedAt.push({ seq: Number(positions[index]), cumTokens: Number(positions[index + 1]) });
+    return { tiers: { redis: { messages: Number(removed), summaryDropped: dropped === 1 } }, positions: erasedAt, isUnmerged: outcome === -1 };
+  }
+
+  /** Erases every key of the conversation (and its dirty entry): a later append starts again at seq 1. */
+  async delete(key: ConversationKey): Promise<EraseReceipt> {
+    this.#requireOpen();
+    const tag = hashTag(key);
+    this.#windows.forget(tag);
+    const [meta, msgs] = this.#keys(key);
+    // One MULTI (the keys share a slot): what was held, then gone.
+    const results = await this.#client.multi().llen(msgs).hexists(meta, 'summary').del(...this.#keys(key)).exec();
+    if (results === null) throw new Error('RedisStore.delete: the MULTI was discarded');
+    for (const [error] of results) if (error !== null) throw error;
+    this.#windows.forget(tag);
     if (this.#mode === 'cache') await this.#flushSource.forget(key);
+    return { tiers: { redis: { messages: Number(results[0]?.[1] ?? 0), summaryDropped: results[1]?.[1] === 1 } } };
   }
 
   async ping(): Promise<void> {

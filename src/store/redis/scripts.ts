@@ -17,6 +17,8 @@
 // cumTokens is the previous one's plus its tokens. WARM seeds the list from
 // MongoDB, which may have gaps; such a list stays non-contiguous until the gap
 // is trimmed away, and there the cumTokens step may exceed the entry's tokens.
+// ERASE (lua-erase.ts) leaves a gap too, where each entry's cumTokens is still
+// the previous one's plus its tokens (an erased message counts for nothing).
 //
 // Cost: every script is O(log n) in the length of the conversation apart from
 // what it returns or removes (LINDEX seeks from the nearer end). The position
@@ -35,7 +37,7 @@
 // REBASE) from an id the client passes (unique per call; Lua has no randomness
 // of its own). Within one incarnation the entry at a seq never changes: appends
 // push new seqs, trims and summaries drop from the head, WARM only runs when
-// meta does not exist, REBASE replaces the whole conversation under a new
+// meta does not exist, REBASE and ERASE change entries under a new
 // incarnation and delete removes meta. Whether a conversation is unmerged is
 // fixed for an incarnation too (only REBASE ends it). So a client that decoded
 // the entries of seqs [from, through] under inc X may tell LOAD so, and LOAD
@@ -56,6 +58,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { APPEND, REPLACE_SUMMARY } from './lua-turns.js';
 import { LIST, LOAD } from './lua-reads.js';
 import { CLAIM_DIRTY, DEMOTE, MARK_FLUSHED, REBASE, UNFLUSHED, WARM } from './lua-outbox.js';
+import { ERASE } from './lua-erase.js';
 
 export { RECENT_TURN_KEY_LIMIT } from './lua-turns.js';
 
@@ -68,6 +71,7 @@ export const REDIS_SCRIPTS = {
   contextdLoad: { lua: LOAD, numberOfKeys: 3 },
   contextdList: { lua: LIST, numberOfKeys: 3 },
   contextdReplaceSummary: { lua: REPLACE_SUMMARY, numberOfKeys: 3 },
+  contextdErase: { lua: ERASE, numberOfKeys: 3 },
   contextdWarm: { lua: WARM, numberOfKeys: 3 },
   contextdRebase: { lua: REBASE, numberOfKeys: 3 },
   contextdDemote: { lua: DEMOTE, numberOfKeys: 3 },

@@ -136,4 +136,24 @@ describe('PersistQueue', () => {
     expect((await store.load(key, LIMITS)).messages).toHaveLength(1);
     expect(queue.pendingTurns).toBe(0);
   });
+  test('settledFor waits for the conversation\'s reserved and queued turns (those queued meanwhile too), not for other conversations', async () => {
+    const store = new GatedStore({ ttlMs: 60_000, maxConversations: 10, maxBytes: 1 << 20, maxMessagesPerConversation: 100 });
+    const queue = queueOn(store);
+    const other: ConversationKey = { ...key, conversation: 'other' as ConversationId };
+    queue.offer(other, [msg('elsewhere')], {}, 1_000);
+    await queue.settledFor(key);
+
+    const reservation = queue.reserve(key);
+    let isSettled = false;
+    const settling = queue.settledFor(key).then(() => (isSettled = true));
+    reservation.fill([msg('q1')], {}, 1_000);
+    await waitFor(() => store.gates.length === 2);
+    queue.offer(key, [msg('q2')], {}, 1_001);
+    store.open();
+    await waitFor(() => store.gates.length === 1);
+    expect(isSettled).toBe(false);
+    store.open();
+    await settling;
+    expect((await store.load(key, LIMITS)).messages.map((m) => m.message.content)).toEqual(['q1', 'q2']);
+  });
 });

@@ -12,7 +12,7 @@ test('the JSON Schema describes the YAML input: snake_case keys, no unknown keys
     properties: Record<string, { properties?: Record<string, { default?: unknown }> }>;
   };
   expect(schema.additionalProperties).toBe(false);
-  expect(Object.keys(schema.properties)).toEqual(['server', 'upstream', 'conversation', 'admin', 'storage', 'defaults', 'routes']);
+  expect(Object.keys(schema.properties)).toEqual(['server', 'upstream', 'conversation', 'admin', 'ui', 'storage', 'defaults', 'routes']);
   expect(schema.properties.server?.properties?.body_limit?.default).toBe('10mb');
   expect(schema.properties.upstream?.properties?.base_url?.default).toBe('https://api.openai.com/v1');
 });

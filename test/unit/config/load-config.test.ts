@@ -49,6 +49,7 @@ describe('parseConfig: defaults', () => {
       upstream: { kind: 'openai', baseUrl: 'https://api.openai.com/v1', apiVersion: '2024-10-21', timeoutMs: 600_000, connectTimeoutMs: 10_000 },
       conversation: { header: 'x-conversation-id', tenant: { kind: 'authorization' }, retryWindowMs: 0 },
       admin: { token: undefined },
+      ui: { enabled: true },
       storage: {
         kind: 'embedded',
         memory: { ttlMs: 86_400_000, maxConversations: 10_000, maxBytes: 256 * 1024 * 1024, maxMessagesPerConversation: 1000 },
@@ -57,7 +58,7 @@ describe('parseConfig: defaults', () => {
         {
           name: 'default',
           match: { path: undefined, model: undefined, headers: {} },
-          budget: { maxContextTokens: 3000, summaryMaxTokens: 300, onOverflow: 'forward', encoding: 'auto' },
+          budget: { maxContextTokens: 3000, summaryMaxTokens: 300, onOverflow: 'forward', encoding: 'auto', safetyMarginTokens: 0, driftWarning: 0.02 },
           summary: {
             enabled: true,
             model: 'gpt-4o-mini',
@@ -90,6 +91,7 @@ server: { host: 127.0.0.1, port: 9000, body_limit: 512kb, shutdown_timeout: 250m
 upstream: { kind: azure, base_url: "https://res.openai.azure.com/openai/", api_version: 2025-01-01-preview, timeout: 5m, connect_timeout: 2s }
 conversation: { header: X-Thread-Id, tenant: "header:X-Tenant-Id", retry_window: 0 }
 admin: { token: s3cret-admin-token }
+ui: { enabled: false }
 storage:
   memory: { ttl: 7d, max_conversations: 50, max_bytes: 1gb, max_messages_per_conversation: 20 }
   redis: { url: "rediss://cache:6380/1", ttl: 1h, max_cached_messages: 50, local_cache_messages: 0, tracking: false }
@@ -125,6 +127,7 @@ routes:
     expect(config.upstream).toEqual({ kind: 'azure', baseUrl: 'https://res.openai.azure.com/openai', apiVersion: '2025-01-01-preview', timeoutMs: 300_000, connectTimeoutMs: 2000 });
     expect(config.conversation).toEqual({ header: 'x-thread-id', tenant: { kind: 'header', header: 'x-tenant-id' }, retryWindowMs: 0 });
     expect(config.admin).toEqual({ token: 's3cret-admin-token' });
+    expect(config.ui).toEqual({ enabled: false });
     // Both urls given: the two tiers run, and the embedded store's settings (validated all the same) are not used.
     expect(config.storage).toEqual({
       kind: 'redis+mongodb',
@@ -137,10 +140,30 @@ routes:
     expect(config.routes.map((route) => route.name)).toEqual(['support-bot', 'tiny', 'default']);
   });
 
+  test('budget.safety_margin is tokens or a share of max_context_tokens, rounded up; drift_warning a share', () => {
+    const config = parseConfig(
+      'defaults:\n  budget: { max_context_tokens: 1000, safety_margin: 7.5%, drift_warning: 0.5% }\nroutes:\n  - name: a\n    match: { model: a }\n    budget: { safety_margin: 120 }\n',
+      FILE,
+      {},
+    );
+    const [a, defaults] = config.routes;
+    expect(defaults!.budget).toMatchObject({ safetyMarginTokens: 75, driftWarning: 0.005 });
+    expect(a!.budget).toMatchObject({ safetyMarginTokens: 120, driftWarning: 0.005 });
+  });
+
+  test.each([
+    ['a margin that leaves no room for history', 'defaults:\n  budget: { max_context_tokens: 1000, summary_max_tokens: 300, safety_margin: 70% }\n', 'defaults.budget.safety_margin'],
+    ["a route's margin that does", 'routes:\n  - name: a\n    match: { model: a }\n    budget: { safety_margin: 2800 }\n', 'routes[0].budget.safety_margin'],
+    ['a margin that is not tokens or a percentage', 'defaults:\n  budget: { safety_margin: lots }\n', 'defaults.budget.safety_margin'],
+    ['a drift warning of 100%', 'defaults:\n  budget: { drift_warning: 100% }\n', 'defaults.budget.drift_warning'],
+  ])('%s is refused, naming the key', (_name, yaml, path) => {
+    expect(() => parseConfig(yaml, FILE, {})).toThrow(path);
+  });
+
   test('routes inherit the defaults, deep-merged under their own keys', () => {
     const config = parseConfig(FULL, FILE, {});
     const defaults = routeNamed(config, 'default');
-    expect(defaults.budget).toEqual({ maxContextTokens: 4000, summaryMaxTokens: 500, onOverflow: 'reject', encoding: 'cl100k_base' });
+    expect(defaults.budget).toEqual({ maxContextTokens: 4000, summaryMaxTokens: 500, onOverflow: 'reject', encoding: 'cl100k_base', safetyMarginTokens: 0, driftWarning: 0.02 });
     expect(defaults.summary).toEqual({
       enabled: false,
       model: 'gpt-4.1-mini',

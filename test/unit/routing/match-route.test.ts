@@ -56,7 +56,7 @@ describe('compileRoutes', () => {
 
   test('a matched route carries the defaults it does not override', () => {
     const support = matcher.match(request({ headers: { 'x-route': 'support' } }));
-    expect(support.budget).toEqual({ maxContextTokens: 8000, summaryMaxTokens: 400, onOverflow: 'reject', encoding: 'auto' });
+    expect(support.budget).toEqual({ maxContextTokens: 8000, summaryMaxTokens: 400, onOverflow: 'reject', encoding: 'auto', safetyMarginTokens: 0, driftWarning: 0.02 });
     expect(support.summary).toMatchObject({ enabled: true, model: 'summarizer', triggerTokens: 900, maxTokens: 400 });
     const beta = matcher.match(request({ model: 'gpt-4.1', headers: { 'x-tenant': 'beta-acme', 'x-tier': 'gold' } }));
     expect(beta.budget.maxContextTokens).toBe(4000);

@@ -28,6 +28,7 @@ describe('createSseReplyAccumulator', () => {
       completionTokens: 9,
       finishReason: 'stop',
       incompleteReason: undefined,
+      promptTokens: 12,
     };
     expect(accumulate(bytes)).toEqual(expected);
     for (let cut = 0; cut <= bytes.length; cut++) {
@@ -375,6 +376,16 @@ describe('rebuildReplyFromJson', () => {
     expect(rebuildReplyFromJson(new TextEncoder().encode(body)).completionTokens).toBe(4);
   });
 
+  test("the upstream's prompt count is read from usage.prompt_tokens, when there is one", () => {
+    const withUsage = completion({ role: 'assistant', content: 'hi' });
+    expect(rebuildReplyFromJson(new TextEncoder().encode(withUsage)).promptTokens).toBe(19);
+    const without = completion({ role: 'assistant', content: 'hi' }, { usage: undefined });
+    expect(rebuildReplyFromJson(new TextEncoder().encode(without)).promptTokens).toBeUndefined();
+    const streamed = createSseReplyAccumulator({ usageRequested: true });
+    streamed.push(new TextEncoder().encode(sse(chunk({ role: 'assistant', content: 'hi' }), chunk({}, 'stop'), usageChunk(1), '[DONE]')));
+    expect(streamed.finish().promptTokens).toBe(20);
+  });
+
   test.each<{ name: string; body: string; reply: RebuiltReply }>([
     {
       name: 'text reply; null refusal and empty annotations dropped',
@@ -474,6 +485,8 @@ describe('rebuildReplyFromJson', () => {
       reply: { message: undefined, completionTokens: undefined, finishReason: undefined, incompleteReason: 'malformed reply' },
     },
   ])('$name', ({ body, reply }) => {
-    expect(rebuildReplyFromJson(utf8.encode(body))).toEqual(reply);
+    // The upstream's prompt count has a test of its own.
+    const { promptTokens: _promptTokens, ...rebuilt } = rebuildReplyFromJson(utf8.encode(body));
+    expect(rebuilt).toEqual(reply);
   });
 });

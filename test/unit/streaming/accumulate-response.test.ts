@@ -29,6 +29,7 @@ describe('rebuildResponseFromJson', () => {
       finishReason: 'stop',
       incompleteReason: undefined,
       responseId: 'resp_1',
+      promptTokens: 20,
     });
   });
 
@@ -50,7 +51,7 @@ describe('createSseResponseAccumulator', () => {
       expect(accumulator.isComplete()).toBe(false);
       accumulator.push(encode(text.slice(cut)));
       expect(accumulator.isComplete()).toBe(true);
-      expect(accumulator.finish()).toMatchObject({ message: { role: 'assistant', content: 'Hello there', tool_calls: [{ id: 'call_1' }] }, completionTokens: 8, incompleteReason: undefined, responseId: 'resp_1' });
+      expect(accumulator.finish()).toMatchObject({ message: { role: 'assistant', content: 'Hello there', tool_calls: [{ id: 'call_1' }] }, completionTokens: 8, incompleteReason: undefined, responseId: 'resp_1', promptTokens: 20 });
     }
   });
 
