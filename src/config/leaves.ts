@@ -82,6 +82,12 @@ export const percent = leaf('a percentage such as 2% or 0.5%', { type: 'string',
   return share !== undefined && share < 1 ? share : undefined;
 });
 
+/** A fraction strictly between 0 and 1 (0.6). */
+export const fraction = leaf('a number between 0 and 1, such as 0.6', { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 }, (value) => {
+  const number = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  return typeof number === 'number' && number > 0 && number < 1 ? number : undefined;
+});
+
 /** Tokens (`200`) or a share of the budget (`5%`). */
 export const tokensOrPercent = leaf(
   'a number of tokens (200) or a percentage of the budget (5%)',

@@ -159,6 +159,7 @@ function toRoute(route: Pick<FileRoute, 'name'> & Partial<FileRoute>, defaults: 
     },
     onStoreDown: route.on_store_down ?? defaults.on_store_down,
     responses: { state: route.responses?.state ?? defaults.responses.state },
+    window: { eviction: route.window?.eviction ?? defaults.window.eviction, lowWatermark: route.window?.low_watermark ?? defaults.window.low_watermark },
   };
 }
 

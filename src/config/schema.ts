@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { UPSTREAM_KINDS } from '../routing/api-paths.js';
 import { ENCODINGS } from '../tokens/encoding-for-model.js';
-import { HEADER_NAME, MAX_TIMER_MS, anyString, boolean, databaseName, durationLeaf, flushDelay, glob, headerName, httpUrl, mongodbUrl, nonNegativeInteger, oneOf, percent, port, positiveInteger, redisUrl, routeName, size, storeTimeout, tenant, text, timeout, tokensOrPercent, ttl } from './leaves.js';
+import { HEADER_NAME, MAX_TIMER_MS, anyString, boolean, databaseName, durationLeaf, flushDelay, fraction, glob, headerName, httpUrl, mongodbUrl, nonNegativeInteger, oneOf, percent, port, positiveInteger, redisUrl, routeName, size, storeTimeout, tenant, text, timeout, tokensOrPercent, ttl } from './leaves.js';
 
 // ── Sections ────────────────────────────────────────────────────────────────
 
@@ -222,6 +222,13 @@ const responsesState = oneOf(['pass', 'emulate'] as const).describe(
   "previous_response_id on /v1/responses: pass forwards it untouched (the upstream's own state); emulate answers it from contextd's memory, for any upstream (docs/responses.md).",
 );
 
+const windowFields = {
+  eviction: oneOf(['sliding', 'chunked'] as const).describe(
+    'sliding: the most recent history that fits, every turn. chunked: when history no longer fits, drop the oldest whole turns down to low_watermark of the window in one step, then only append, so the prompt prefix stays the same between evictions (provider prompt caches).',
+  ),
+  low_watermark: fraction.describe('chunked: the share of the window an eviction leaves.'),
+};
+
 const defaultsSchema = z.strictObject({
   budget: z
     .strictObject({
@@ -246,6 +253,7 @@ const defaultsSchema = z.strictObject({
     .prefault({}),
   on_store_down: onStoreDown.prefault('passthrough'),
   responses: z.strictObject({ state: responsesState.prefault('pass') }).prefault({}),
+  window: z.strictObject({ eviction: windowFields.eviction.prefault('sliding'), low_watermark: windowFields.low_watermark.prefault(0.6) }).prefault({}),
 });
 
 const routeSchema = z.strictObject({
@@ -266,6 +274,7 @@ const routeSchema = z.strictObject({
   summary: z.strictObject(summaryFields).partial().optional(),
   on_store_down: onStoreDown.optional(),
   responses: z.strictObject({ state: responsesState }).partial().optional(),
+  window: z.strictObject(windowFields).partial().optional(),
 });
 
 export const configFileSchema = z

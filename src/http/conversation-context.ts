@@ -25,7 +25,7 @@ import { sendJson } from './send-json.js';
 /** Most left-out messages a context lists; `left_out_truncated` says when there were more. */
 const MAX_LEFT_OUT = 1_000;
 
-type LeftOutReason = 'covered_by_summary' | 'over_budget' | 'unsendable_tool_sequence';
+type LeftOutReason = 'covered_by_summary' | 'over_budget' | 'unsendable_tool_sequence' | 'evicted';
 
 export async function showContext(req: IncomingMessage, res: ServerResponse, url: URL, key: ConversationKey, deps: ConversationApiDeps): Promise<void> {
   const memory = deps.memory;
@@ -35,7 +35,7 @@ export async function showContext(req: IncomingMessage, res: ServerResponse, url
 
   const model = body.model;
   const route = memory.routes.match({ path: body.api === 'responses' ? '/v1/responses' : '/v1/chat/completions', model, headers: req.headers });
-  const counter = tokenCounterFor(encodingForModel(model ?? '', route.budget.encoding));
+  const counter = tokenCounterFor(encodingForModel(model ?? '', route.budget.encoding), model);
   const budgetTokens = assemblyBudget(route.budget);
   const snapshot = await loadWindow(memory.windows, key, budgetTokens);
   // Another tenant's conversation is simply not found, as everywhere in this API.
@@ -141,7 +141,7 @@ async function leftOutMessages(
   budgetTokens: number,
 ): Promise<{ leftOut: { seq: number; role: string; tokens: number; reason: LeftOutReason }[]; truncated: boolean }> {
   const coversSeq = snapshot.summary?.coversSeq ?? 0;
-  const dropped = plan.split.history.slice(0, plan.prompt.droppedMessages);
+  const dropped = plan.split.history.slice(0, plan.droppedMessages);
   const firstLoaded = snapshot.messages[0]?.seq ?? snapshot.lastSeq + 1;
   // Older than the loaded window, newer than the summary: the load left them out, as they could not fit.
   const beforeLoaded = firstLoaded - coversSeq - 1;
@@ -149,14 +149,14 @@ async function leftOutMessages(
     coversSeq > 0 ? deps.store.listMessages(key, { afterSeq: 0, limit: Math.min(coversSeq, MAX_LEFT_OUT + 1) }) : [],
     beforeLoaded > 0 ? deps.store.listMessages(key, { afterSeq: coversSeq, limit: Math.min(beforeLoaded, MAX_LEFT_OUT + 1) }) : [],
   ]);
-  const boundary = dropped.at(-1);
+  const boundary = dropped.slice(plan.evictedMessages).at(-1);
   // The window stops at the first unit that does not fit, or at one that cannot be sent whole.
   const beforeWindow: LeftOutReason =
     plan.prompt.isOverflow || boundary === undefined || plan.prompt.contextTokens + boundary.tokens > budgetTokens ? 'over_budget' : 'unsendable_tool_sequence';
   const all = [
     ...covered.filter((m) => m.seq <= coversSeq).map((m) => entry(m, 'covered_by_summary')),
     ...unloaded.filter((m) => m.seq > coversSeq && m.seq < firstLoaded).map((m) => entry(m, 'over_budget')),
-    ...dropped.map((m) => entry(m, beforeWindow)),
+    ...dropped.map((m, i) => entry(m, i < plan.evictedMessages ? 'evicted' : beforeWindow)),
   ];
   return { leftOut: all.slice(0, MAX_LEFT_OUT), truncated: all.length > MAX_LEFT_OUT };
 }

@@ -21,6 +21,9 @@ export interface MemoryRequest {
   usageRequested: boolean;
   /** Tool definitions in chat-completions shape, for counting. */
   tools: unknown;
+  /** The output format (chat `response_format`, Responses `text.format`) and `tool_choice`, for counting; absent when the request has none. */
+  responseFormat?: unknown;
+  toolChoice?: unknown;
   /** Responses API: `previous_response_id`, the upstream's state or, on an emulating route, contextd's. */
   previousResponseId: string | undefined;
   /** Other state the upstream keeps that the request names (Responses API: `conversation`, or an item_reference's `input[i]`), which memory cannot work with. */
@@ -43,6 +46,8 @@ export function parseMemoryRequest(api: MemoryApi, body: Buffer): MemoryRequest 
     messages: request.messages,
     usageRequested: request.usageRequested,
     tools: request.tools,
+    responseFormat: request.responseFormat,
+    toolChoice: request.toolChoice,
     previousResponseId: undefined,
     serverState: undefined,
     withPrompt: (layout) => upstreamBody(request.raw, layout.messages),
@@ -59,6 +64,8 @@ function responsesRequest(request: ResponsesRequestBody): MemoryRequest {
     messages: request.messages,
     usageRequested: false,
     tools: request.tools,
+    responseFormat: request.responseFormat,
+    toolChoice: request.toolChoice,
     previousResponseId: request.previousResponseId,
     serverState: request.serverState,
     withPrompt: (layout) => responsesUpstreamBody(request, layout),

@@ -10,6 +10,9 @@ export interface ChatRequestBody {
   /** stream_options.include_usage: the stream ends with a usage chunk, its terminal event. */
   usageRequested: boolean;
   tools: unknown;
+  /** `response_format` and `tool_choice` (the legacy `function_call`) as the client sent them, for counting. */
+  responseFormat: unknown;
+  toolChoice: unknown;
   /** Every field of the client's body, forwarded as is apart from `messages`. */
   raw: Record<string, unknown>;
 }
@@ -44,5 +47,5 @@ export function parseChatRequest(body: Buffer): ChatRequestBody {
   const model = typeof record.model === 'string' ? record.model : undefined;
   const options = record.stream_options;
   const usageRequested = typeof options === 'object' && options !== null && (options as { include_usage?: unknown }).include_usage === true;
-  return { model, messages, stream: record.stream === true, usageRequested, tools: record.tools, raw: record };
+  return { model, messages, stream: record.stream === true, usageRequested, tools: record.tools ?? record.functions, responseFormat: record.response_format, toolChoice: record.tool_choice ?? record.function_call, raw: record };
 }

@@ -25,6 +25,9 @@ export interface ResponsesRequestBody {
   sources: { start: number; end: number }[];
   /** Function tools in chat-completions shape, for counting as on chat. */
   tools: unknown;
+  /** `text.format` (chat's `response_format`) and `tool_choice` as the client sent them, for counting. */
+  responseFormat: unknown;
+  toolChoice: unknown;
   /** `previous_response_id`, if set: the upstream's state, or contextd's on an emulating route. */
   previousResponseId: string | undefined;
   /** Other state the upstream keeps for itself that the request names, if any: `conversation`, or an item_reference (`input[3]`). */
@@ -61,6 +64,8 @@ export function parseResponsesRequest(body: Buffer): ResponsesRequestBody {
     items,
     sources: converted.map(({ start, end }) => ({ start, end })),
     tools: chatShapedTools(record.tools),
+    responseFormat: typeof record.text === 'object' && record.text !== null ? (record.text as Json).format : undefined,
+    toolChoice: record.tool_choice,
     previousResponseId,
     serverState,
     raw: record,

@@ -8,6 +8,7 @@ import { assemblePrompt, type AssembledPrompt, type CountedMessage } from '../co
 import type { CountedRequest } from '../context/counted-request.js';
 import { splitRequest, type SplitRequest } from '../context/split-request.js';
 import { findRequestToolProblem, findToolSequenceProblem, type ToolSequenceProblem } from '../context/tool-sequence.js';
+import { chunkedStart, type ChunkedStart } from '../context/window-policy.js';
 import type { ConversationSnapshot, NewMessage, StoredMessage } from '../domain.js';
 import { assemblyBudget, type Route } from '../routing/route.js';
 import type { TokenCounter } from '../tokens/count-tokens.js';
@@ -22,6 +23,14 @@ export interface PromptPlan {
   prompt: AssembledPrompt;
   /** The stored messages that go out, oldest first (the window). */
   window: readonly StoredMessage[];
+  /** Stored messages after the summary left out before the window (the next summary's input). */
+  droppedMessages: number;
+  /** Of those, the oldest that a chunked window policy left out (the rest did not fit, or could not be sent). */
+  evictedMessages: number;
+  /** The window's start moved on with this request (contextd_window_evictions_total). */
+  evicts: boolean;
+  /** The prompt's prefix (instructions, summary, kept history) is what the conversation's previous request sent: no eviction, no new summary. */
+  prefixStable: boolean;
   fixedTokens: number;
   /** The prompt's tool-message problem, if any (found before forwarding; the store guard reuses it). */
   promptProblem: ToolSequenceProblem | undefined;
@@ -58,28 +67,41 @@ export async function planPrompt(input: PlanInput): Promise<PromptPlan> {
   const turn = await request.turn(split);
   const instructions = await request.instructions(split);
 
-  // 4. Assemble within the budget, newest first, turn-safe.
-  const fixedTokens = counter.replyPrimingTokens + counter.countTools(body.tools);
+  // 4. Assemble within the budget, newest first, turn-safe; a chunked window first sets where history starts.
+  const fixedTokens = counter.replyPrimingTokens + counter.countTools(body.tools) + counter.countRequestExtras({ responseFormat: body.responseFormat, toolChoice: body.toolChoice });
+  const budgetTokens = assemblyBudget(route.budget);
+  const chunk =
+    route.window.eviction === 'chunked'
+      ? chunkedStart(split.history, sumTokens(turn), budgetTokens - route.budget.summaryMaxTokens - sumTokens(instructions) - fixedTokens, route.window.lowWatermark)
+      : undefined;
+  const skipped = chunk?.start ?? 0;
   const prompt = assemblePrompt({
     instructions,
     summary: snapshot.summary,
-    history: split.history,
+    history: skipped === 0 ? split.history : split.history.slice(skipped),
     turn,
     fixedTokens,
-    budgetTokens: assemblyBudget(route.budget),
+    budgetTokens,
     summaryMaxTokens: route.budget.summaryMaxTokens,
   });
   // A request that breaks OpenAI's tool-message rules goes as it came: the upstream's
   // answer (a 400 from OpenAI) is the client's. The turn is stored only if the state stays valid.
   const promptProblem = findToolSequenceProblem(prompt.messages);
   const toolProblem = findRequestToolProblem(body.messages.slice(split.instructionCount), promptProblem, prompt.messages.length - turn.length);
-  const window = split.history.slice(prompt.droppedMessages);
+  const droppedMessages = skipped + prompt.droppedMessages;
+  const window = split.history.slice(droppedMessages);
+  const prefixStable = isPrefixStable(snapshot, split.history, chunk, prompt, droppedMessages);
   return {
     split,
     instructions,
     turn,
     prompt,
     window,
+    droppedMessages,
+    evictedMessages: skipped,
+    prefixStable,
+    // A chunked window steps on; a sliding one moves whenever history is left out.
+    evicts: chunk !== undefined ? !chunk.isSameAsBefore && skipped > 0 : droppedMessages > 0,
     fixedTokens,
     promptProblem,
     toolProblem,
@@ -94,6 +116,22 @@ export async function planPrompt(input: PlanInput): Promise<PromptPlan> {
             turnMessages: turn.length,
             turnStart: split.turnStart,
           }),
-    headers: toolProblem !== undefined ? { 'x-contextd-cache': snapshot.cache, 'x-contextd-memory': 'bypassed' } : memoryHeaders(prompt, snapshot, window),
+    headers: toolProblem !== undefined ? { 'x-contextd-cache': snapshot.cache, 'x-contextd-memory': 'bypassed' } : memoryHeaders(prompt, snapshot, window, prefixStable),
   };
+}
+
+const sumTokens = (messages: readonly { tokens: number }[]): number => messages.reduce((sum, m) => sum + m.tokens, 0);
+
+/**
+ * Whether the window starts where it did for the conversation's previous
+ * request and the summary is the one it had (none was written since that
+ * request's turn was stored). Sliding: only while nothing is left out.
+ */
+function isPrefixStable(snapshot: ConversationSnapshot, history: readonly StoredMessage[], chunk: ChunkedStart | undefined, prompt: AssembledPrompt, droppedMessages: number): boolean {
+  const lastStored = history.at(-1);
+  const summaryIsNew = prompt.summaryUsed && snapshot.summary !== undefined && lastStored !== undefined && snapshot.summary.createdAtMs > lastStored.createdAtMs;
+  if (summaryIsNew || prompt.isOverflow) return false;
+  // A chunked window the assembly had to cut further (a turn too big for it) moved after all.
+  if (chunk !== undefined) return chunk.isSameAsBefore && droppedMessages === chunk.start;
+  return droppedMessages === 0;
 }

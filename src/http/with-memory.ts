@@ -44,8 +44,8 @@ export interface MemoryPathDeps {
   now: () => number;
   /** Counts of pinned instructions, which repeat on every turn. */
   instructionCounts: TokenCountCache;
-  /** Where the token-count drift goes (contextd_token_count_drift_ratio). */
-  metrics: Pick<Metrics, 'observeTokenDrift'>;
+  /** Where the token-count drift and window evictions go. */
+  metrics: Pick<Metrics, 'observeTokenDrift' | 'windowEvictions'>;
   /** Background summary jobs; offered after the reply, never waited for. */
   summarizer: Pick<Summarizer, 'offer'>;
 }
@@ -101,7 +101,7 @@ export async function handleWithMemory(req: IncomingMessage, res: ServerResponse
   if (parsed.serverState !== undefined) throw new ConversationStateConflictError(parsed.serverState, deps.config.conversation.header);
   if (parsed.previousResponseId !== undefined && !emulates) throw new ConversationStateConflictError('previous_response_id', deps.config.conversation.header);
   const body = emulates ? parsed.withoutPreviousResponseId() : parsed;
-  const counter = tokenCounterFor(encodingForModel(model ?? '', route.budget.encoding));
+  const counter = tokenCounterFor(encodingForModel(model ?? '', route.budget.encoding), model);
   const request = new CountedRequest(body.messages, counter, deps.instructionCounts);
 
   // 2. Load the recent window (+ this instance's unstored turns); previous_response_id names the conversation, or a branch of it.
@@ -136,6 +136,7 @@ export async function handleWithMemory(req: IncomingMessage, res: ServerResponse
     if (toolProblem.whose === 'contextd') deps.logger.warn({ requestId: log.requestId, problem: toolProblem }, 'the assembled prompt breaks the tool-message rules; forwarded as the client sent it');
   } else {
     recordAssembly(plan, snapshot, route, deps.logger, log);
+    if (plan.evicts) deps.metrics.windowEvictions.inc({ route: route.name });
     if (prompt.isOverflow && route.budget.onOverflow === 'reject') throw new ContextLengthExceededError(prompt.contextTokens, assemblyBudget(route.budget), route.name);
   }
 
@@ -171,7 +172,7 @@ export async function handleWithMemory(req: IncomingMessage, res: ServerResponse
       split,
       turn,
       promptProblem: plan.promptProblem,
-      foldBeforeSeq: prompt.droppedMessages > 0 ? (split.history[prompt.droppedMessages]?.seq ?? snapshot.lastSeq + 1) : undefined,
+      foldBeforeSeq: plan.droppedMessages > 0 ? (split.history[plan.droppedMessages]?.seq ?? snapshot.lastSeq + 1) : undefined,
       tee: outcome.tee,
       reservation,
       turnKey,
@@ -227,15 +228,15 @@ function recordForward(outcome: ForwardOutcome, log: RequestLog): ForwardOutcome
   return outcome;
 }
 
-function recordAssembly({ prompt, window }: PromptPlan, snapshot: ConversationSnapshot, route: Route, logger: Logger, log: RequestLog): void {
+function recordAssembly({ prompt, window, split, droppedMessages }: PromptPlan, snapshot: ConversationSnapshot, route: Route, logger: Logger, log: RequestLog): void {
   log.contextTokens = prompt.contextTokens;
   log.historyMessages = prompt.historyMessages;
   log.summary = prompt.summaryUsed;
   if (window.length > 0) log.window = `${window[0]!.seq}-${window.at(-1)!.seq}`;
   if (prompt.summaryUsed && snapshot.summary !== undefined) log.summaryCovers = snapshot.summary.coversSeq;
   log.cache = snapshot.cache;
-  log.droppedMessages = prompt.droppedMessages;
-  log.droppedTokens = prompt.droppedTokens;
+  log.droppedMessages = droppedMessages;
+  log.droppedTokens = split.history.slice(0, droppedMessages).reduce((sum, m) => sum + m.tokens, 0);
   if (!prompt.isOverflow) return;
   log.overflow = route.budget.onOverflow === 'reject' ? 'rejected' : 'forwarded';
   logger.warn(

@@ -47,6 +47,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly windowEvictions = new Counter({
+    name: 'contextd_window_evictions_total',
+    help: "Requests whose window start moved on, per route: a chunked window's steps, or a sliding window leaving history out (each breaks a provider's prompt-cache prefix).",
+    labelNames: ['route'] as const,
+    registers: [this.registry],
+  });
+
   readonly cacheLookups = new Counter({
     name: 'contextd_cache_lookups_total',
     help: 'Conversation loads by outcome (hit, miss, none); the hit ratio is hit / (hit + miss).',

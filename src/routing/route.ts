@@ -44,6 +44,14 @@ export interface Route {
   onStoreDown: 'passthrough' | 'reject';
   /** previous_response_id: forwarded as it came (pass), or answered from memory (emulate; docs/responses.md). */
   responses: { state: 'pass' | 'emulate' };
+  /** Which history goes out: the most recent that fits (sliding), or chunks that keep the prompt prefix stable (context/window-policy.ts). */
+  window: WindowPolicy;
+}
+
+export interface WindowPolicy {
+  eviction: 'sliding' | 'chunked';
+  /** chunked: the share of the window an eviction leaves. */
+  lowWatermark: number;
 }
 
 /** The catch-all route every request falls back to; its policy is the config's `defaults`. */

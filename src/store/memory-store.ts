@@ -78,6 +78,8 @@ interface Conversation {
   entries: (MessageEntry | undefined)[];
   first: number;
   lastSeq: number;
+  /** Running token total through lastSeq (StoredMessage.cumTokens; the chunked window's positions). */
+  lastCum: number;
   summary: Summary | undefined;
   /** Insertion order is age: the first key is the oldest and goes first. */
   turns: Map<string, TurnRecord>;
@@ -167,6 +169,7 @@ export class MemoryStore implements ConversationStore {
     }
 
     const firstSeq = (conversation?.lastSeq ?? 0) + 1;
+    let cum = conversation?.lastCum ?? 0;
     // Serialised before any state changes, so a message that JSON cannot encode
     // leaves the store as it was. JSON also copies the caller's objects, so their
     // later mutations cannot reach stored state.
@@ -178,6 +181,7 @@ export class MemoryStore implements ConversationStore {
         seq: firstSeq + index,
         createdAtMs: nowMs,
         ...(index === 0 && turnKey !== undefined ? { turnKey } : {}),
+        cumTokens: (cum += incoming.tokens),
       };
       // The copy the store keeps is its own (JSON round trip), then frozen; this happens once, off the request path.
       const json = JSON.stringify(stored);
@@ -185,7 +189,7 @@ export class MemoryStore implements ConversationStore {
     });
 
     if (conversation === undefined) {
-      conversation = { key: { tenant: key.tenant, conversation: key.conversation }, entries: [], first: 0, lastSeq: 0, summary: undefined, turns: new Map(), lastUsedMs: nowMs, lastActivityMs: nowMs, bytes: 0 };
+      conversation = { key: { tenant: key.tenant, conversation: key.conversation }, entries: [], first: 0, lastSeq: 0, lastCum: 0, summary: undefined, turns: new Map(), lastUsedMs: nowMs, lastActivityMs: nowMs, bytes: 0 };
       this.#conversations.set(id, conversation);
       this.#addBytes(conversation, CONVERSATION_OVERHEAD_BYTES + id.length);
     }
@@ -194,6 +198,7 @@ export class MemoryStore implements ConversationStore {
       this.#addBytes(conversation, entry.bytes);
     }
     conversation.lastSeq = firstSeq + messages.length - 1;
+    conversation.lastCum = cum;
     conversation.lastActivityMs = nowMs;
 
     if (turnKey !== undefined) this.#rememberTurn(conversation, turnKey, { firstSeq, count: messages.length });

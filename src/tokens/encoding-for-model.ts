@@ -33,7 +33,8 @@ export function encodingForModel(model: string, setting: 'auto' | EncodingName):
   return 'o200k_base';
 }
 
-function baseModelName(model: string): string {
+/** The model's family name: lower-cased, without a provider prefix or fine-tune suffix. */
+export function baseModelName(model: string): string {
   let name = model.trim().toLowerCase();
   name = name.slice(name.lastIndexOf('/') + 1); // "openai/gpt-4o" (LiteLLM, OpenRouter)
   if (name.startsWith('ft:')) name = name.slice('ft:'.length); // ft:gpt-4o-mini-2024-07-18:org::id

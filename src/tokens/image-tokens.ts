@@ -1,35 +1,51 @@
-// OpenAI's published image-input rule (vision guide, "Calculating costs"; gpt-4o, gpt-4.1,
-// gpt-4.5): detail "low" costs 85 tokens. Otherwise the image is scaled to fit a 2048x2048
-// square, then scaled down so its shortest side is 768 px; each 512 px tile of the result
-// costs 170 tokens, plus 85. Images are only ever scaled down (512x512 costs 255).
+// The image rules OpenAI publishes (vision guide, "Calculating costs"; which model bills by
+// which is in image-rule.ts), applied to an image_url part.
+//
+// Tiles (gpt-4o, gpt-4.1, gpt-4.5; gpt-4o-mini at its own rates): detail "low" costs the base
+// (85 tokens). Otherwise the image is scaled to fit a 2048x2048 square, then scaled down so its
+// shortest side is 768 px; each 512 px tile of the result costs the tile rate (170), plus the
+// base. Images are only ever scaled down (512x512 costs 255).
+//
+// Patches (gpt-4.1-mini, gpt-4.1-nano, o4-mini, gpt-5-mini, gpt-5-nano): the 32x32 px patches
+// that cover the image, at most 1536, times the model's multiplier; `detail` is not part of
+// the rule.
 
-export const LOW_DETAIL_IMAGE_TOKENS = 85;
-const TILE_TOKENS = 170;
+import { DEFAULT_IMAGE_RULE, type ImageRule, type TileImageRule } from './image-rule.js';
+
+export const LOW_DETAIL_IMAGE_TOKENS = DEFAULT_IMAGE_RULE.baseTokens;
 const TILE_PX = 512;
 const FIT_PX = 2048;
 const SHORT_SIDE_PX = 768;
-
-/**
- * The most a high/auto-detail image can cost: after both scalings it is at most 768x2048,
- * which is 2x4 tiles: 8 * 170 + 85 = 1445. Used when the size cannot be read (an http URL,
- * an unknown format), so the budget holds whatever the image turns out to be.
- */
-export const MAX_HIGH_DETAIL_IMAGE_TOKENS = highDetailTokens(SHORT_SIDE_PX, FIT_PX);
+const PATCH_PX = 32;
+const MAX_PATCHES = 1536;
 
 export interface ImageSize {
   width: number;
   height: number;
 }
 
-/** Tokens of one image_url part; `detail` is as the client sent it (absent means "auto"). */
-export function imageTokens(url: string, detail: unknown): number {
-  if (detail === 'low') return LOW_DETAIL_IMAGE_TOKENS;
+/** Tokens of one image_url part under `rule`; `detail` is as the client sent it (absent means "auto"). */
+export function imageTokens(url: string, detail: unknown, rule: ImageRule = DEFAULT_IMAGE_RULE): number {
+  if (rule.kind === 'tiles' && detail === 'low') return rule.baseTokens;
   // "auto" lets the model pick low or high; an unknown value is treated like it, at its maximum.
   const size = imageSizeFromDataUrl(url);
-  return size === undefined ? MAX_HIGH_DETAIL_IMAGE_TOKENS : highDetailTokens(size.width, size.height);
+  if (size === undefined) return maxImageTokens(rule);
+  return rule.kind === 'tiles' ? highDetailTokens(size.width, size.height, rule) : patchTokens(size.width, size.height, rule.multiplier);
 }
 
-export function highDetailTokens(width: number, height: number): number {
+/**
+ * The most one image can cost under `rule`, counted when its size cannot be read (an http URL,
+ * a file_id, an unknown format), so the budget holds whatever the image turns out to be.
+ * Tiles: after both scalings an image is at most 768x2048, 2x4 tiles (85 + 170: 1445).
+ * Patches: the 1536-patch cap times the multiplier.
+ */
+export function maxImageTokens(rule: ImageRule): number {
+  return rule.kind === 'tiles' ? highDetailTokens(SHORT_SIDE_PX, FIT_PX, rule) : timesMultiplier(MAX_PATCHES, rule.multiplier);
+}
+
+export const MAX_HIGH_DETAIL_IMAGE_TOKENS = maxImageTokens(DEFAULT_IMAGE_RULE);
+
+export function highDetailTokens(width: number, height: number, rule: TileImageRule = DEFAULT_IMAGE_RULE): number {
   let w = width;
   let h = height;
   const fit = FIT_PX / Math.max(w, h);
@@ -43,7 +59,27 @@ export function highDetailTokens(width: number, height: number): number {
     h *= shrink;
   }
   // Unrounded sides: ceil(x / 512) is the same for x and ceil(x), and never below floor(x)'s.
-  return Math.ceil(w / TILE_PX) * Math.ceil(h / TILE_PX) * TILE_TOKENS + LOW_DETAIL_IMAGE_TOKENS;
+  return Math.ceil(w / TILE_PX) * Math.ceil(h / TILE_PX) * rule.tileTokens + rule.baseTokens;
+}
+
+/**
+ * The patch rule: ceil(w/32)·ceil(h/32) patches, at most 1536, times the multiplier.
+ *
+ * Above 1536 the guide scales the image down so that whole patches cover it (its example:
+ * 1800x2400 becomes 1056x1408, 33x44 = 1452 patches), but the API has been seen to bill such
+ * images at the cap instead (4000x1474 on gpt-4.1-mini: 2488 tokens, 1536 · 1.62, where the
+ * scaling gives 1449 patches; OpenAI developer forum, "Vision pricing calculator inaccurate").
+ * So an image that needs scaling counts the cap: at most 6% high by the guide, never low by
+ * what was billed.
+ */
+export function patchTokens(width: number, height: number, multiplier: number): number {
+  const patches = Math.ceil(width / PATCH_PX) * Math.ceil(height / PATCH_PX);
+  return timesMultiplier(Math.min(patches, MAX_PATCHES), multiplier);
+}
+
+/** Patches times the multiplier, rounded up (1024 · 1.62 = 1658.88: 1659); float noise (150 · 1.62 = 243.00000000000003) does not add a token. */
+function timesMultiplier(patches: number, multiplier: number): number {
+  return Math.ceil(Math.round(patches * multiplier * 1e6) / 1e6);
 }
 
 /**

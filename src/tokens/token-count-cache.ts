@@ -5,7 +5,7 @@ import type { TokenCounter } from './count-tokens.js';
 /**
  * Counts of messages that come back on every request — the pinned system
  * prompt above all — so the request path tokenizes them once, not every turn.
- * Keyed by encoding and the message's digest; bounded, least recently used out.
+ * Keyed by encoding, image rule and the message's digest; bounded, least recently used out.
  */
 export class TokenCountCache {
   readonly #counts = new Map<string, number>();
@@ -16,7 +16,7 @@ export class TokenCountCache {
   }
 
   async count(counter: TokenCounter, message: ChatMessage, digest: string): Promise<number> {
-    const key = `${counter.encoding}:${digest}`;
+    const key = `${counter.encoding}:${counter.imageRule.id}:${digest}`;
     const cached = this.#counts.get(key);
     if (cached !== undefined) {
       // Map keeps insertion order: re-inserting marks it most recently used.

@@ -70,6 +70,7 @@ describe('parseConfig: defaults', () => {
           },
           onStoreDown: 'passthrough',
           responses: { state: 'pass' },
+          window: { eviction: 'sliding', lowWatermark: 0.6 },
         },
       ],
     });

@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import type { ChatMessage } from '../../../src/domain.js';
-import { tokenCounterFor } from '../../../src/tokens/count-tokens.js';
+import { FILE_PAGE_TEXT_TOKENS, tokenCounterFor } from '../../../src/tokens/count-tokens.js';
+import { itemsToMessages } from '../../../src/context/response-items.js';
 import { MAX_HIGH_DETAIL_IMAGE_TOKENS } from '../../../src/tokens/image-tokens.js';
 
 const counter = tokenCounterFor('o200k_base');
@@ -55,6 +56,46 @@ describe('countMessage', () => {
   ])('%s parts count their JSON text', (_name, part) => {
     const message: ChatMessage = { role: 'user', content: [part] };
     expect(counter.countMessage(message)).toBe(PER_MESSAGE + text('user') + text(JSON.stringify(part)));
+  });
+
+  describe('a file given by reference', () => {
+    // One dense page: its text and a page image of unknown size under the model's rule.
+    const PER_FILE = FILE_PAGE_TEXT_TOKENS + MAX_HIGH_DETAIL_IMAGE_TOKENS; // 2,445 on gpt-4o
+
+    test.each([
+      ['file_id', { type: 'file', file: { file_id: 'file-6F2ksmvXxt4VdoqmHRw6kL' } }],
+      ['file_id and filename', { type: 'file', file: { file_id: 'file-6F2ksmvXxt4VdoqmHRw6kL', filename: 'report.pdf' } }],
+      ['file_url', { type: 'file', file: { file_url: 'https://example.com/report.pdf' } }],
+    ])('by %s counts a page and its JSON text', (_name, part) => {
+      const message: ChatMessage = { role: 'user', content: [{ type: 'text', text: 'Summarize this' }, part] };
+      expect(counter.countMessage(message)).toBe(PER_MESSAGE + text('user') + text('Summarize this') + PER_FILE + text(JSON.stringify(part)));
+      expect(PER_FILE).toBe(2445);
+    });
+
+    test('each file counts', () => {
+      const part = { type: 'file', file: { file_id: 'file-abc' } };
+      const one = counter.countMessage({ role: 'user', content: [part] });
+      expect(counter.countMessage({ role: 'user', content: [part, part, part] })).toBe(one + 2 * (one - PER_MESSAGE - text('user')));
+    });
+
+    test('is priced by the model’s image rule', () => {
+      const message: ChatMessage = { role: 'user', content: [{ type: 'file', file: { file_id: 'file-abc' } }] };
+      const rest = PER_MESSAGE + text('user') + text(JSON.stringify({ type: 'file', file: { file_id: 'file-abc' } }));
+      expect(tokenCounterFor('o200k_base', 'gpt-4o-mini').countMessage(message)).toBe(rest + FILE_PAGE_TEXT_TOKENS + 2833 + 8 * 5667);
+      expect(tokenCounterFor('o200k_base', 'gpt-4.1-mini').countMessage(message)).toBe(rest + FILE_PAGE_TEXT_TOKENS + 2489);
+    });
+
+    test('inline file_data keeps counting its JSON text, even beside a file_id', () => {
+      const part = { type: 'file', file: { file_id: 'file-abc', file_data: 'data:application/pdf;base64,JVBERi0xLjQK' } };
+      expect(counter.countMessage({ role: 'user', content: [part] })).toBe(PER_MESSAGE + text('user') + text(JSON.stringify(part)));
+    });
+
+    test('the Responses API’s input_file by file_id counts the same', () => {
+      const [converted] = itemsToMessages([{ role: 'user', content: [{ type: 'input_file', file_id: 'file-abc' }] }]);
+      expect(converted!.message.content).toEqual([{ type: 'file', file: { file_id: 'file-abc' } }]);
+      expect(counter.countMessage(converted!.message)).toBe(counter.countMessage({ role: 'user', content: [{ type: 'file', file: { file_id: 'file-abc' } }] }));
+      expect(counter.countMessage(converted!.message)).toBeGreaterThan(PER_FILE);
+    });
   });
 
   test('fields it does not know count their name and text', () => {

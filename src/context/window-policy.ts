@@ -1,0 +1,70 @@
+// Where the window starts under a route's window policy (docs/request-path.md,
+// "Window policy"). Pure.
+//
+// `sliding` leaves it to the assembly's newest-first walk: the most recent
+// history that fits, so the window's first message moves on nearly every turn.
+// `chunked` keeps the prompt's prefix (instructions, summary, kept history)
+// the same from turn to turn, so a provider's prompt cache can serve it: the
+// window starts at the first turn at or after a threshold that moves only in
+// steps of (1 - low_watermark) x the window, once the history no longer fits.
+//
+// The threshold is a function of the conversation's running token total
+// (StoredMessage.cumTokens, which every store keeps), not of anything this
+// process remembers: every instance, and a restarted one, starts the window
+// at the same message, with no state of its own to store.
+
+import type { StoredMessage } from '../domain.js';
+
+export interface ChunkedStart {
+  /** Index into the history where the window starts (history.length: none of it). */
+  start: number;
+  /** Whether the window starts where it did for the conversation's previous request (the prefix can be the same). */
+  isSameAsBefore: boolean;
+}
+
+/**
+ * The chunked window's start in `history` (the stored messages after the
+ * summary, oldest first) for a request whose new turn costs `turnTokens`,
+ * within `windowTokens` for history and turn together. Undefined when the
+ * history carries no running totals to place it by (then the window slides).
+ */
+export function chunkedStart(history: readonly StoredMessage[], turnTokens: number, windowTokens: number, lowWatermark: number): ChunkedStart | undefined {
+  if (history.length === 0) return { start: 0, isSameAsBefore: true };
+  const ends = runningTotals(history);
+  if (ends === undefined) return undefined;
+  const step = Math.max(1, Math.floor((1 - lowWatermark) * windowTokens));
+  const end = ends.at(-1)! + turnTokens;
+  const threshold = thresholdFor(end, windowTokens, step);
+  // The conversation's previous request ended before the reply that closes the history.
+  const last = history.at(-1)!;
+  const previousEnd = last.message.role === 'assistant' ? ends.at(-1)! - last.tokens : ends.at(-1)!;
+  const isSameAsBefore = thresholdFor(previousEnd, windowTokens, step) === threshold;
+  for (let i = 0; i < history.length; i++) {
+    const before = ends[i]! - history[i]!.tokens;
+    if (before >= threshold && startsTurn(history, i)) return { start: i, isSameAsBefore };
+  }
+  return { start: history.length, isSameAsBefore };
+}
+
+/** The smallest multiple of `step` that leaves at most `windowTokens` between it and `end`. */
+function thresholdFor(end: number, windowTokens: number, step: number): number {
+  return end <= windowTokens ? 0 : Math.ceil((end - windowTokens) / step) * step;
+}
+
+/** Each message's running total; those not yet stored (no cumTokens) continue from the one before. */
+function runningTotals(history: readonly StoredMessage[]): number[] | undefined {
+  if (history[0]!.cumTokens === undefined) return undefined;
+  const ends: number[] = [];
+  let total = 0;
+  for (const m of history) {
+    total = m.cumTokens ?? total + m.tokens;
+    ends.push(total);
+  }
+  return ends;
+}
+
+/** Whole turns only: a turn's first message carries its key; a tool result never starts a window. */
+function startsTurn(history: readonly StoredMessage[], i: number): boolean {
+  const m = history[i]!;
+  return m.message.role !== 'tool' && (m.turnKey !== undefined || m.message.role === 'user');
+}
