@@ -217,6 +217,15 @@ export interface ContextdOptions {
   storage?: Record<string, unknown>;
   /** Rolling summaries (on in contextd by default); off unless asked for, see run.ts. */
   summaries?: boolean;
+  /** The config's `defaults:` (summaries: false still turns them off) and `routes:`, for a bench that sets its own policies (prefix-cache.ts). */
+  defaults?: Record<string, unknown>;
+  routes?: readonly Record<string, unknown>[];
+}
+
+function defaultsOf(options: ContextdOptions): { defaults?: Record<string, unknown> } {
+  const summary = options.defaults?.summary as Record<string, unknown> | undefined;
+  const defaults = { ...options.defaults, ...(options.summaries === true ? {} : { summary: { ...summary, enabled: false } }) };
+  return Object.keys(defaults).length === 0 ? {} : { defaults };
 }
 
 /**
@@ -230,7 +239,8 @@ export async function startContextd(options: ContextdOptions): Promise<ContextdC
     server: { host: '127.0.0.1' },
     upstream: { base_url: options.upstreamUrl, timeout: '60s', connect_timeout: '5s' },
     ...(options.storage === undefined ? {} : { storage: options.storage }),
-    ...(options.summaries === true ? {} : { defaults: { summary: { enabled: false } } }),
+    ...defaultsOf(options),
+    ...(options.routes === undefined ? {} : { routes: options.routes }),
   };
   await writeFile(configPath, stringifyYaml(config));
   const port = await freePort();

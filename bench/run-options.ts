@@ -55,7 +55,9 @@ export const USAGE = `npm run bench -- [options]
   --mongodb-timeout D        storage.mongodb.timeout for contextd and the cold reads (default: contextd's, 3s)
   --profile                  run the main contextd under --cpu-prof and print where its CPU went
   --readme                   also write the targets table into README.md, between <!-- bench:start --> and <!-- bench:end -->
-  --no-summary-latency       do not run bench/summary-latency.ts at the end`;
+  --no-summary-latency       do not run bench/summary-latency.ts at the end
+  --no-prefix-cache          do not run bench/prefix-cache.ts at the end (prompt-cache friendliness of sliding and
+                             chunked eviction, issue 15; alone: node dist/bench/prefix-cache.js [--help])`;
 
 const parsed = parseArgs({
   tokens: true,
@@ -98,6 +100,7 @@ const parsed = parseArgs({
     profile: { type: 'boolean', default: false },
     readme: { type: 'boolean', default: false },
     'no-summary-latency': { type: 'boolean', default: false },
+    'no-prefix-cache': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -122,6 +125,7 @@ const QUICK: Partial<Record<keyof typeof flags, string | boolean>> = {
   'cold-warmup': '0',
   'cold-messages': '200',
   'no-summary-latency': true,
+  'no-prefix-cache': true,
 };
 if (flags.quick) {
   const explicit = new Set<string>(given.flatMap((token) => (token.kind === 'option' ? [token.name] : [])));

@@ -9,6 +9,8 @@
 // Processes: the fake upstream, the floor proxy, each contextd, redis-server and
 // the MongoDB server run in their own processes; this process only generates
 // load. Everything is on loopback. The flags and their defaults: run-options.ts.
+// Last, two questions of their own, each in its own process: summary-latency.ts
+// and prefix-cache.ts (issue 15: what a provider's prompt cache could serve).
 
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -226,18 +228,21 @@ async function main(): Promise<void> {
 }
 
 /**
- * bench/summary-latency.ts, in a process of its own, last. (It used to be the
- * npm script's second command, which got the script's arguments instead of
- * this one: `npm run bench -- --stores embedded` ran every store.)
+ * A bench of its own question (summary-latency.ts, prefix-cache.ts), in a
+ * process of its own, after the rest. (summary-latency used to be the npm
+ * script's second command, which got the script's arguments instead of this
+ * one: `npm run bench -- --stores embedded` ran every store.)
  */
-async function summaryLatency(): Promise<void> {
-  const child = spawn(process.execPath, [fileURLToPath(new URL('./summary-latency.js', import.meta.url))], { stdio: 'inherit' });
+async function runScript(script: string, args: readonly string[] = []): Promise<void> {
+  const child = spawn(process.execPath, [fileURLToPath(new URL(script, import.meta.url)), ...args], { stdio: 'inherit' });
   const [code] = (await once(child, 'exit')) as [number | null];
-  if (code !== 0) throw new Error(`summary-latency exited with ${String(code)}`);
+  if (code !== 0) throw new Error(`${script} exited with ${String(code)}`);
 }
 
 main()
-  .then(() => (flags.help || flags['no-summary-latency'] ? undefined : summaryLatency()))
+  .then(() => (flags.help || flags['no-summary-latency'] ? undefined : runScript('./summary-latency.js')))
+  // On the stores this run measured; its own defaults otherwise (node dist/bench/prefix-cache.js --help).
+  .then(() => (flags.help || flags['no-prefix-cache'] ? undefined : runScript('./prefix-cache.js', ['--stores', flags.stores!, ...(flags['mongodb-server'] === undefined ? [] : ['--mongodb-server', flags['mongodb-server']])])))
   .catch((error: unknown) => {
     console.error(error);
     process.exitCode = 1;

@@ -9,7 +9,7 @@ import type { CountedRequest } from '../context/counted-request.js';
 import { splitRequest, type SplitRequest } from '../context/split-request.js';
 import { findRequestToolProblem, findToolSequenceProblem, type ToolSequenceProblem } from '../context/tool-sequence.js';
 import { chunkedStart, type ChunkedStart } from '../context/window-policy.js';
-import type { ConversationSnapshot, NewMessage, StoredMessage } from '../domain.js';
+import type { ConversationSnapshot, NewMessage, StoredMessage, Summary } from '../domain.js';
 import { assemblyBudget, type Route } from '../routing/route.js';
 import type { TokenCounter } from '../tokens/count-tokens.js';
 import { memoryHeaders } from './memory-headers.js';
@@ -51,6 +51,8 @@ export interface PlanInput {
   idempotencyKey: string | undefined;
   nowMs: number;
   retryWindowMs: number;
+  /** Whether the summary this prompt would send differs from the one the conversation's previous request sent, when that is known (SentSummaries). */
+  summaryChanged?: (summarySent: Summary | undefined) => boolean | undefined;
 }
 
 export async function planPrompt(input: PlanInput): Promise<PromptPlan> {
@@ -72,7 +74,7 @@ export async function planPrompt(input: PlanInput): Promise<PromptPlan> {
   const budgetTokens = assemblyBudget(route.budget);
   const chunk =
     route.window.eviction === 'chunked'
-      ? chunkedStart(split.history, sumTokens(turn), budgetTokens - route.budget.summaryMaxTokens - sumTokens(instructions) - fixedTokens, route.window.lowWatermark)
+      ? chunkedStart(split.history, sumTokens(turn), budgetTokens - summaryReserve(route) - sumTokens(instructions) - fixedTokens, route.window.lowWatermark)
       : undefined;
   const skipped = chunk?.start ?? 0;
   const prompt = assemblePrompt({
@@ -90,7 +92,7 @@ export async function planPrompt(input: PlanInput): Promise<PromptPlan> {
   const toolProblem = findRequestToolProblem(body.messages.slice(split.instructionCount), promptProblem, prompt.messages.length - turn.length);
   const droppedMessages = skipped + prompt.droppedMessages;
   const window = split.history.slice(droppedMessages);
-  const prefixStable = isPrefixStable(snapshot, split.history, chunk, prompt, droppedMessages);
+  const prefixStable = isPrefixStable(snapshot, split.history, chunk, prompt, droppedMessages, input.summaryChanged?.(prompt.summaryUsed ? snapshot.summary : undefined));
   return {
     split,
     instructions,
@@ -120,16 +122,27 @@ export async function planPrompt(input: PlanInput): Promise<PromptPlan> {
   };
 }
 
+/** What a chunked window leaves for the summary: its share of the budget, on a route that writes summaries. */
+const summaryReserve = (route: Route): number => (route.summary.enabled ? route.budget.summaryMaxTokens : 0);
+
 const sumTokens = (messages: readonly { tokens: number }[]): number => messages.reduce((sum, m) => sum + m.tokens, 0);
 
 /**
  * Whether the window starts where it did for the conversation's previous
- * request and the summary is the one it had (none was written since that
- * request's turn was stored). Sliding: only while nothing is left out.
+ * request and the summary is the one it had (`summaryChanged`, else: none was
+ * dated after that request's turn was stored). Sliding: only while nothing is left out.
  */
-function isPrefixStable(snapshot: ConversationSnapshot, history: readonly StoredMessage[], chunk: ChunkedStart | undefined, prompt: AssembledPrompt, droppedMessages: number): boolean {
+function isPrefixStable(
+  snapshot: ConversationSnapshot,
+  history: readonly StoredMessage[],
+  chunk: ChunkedStart | undefined,
+  prompt: AssembledPrompt,
+  droppedMessages: number,
+  summaryChanged: boolean | undefined,
+): boolean {
   const lastStored = history.at(-1);
-  const summaryIsNew = prompt.summaryUsed && snapshot.summary !== undefined && lastStored !== undefined && snapshot.summary.createdAtMs > lastStored.createdAtMs;
+  const summaryIsNew =
+    summaryChanged ?? (prompt.summaryUsed && snapshot.summary !== undefined && lastStored !== undefined && snapshot.summary.createdAtMs > lastStored.createdAtMs);
   if (summaryIsNew || prompt.isOverflow) return false;
   // A chunked window the assembly had to cut further (a turn too big for it) moved after all.
   if (chunk !== undefined) return chunk.isSameAsBefore && droppedMessages === chunk.start;

@@ -23,6 +23,7 @@ import { loadWindow, type WindowSource } from './load-window.js';
 import { parseMemoryRequest, type MemoryApi } from './memory-request.js';
 import { checkTokenCount } from './check-token-count.js';
 import { planPrompt, type PromptPlan } from './plan-prompt.js';
+import type { SentSummaries } from './sent-summaries.js';
 import { continueFromResponse, type ContinuedConversation, type PreviousResponseDeps } from './previous-response.js';
 import { readBody } from './read-body.js';
 import { credentialHeaders, firstHeader } from './request-headers.js';
@@ -44,6 +45,8 @@ export interface MemoryPathDeps {
   now: () => number;
   /** Counts of pinned instructions, which repeat on every turn. */
   instructionCounts: TokenCountCache;
+  /** The summary this process last sent per conversation (x-contextd-prefix-stable). */
+  sentSummaries: SentSummaries;
   /** Where the token-count drift and window evictions go. */
   metrics: Pick<Metrics, 'observeTokenDrift' | 'windowEvictions'>;
   /** Background summary jobs; offered after the reply, never waited for. */
@@ -128,7 +131,17 @@ export async function handleWithMemory(req: IncomingMessage, res: ServerResponse
   const turnKey = idempotencyKey ?? `auto:${randomUUID()}`;
 
   // 3, 4. Split the request (instructions | re-sent history | new turn) and assemble within the budget.
-  const plan = await planPrompt({ body, request, counter, route, snapshot, idempotencyKey, nowMs: deps.now(), retryWindowMs: deps.config.conversation.retryWindowMs });
+  const plan = await planPrompt({
+    body,
+    request,
+    counter,
+    route,
+    snapshot,
+    idempotencyKey,
+    nowMs: deps.now(),
+    retryWindowMs: deps.config.conversation.retryWindowMs,
+    summaryChanged: (summary) => deps.sentSummaries.record(key, summary),
+  });
   const { split, turn, prompt, toolProblem } = plan;
   if (toolProblem !== undefined) {
     log.memory = 'bypassed';

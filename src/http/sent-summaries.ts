@@ -1,0 +1,31 @@
+import type { ConversationKey, Summary } from '../domain.js';
+import { conversationKeyString } from '../domain.js';
+
+/**
+ * Which summary this process last sent for each conversation, so that
+ * x-contextd-prefix-stable can tell a summary written since the previous
+ * request (a new prefix) from the one that request had. A summary is dated by
+ * when its job read the history, which can be before the previous turn was
+ * stored, so the stored times alone cannot tell. Bounded: the least recently
+ * sent conversations are forgotten first; a conversation this process has not
+ * seen (another instance served it) falls back to those times.
+ */
+export class SentSummaries {
+  readonly #max: number;
+  readonly #sent = new Map<string, string>();
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  /** Records what this request sends; whether that differs from what this process sent the conversation last (undefined: not known here). */
+  record(key: ConversationKey, summary: Summary | undefined): boolean | undefined {
+    const id = conversationKeyString(key);
+    const identity = summary === undefined ? '' : `${summary.coversSeq}:${summary.createdAtMs}:${summary.tokens}`;
+    const before = this.#sent.get(id);
+    this.#sent.delete(id);
+    this.#sent.set(id, identity);
+    if (this.#sent.size > this.#max) this.#sent.delete(this.#sent.keys().next().value!);
+    return before === undefined ? undefined : before !== identity;
+  }
+}

@@ -1,0 +1,28 @@
+import { describe, expect, test } from 'vitest';
+import type { ConversationId, ConversationKey, Summary, TenantId } from '../../../src/domain.js';
+import { SentSummaries } from '../../../src/http/sent-summaries.js';
+
+const key = (conversation: string): ConversationKey => ({ tenant: 't' as TenantId, conversation: conversation as ConversationId });
+const summary = (coversSeq: number, createdAtMs = 1): Summary => ({ text: 's', tokens: 10, coversSeq, createdAtMs });
+
+describe('SentSummaries', () => {
+  test('unknown first, then whether the summary sent differs from the last one sent', () => {
+    const sent = new SentSummaries(10);
+    expect(sent.record(key('a'), undefined)).toBeUndefined();
+    expect(sent.record(key('a'), undefined)).toBe(false);
+    expect(sent.record(key('a'), summary(4))).toBe(true);
+    expect(sent.record(key('a'), summary(4))).toBe(false);
+    expect(sent.record(key('a'), summary(4, 2))).toBe(true); // refolded: same coverage, new text
+    expect(sent.record(key('b'), summary(4, 2))).toBeUndefined();
+  });
+
+  test('bounded: the least recently sent conversation is forgotten first', () => {
+    const sent = new SentSummaries(2);
+    sent.record(key('a'), undefined);
+    sent.record(key('b'), undefined);
+    sent.record(key('a'), undefined);
+    sent.record(key('c'), undefined);
+    expect(sent.record(key('a'), undefined)).toBe(false);
+    expect(sent.record(key('b'), undefined)).toBeUndefined();
+  });
+});
