@@ -20,6 +20,12 @@ export interface ChunkedStart {
   start: number;
   /** Whether the window starts where it did for the conversation's previous request (the prefix can be the same). */
   isSameAsBefore: boolean;
+  /**
+   * Where the next step will start the window, once the next turn or two are
+   * likely to reach it (else undefined): a summary folding what comes before
+   * it can be written ahead, so that the summary changes at the step too.
+   */
+  nextStart?: number;
 }
 
 /**
@@ -38,12 +44,20 @@ export function chunkedStart(history: readonly StoredMessage[], turnTokens: numb
   // The conversation's previous request ended before the reply that closes the history.
   const last = history.at(-1)!;
   const previousEnd = last.message.role === 'assistant' ? ends.at(-1)! - last.tokens : ends.at(-1)!;
-  const isSameAsBefore = thresholdFor(previousEnd, windowTokens, step) === threshold;
+  const start = firstTurnFrom(history, ends, threshold);
+  const isSameAsBefore = firstTurnFrom(history, ends, thresholdFor(previousEnd, windowTokens, step)) === start;
+  // A turn grows the history by about this turn and the last reply; two more like it reach the step?
+  const growth = turnTokens + (last.message.role === 'assistant' ? last.tokens : 0);
+  const stepIsNear = end + 2 * growth > threshold + windowTokens;
+  return stepIsNear ? { start, isSameAsBefore, nextStart: firstTurnFrom(history, ends, threshold + step) } : { start, isSameAsBefore };
+}
+
+/** The first whole turn whose running total before it is at least `threshold` (history.length: none). */
+function firstTurnFrom(history: readonly StoredMessage[], ends: readonly number[], threshold: number): number {
   for (let i = 0; i < history.length; i++) {
-    const before = ends[i]! - history[i]!.tokens;
-    if (before >= threshold && startsTurn(history, i)) return { start: i, isSameAsBefore };
+    if (ends[i]! - history[i]!.tokens >= threshold && startsTurn(history, i)) return i;
   }
-  return { start: history.length, isSameAsBefore };
+  return history.length;
 }
 
 /** The smallest multiple of `step` that leaves at most `windowTokens` between it and `end`. */

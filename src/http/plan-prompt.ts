@@ -25,6 +25,13 @@ export interface PromptPlan {
   window: readonly StoredMessage[];
   /** Stored messages after the summary left out before the window (the next summary's input). */
   droppedMessages: number;
+  /**
+   * The summary job's fold point, if one is due: before the window's first
+   * message when history was left out; on a chunked route with summaries,
+   * before where the coming step will start the window, so the summary is
+   * written ahead and changes at the step (docs/request-path.md, "Window policy").
+   */
+  foldBeforeSeq: number | undefined;
   /** Of those, the oldest that a chunked window policy left out (the rest did not fit, or could not be sent). */
   evictedMessages: number;
   /** The window's start moved on with this request (contextd_window_evictions_total). */
@@ -101,9 +108,10 @@ export async function planPrompt(input: PlanInput): Promise<PromptPlan> {
     window,
     droppedMessages,
     evictedMessages: skipped,
+    foldBeforeSeq: foldBeforeSeq(route, split.history, droppedMessages, chunk, snapshot.lastSeq),
     prefixStable,
-    // A chunked window steps on; a sliding one moves whenever history is left out.
-    evicts: chunk !== undefined ? !chunk.isSameAsBefore && skipped > 0 : droppedMessages > 0,
+    // A chunked window moves at its steps (and when a summary written ahead moves it); a sliding one whenever history is left out.
+    evicts: chunk !== undefined ? !prefixStable : droppedMessages > 0,
     fixedTokens,
     promptProblem,
     toolProblem,
@@ -120,6 +128,11 @@ export async function planPrompt(input: PlanInput): Promise<PromptPlan> {
           }),
     headers: toolProblem !== undefined ? { 'x-contextd-cache': snapshot.cache, 'x-contextd-memory': 'bypassed' } : memoryHeaders(prompt, snapshot, window, prefixStable),
   };
+}
+
+function foldBeforeSeq(route: Route, history: readonly StoredMessage[], droppedMessages: number, chunk: ChunkedStart | undefined, lastSeq: number): number | undefined {
+  if (chunk?.nextStart !== undefined && route.summary.enabled && chunk.nextStart > droppedMessages) return history[chunk.nextStart]?.seq ?? lastSeq + 1;
+  return droppedMessages > 0 ? (history[droppedMessages]?.seq ?? lastSeq + 1) : undefined;
 }
 
 /** What a chunked window leaves for the summary: its share of the budget, on a route that writes summaries. */

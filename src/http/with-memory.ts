@@ -185,7 +185,7 @@ export async function handleWithMemory(req: IncomingMessage, res: ServerResponse
       split,
       turn,
       promptProblem: plan.promptProblem,
-      foldBeforeSeq: plan.droppedMessages > 0 ? (split.history[plan.droppedMessages]?.seq ?? snapshot.lastSeq + 1) : undefined,
+      foldBeforeSeq: plan.foldBeforeSeq,
       tee: outcome.tee,
       reservation,
       turnKey,
