@@ -8,6 +8,7 @@
 //   npm run build && node dist/bench/json-depth.js
 import { checkJsonDepth } from '../src/http/check-json-depth.js';
 import { prose } from './prose.js';
+import { microseconds } from './micro.js';
 
 function chatBody(bytes: number): Buffer {
   const messages: Record<string, unknown>[] = [];
@@ -28,23 +29,6 @@ function denseBody(bytes: number): Buffer {
     size += JSON.stringify(row).length;
   }
   return Buffer.from(JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], metadata_rows: rows }));
-}
-
-/** Best of `rounds` rounds of ~100 ms each, in µs per call: the least the machine's other work let it cost. */
-function microseconds(run: () => unknown, rounds = 7): number {
-  for (let i = 0; i < 20; i++) run();
-  let best = Infinity;
-  for (let round = 0; round < rounds; round++) {
-    let calls = 0;
-    const startedAt = performance.now();
-    let elapsedMs: number;
-    do {
-      run();
-      calls++;
-    } while ((elapsedMs = performance.now() - startedAt) < 100);
-    best = Math.min(best, (elapsedMs / calls) * 1000);
-  }
-  return best;
 }
 
 console.log('| body | size | depth check µs | JSON.parse µs | check / parse |\n| --- | --- | --- | --- | --- |');

@@ -8,6 +8,7 @@
 //   npm run build && node dist/bench/tool-count-memo.js
 import { tokenCounterFor } from '../src/tokens/count-tokens.js';
 import { countToolDefinitions } from '../src/tokens/count-tools.js';
+import { microseconds } from './micro.js';
 
 /** An agent's tool: a few typed arguments with descriptions, one enum, as SDKs generate them. */
 function tool(i: number): unknown {
@@ -31,23 +32,6 @@ function tool(i: number): unknown {
       },
     },
   };
-}
-
-/** Best of `rounds` rounds of ~100 ms each, in µs per call: the least the machine's other work let it cost. */
-function microseconds(run: () => unknown, rounds = 7): number {
-  for (let i = 0; i < 20; i++) run();
-  let best = Infinity;
-  for (let round = 0; round < rounds; round++) {
-    let calls = 0;
-    const startedAt = performance.now();
-    let elapsedMs: number;
-    do {
-      run();
-      calls++;
-    } while ((elapsedMs = performance.now() - startedAt) < 100);
-    best = Math.min(best, (elapsedMs / calls) * 1000);
-  }
-  return best;
 }
 
 const counter = tokenCounterFor('o200k_base');
