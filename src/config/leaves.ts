@@ -75,12 +75,15 @@ export const size = leaf(
 
 const PERCENT = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/;
 
-/** A share of something: `2%`, `0.5%`; the value is the fraction (0.02). */
-export const percent = leaf('a percentage such as 2% or 0.5%', { type: 'string', pattern: PERCENT.source }, (value) => {
+/** `2%` as 0.02; undefined unless it is a percentage below 100. */
+function parseShare(value: unknown): number | undefined {
   const match = typeof value === 'string' ? PERCENT.exec(value) : null;
   const share = match === null ? undefined : Number(match[1]) / 100;
   return share !== undefined && share < 1 ? share : undefined;
-});
+}
+
+/** A share of something: `2%`, `0.5%`; the value is the fraction (0.02). */
+export const percent = leaf('a percentage such as 2% or 0.5%', { type: 'string', pattern: PERCENT.source }, parseShare);
 
 /** A fraction strictly between 0 and 1 (0.6). */
 export const fraction = leaf('a number between 0 and 1, such as 0.6', { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 }, (value) => {
@@ -95,9 +98,8 @@ export const tokensOrPercent = leaf(
   (value): { tokens: number } | { share: number } | undefined => {
     const tokens = parseInteger(value);
     if (tokens !== undefined && tokens >= 0) return { tokens };
-    const match = typeof value === 'string' ? PERCENT.exec(value) : null;
-    const share = match === null ? undefined : Number(match[1]) / 100;
-    return share !== undefined && share < 1 ? { share } : undefined;
+    const share = parseShare(value);
+    return share === undefined ? undefined : { share };
   },
 );
 

@@ -241,7 +241,7 @@ function recordForward(outcome: ForwardOutcome, log: RequestLog): ForwardOutcome
   return outcome;
 }
 
-function recordAssembly({ prompt, window, split, droppedMessages }: PromptPlan, snapshot: ConversationSnapshot, route: Route, logger: Logger, log: RequestLog): void {
+function recordAssembly({ prompt, window, split, droppedMessages, evictedMessages }: PromptPlan, snapshot: ConversationSnapshot, route: Route, logger: Logger, log: RequestLog): void {
   log.contextTokens = prompt.contextTokens;
   log.historyMessages = prompt.historyMessages;
   log.summary = prompt.summaryUsed;
@@ -249,7 +249,8 @@ function recordAssembly({ prompt, window, split, droppedMessages }: PromptPlan, 
   if (prompt.summaryUsed && snapshot.summary !== undefined) log.summaryCovers = snapshot.summary.coversSeq;
   log.cache = snapshot.cache;
   log.droppedMessages = droppedMessages;
-  log.droppedTokens = split.history.slice(0, droppedMessages).reduce((sum, m) => sum + m.tokens, 0);
+  // The assembly counted what it left out; a chunked window's evicted messages come before that.
+  log.droppedTokens = prompt.droppedTokens + split.history.slice(0, evictedMessages).reduce((sum, m) => sum + m.tokens, 0);
   if (!prompt.isOverflow) return;
   log.overflow = route.budget.onOverflow === 'reject' ? 'rejected' : 'forwarded';
   logger.warn(
