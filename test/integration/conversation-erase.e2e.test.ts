@@ -83,6 +83,8 @@ interface ServerViews {
   dump(): Promise<string>;
   /** Resolves when Redis has nothing left to flush. */
   flushed(): Promise<void>;
+  /** Resolves when MongoDB holds a summary of the conversation covering at least `coversSeq`. */
+  summaryStored(conversation: string, coversSeq: number): Promise<void>;
 }
 
 let upstream: FakeUpstream;
@@ -192,6 +194,8 @@ function erasureSuite(name: string, storage: () => Record<string, unknown> | und
       // The summary holds the PIN: erasing it must take the summary with it.
       expect(before.text).toContain(SECRET_FOLDED);
       const summaryCallsBefore = upstream.chatRequests().filter(isSummaryCall).length;
+      // The API reads Redis, which has the summary before MongoDB's write returns: every tier holds it first, so the receipt is the same every run.
+      await views()?.summaryStored(conversation, 2);
 
       const erased = await erase(contextd, `${conversation}/messages/1`, API_KEY);
       if (storage() === undefined) {
@@ -253,6 +257,11 @@ describeWithService(!available.redis.isAvailable ? available.redis : available.m
       return parts.join('\n');
     },
     flushed: () => waitFor(async () => (await redis.zcard('contextd:dirty')) === 0, { timeoutMs: 10_000, message: 'every turn flushed to MongoDB' }),
+    summaryStored: (conversation, coversSeq) =>
+      waitFor(
+        async () => (await mongoClient.db(mongoServer.database).collection('messages').countDocuments({ conversation, summaryText: { $exists: true }, coversSeq: { $gte: coversSeq } })) > 0,
+        { timeoutMs: 10_000, message: `MongoDB holding a summary of ${conversation} covering seq ${coversSeq}` },
+      ),
   };
 
   erasureSuite(
