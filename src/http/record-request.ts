@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { requestLineLogger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { RequestLog } from './request-log.js';
 
@@ -15,7 +16,7 @@ export function recordRequest(metrics: Metrics, logger: Logger, log: RequestLog,
   if (log.memorySkipped !== undefined) metrics.memorySkipped.inc({ reason: log.memorySkipped });
   if (log.kind === 'memory') recordMemory(metrics, log, route);
   if (log.kind === 'ops') return;
-  logger.info(
+  requestLineLogger(logger).info(
     { ...log, addedMs: round(log.addedMs), upstreamMs: round(log.upstreamMs), method: request.method, path: request.path, status: request.status, durationMs: round(request.durationMs) },
     'request',
   );

@@ -1,6 +1,6 @@
-import type { Readable } from 'node:stream';
 import type { SummaryRequest } from '../background/summarizer.js';
 import { SummaryCallError } from '../errors.js';
+import type { UpstreamBody } from './pushed-response.js';
 import type { UpstreamClient } from './upstream-client.js';
 
 const MAX_REPLY_BYTES = 1024 * 1024;
@@ -40,16 +40,18 @@ export async function callForSummary(upstream: UpstreamClient, target: SummaryTa
   return message.content;
 }
 
-async function readCapped(body: Readable): Promise<string> {
+async function readCapped(body: UpstreamBody): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
+  await body.consume((chunk) => {
     size += chunk.length;
     if (size > MAX_REPLY_BYTES) {
-      body.destroy();
-      throw new SummaryCallError('the summary call answered more than 1 MiB');
+      body.cancel();
+      return false;
     }
     chunks.push(chunk);
-  }
+    return true;
+  });
+  if (size > MAX_REPLY_BYTES) throw new SummaryCallError('the summary call answered more than 1 MiB');
   return Buffer.concat(chunks).toString('utf8');
 }

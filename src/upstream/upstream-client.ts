@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { Agent, errors as undiciErrors } from 'undici';
 import { UpstreamInterruptedError, UpstreamTimeoutError, UpstreamUnreachableError } from '../errors.js';
+import { PushedResponse, type UpstreamBody } from './pushed-response.js';
 
 export interface UpstreamOptions {
   /** OpenAI-style base URL including its version prefix, no trailing slash. */
@@ -22,7 +23,7 @@ export interface UpstreamRequest {
 export interface UpstreamResponse {
   status: number;
   headers: Record<string, string | string[]>;
-  body: Readable;
+  body: UpstreamBody;
 }
 
 // Headers that describe one hop, not the message (RFC 9110 §7.6.1), and must not be relayed.
@@ -84,20 +85,14 @@ export class UpstreamClient {
   }
 
   async send(request: UpstreamRequest): Promise<UpstreamResponse> {
+    const response = new PushedResponse(request.signal);
     try {
-      const response = await this.#agent.request({
-        origin: this.#origin,
-        path: this.#basePath + request.pathAndQuery,
-        method: request.method as 'POST',
-        headers: request.headers,
-        body: request.body ?? null,
-        signal: request.signal,
-      });
-      return {
-        status: response.statusCode,
-        headers: endToEndHeaders(response.headers),
-        body: response.body,
-      };
+      this.#agent.dispatch(
+        { origin: this.#origin, path: this.#basePath + request.pathAndQuery, method: request.method as 'POST', headers: request.headers, body: request.body ?? null },
+        response,
+      );
+      const head = await response.head;
+      return { status: head.status, headers: endToEndHeaders(head.headers), body: response };
     } catch (error) {
       throw this.classify(error);
     }
