@@ -2,15 +2,15 @@
 // Responses API), its short contextd path against its own floor and direct
 // paths, measured in the same rounds: added p50 and p99 over the floor's,
 // throughput and CPU against the floor's, and, streaming, the added time to
-// first byte over the floor's. One row per API under each figure, so the
-// Responses API reads beside chat. The APIs other than the main one are judged
-// here against the main table's targets (their short path only: the long path
-// and the variants run on the main API).
+// first byte and CPU per request against the floor's. One row per API under
+// each figure, so the Responses API reads beside chat. The APIs other than the
+// main one are judged here against the main tables' targets (their short path
+// only: the long path and the variants run on the main API).
 
 import { API_LABELS, type Api } from './apis.js';
 import { added, field, over, type Figure, type FigureLine, type PassFigures } from './figures.js';
 import type { RatioLine } from './report.js';
-import type { PathNames } from './side-by-side-figures.js';
+import { TARGETS, type PathNames } from './side-by-side-figures.js';
 
 export interface ApiComparisonInput {
   /** The APIs measured, the main one first. */
@@ -47,12 +47,12 @@ export function apiComparisonLines({ apis, namesOf, passes, streamPasses }: ApiC
   const figures: FigureLine[] = [
     ...perApi('floor added p50, ms', floorP50, 'ms'),
     ...perApi('contextd short added p50, ms', addedP50, 'ms'),
-    ...perApi('short added / floor added, p50', (n) => over(addedP50(n), floorP50(n)), 'ratio', { limit: 2, kind: 'at most', judgedAtColumn: 0 }),
+    ...perApi('short added / floor added, p50', (n) => over(addedP50(n), floorP50(n)), 'ratio', TARGETS.addedOverFloor),
     ...perApi('floor added p99, ms', floorP99, 'ms'),
     ...perApi('contextd short added p99, ms', addedP99, 'ms'),
     ...perApi('short added / floor added, p99', (n) => over(addedP99(n), floorP99(n)), 'ratio'),
-    ...perApi('short req/s / floor req/s', (n) => over(rps(n.short), rps(n.floor)), 'ratio', { limit: 0.5, kind: 'at least', judgedAtColumn: 1 }),
-    ...perApi('CPU per request, short / floor', (n) => over(cpu(n.short), cpu(n.floor)), 'ratio'),
+    ...perApi('short req/s / floor req/s', (n) => over(rps(n.short), rps(n.floor)), 'ratio', TARGETS.throughputOverFloor),
+    ...perApi('CPU per request, short / floor', (n) => over(cpu(n.short), cpu(n.floor)), 'ratio', TARGETS.cpuOverFloor),
   ];
   if (main !== undefined) {
     for (const api of apis.slice(1)) {
@@ -71,7 +71,8 @@ export function apiComparisonLines({ apis, namesOf, passes, streamPasses }: ApiC
   const streamFigures: FigureLine[] = [
     ...perApi('stream, floor added first byte p50, ms', floorFirstByte, 'ms'),
     ...perApi('stream, contextd short added first byte p50, ms', firstByte, 'ms'),
-    ...perApi('stream, short added / floor added, first byte p50', (n) => over(firstByte(n), floorFirstByte(n)), 'ratio'),
+    ...perApi('stream, short added / floor added, first byte p50', (n) => over(firstByte(n), floorFirstByte(n)), 'ratio', TARGETS.firstByteOverFloor),
+    ...perApi('stream, CPU per request, short / floor', (n) => over(cpu(n.short), cpu(n.floor)), 'ratio', TARGETS.cpuOverFloor),
   ];
   return [...lines, ...streamPasses.lines(streamFigures, [0, 1])];
 }

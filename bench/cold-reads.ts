@@ -13,8 +13,7 @@ import { request } from 'undici';
 import type { StoredMessage } from '../src/domain.js';
 import { startContextd, startUpstream, type Child, type ContextdChild, type UpstreamOptions } from './processes.js';
 import { serverCpuTimeMs } from './mongodb-server.js';
-import { quantiles, verdict } from './report.js';
-import type { TargetVerdict } from './side-by-side.js';
+import { quantiles, verdict, type TargetVerdict } from './report.js';
 import { storedMessages, waitSettled, type BackingStores, type StorePair } from './stores.js';
 import { BUDGET_TOKENS, CHAT_PATH, type Turn, type Workload } from './workload.js';
 
@@ -205,6 +204,7 @@ export async function coldReads(settings: ColdReadSettings, stores: BackingStore
       return `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}, med ${p50.toFixed(2)}`;
     };
     const p50 = (c: ColdCase): number => quantiles(c.timesMs).p50;
+    // Issue 16: reading 10,000 messages cold costs at most 1.2 × reading 10 (same database, concurrency 1).
     const target = { limit: 1.2, kind: 'at most' as const };
     const longOverShort = p50(long) / p50(short);
     const longOverLone = p50(long) / p50(lone);
@@ -226,13 +226,13 @@ export async function coldReads(settings: ColdReadSettings, stores: BackingStore
       '',
       '|  | value (per round: lowest–highest, median) | target |',
       '| --- | ---: | ---: |',
-      `| **cold ${long.label} p50 / cold ${short.label} p50** (same database) | ${longOverShort.toFixed(2)} (${perRound(long, short)}) **${verdict(longOverShort, target)}** | ≤ 1.2 |`,
+      `| **cold ${long.label} p50 / cold ${short.label} p50** (same database) | ${longOverShort.toFixed(2)} (${perRound(long, short)}) **${verdict(longOverShort, target)}** | ≤ ${target.limit} |`,
       `| cold ${long.label} p50 / cold ${lone.label} p50 | ${longOverLone.toFixed(2)} (${perRound(long, lone)}) |  |`,
       `| cold ${short.label} p50 / cold ${lone.label} p50 (same conversation, bigger database) | ${(p50(short) / p50(lone)).toFixed(2)} (${perRound(short, lone)}) |  |`,
     ];
     return {
       markdown,
-      verdicts: [{ name: `cold ${long.label} / cold ${short.label} p50 (same database)`, value: longOverShort, ...target, verdict: verdict(longOverShort, target) }],
+      verdicts: [{ name: `cold ${long.label} / cold ${short.label} p50 (same database), concurrency 1`, value: longOverShort, ...target, verdict: verdict(longOverShort, target) }],
     };
   } finally {
     await Promise.all(children.map((child) => child.stop()));

@@ -220,6 +220,8 @@ export interface ContextdOptions {
   /** The config's `defaults:` (summaries: false still turns them off) and `routes:`, for a bench that sets its own policies (prefix-cache.ts). */
   defaults?: Record<string, unknown>;
   routes?: readonly Record<string, unknown>[];
+  /** Another build of contextd to run instead of this one (--baseline): its root (the working directory) and its CLI. */
+  build?: { dir: string; cliPath: string };
 }
 
 function defaultsOf(options: ContextdOptions): { defaults?: Record<string, unknown> } {
@@ -245,8 +247,8 @@ export async function startContextd(options: ContextdOptions): Promise<ContextdC
   await writeFile(configPath, stringifyYaml(config));
   const port = await freePort();
   const log = openSync(options.logPath, 'w');
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI_PATH, '--config', configPath, '--port', String(port)], {
-    cwd: REPO_ROOT,
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.build?.cliPath ?? CLI_PATH, '--config', configPath, '--port', String(port)], {
+    cwd: options.build?.dir ?? REPO_ROOT,
     env: childEnv({ LOG_LEVEL: options.logLevel }),
     stdio: ['ignore', log, log],
   });

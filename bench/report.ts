@@ -89,7 +89,7 @@ export function latencyTable(rows: readonly PathRow[]): string {
 /** `directOf`: the direct path a row's first byte is compared with (its API's, at its concurrency). */
 export function streamingTable(rows: readonly PathRow[], directOf: (row: PathRow) => PathRow | undefined): string {
   return table(
-    ['path (stream: true)', 'conc.', 'requests', 'first byte p50 ms', 'first byte p99 ms', 'added first byte p50 ms', 'total p50 ms', 'total p99 ms', 'req/s'],
+    ['path (stream: true)', 'conc.', 'requests', 'first byte p50 ms', 'first byte p99 ms', 'added first byte p50 ms', 'total p50 ms', 'total p99 ms', 'req/s', 'proxy CPU ms/req'],
     rows.map((row) => [
       row.path,
       String(row.concurrency),
@@ -100,8 +100,16 @@ export function streamingTable(rows: readonly PathRow[], directOf: (row: PathRow
       ms(row.p50Ms),
       ms(row.p99Ms),
       num(row.requestsPerSecond),
+      ms(row.proxyCpuMsPerRequest),
     ]),
   );
+}
+
+/** A limit on a figure, judged in each of the named columns of its table (e.g. concurrency 1 and N), each with a verdict of its own. */
+export interface RatioTarget {
+  limit: number;
+  kind: 'at most' | 'at least';
+  judgedAtColumns: readonly number[];
 }
 
 export interface RatioLine {
@@ -110,12 +118,36 @@ export interface RatioLine {
   /** The same figure per round, per column: lowest, median, highest. */
   spreads?: readonly { min: number; median: number; max: number }[];
   format: 'ms' | 'ratio';
-  target?: { limit: number; kind: 'at most' | 'at least'; judgedAtColumn: number };
+  target?: RatioTarget;
+}
+
+/** One judged value: the targets table has a row per target and column judged. */
+export interface TargetVerdict {
+  /** The figure, and where it was judged (e.g. "short added / floor added, concurrency 8"). */
+  name: string;
+  value: number | undefined;
+  limit: number;
+  kind: 'at most' | 'at least';
+  verdict: 'PASS' | 'FAIL' | 'n/a';
 }
 
 export function verdict(value: number | undefined, target: { limit: number; kind: 'at most' | 'at least' }): 'PASS' | 'FAIL' | 'n/a' {
   if (value === undefined || !Number.isFinite(value)) return 'n/a';
   return (target.kind === 'at most' ? value <= target.limit : value >= target.limit) ? 'PASS' : 'FAIL';
+}
+
+const stripBold = (name: string): string => name.replace(/\*/g, '');
+
+/** The verdicts of a ratio table's judged lines, one per judged column, in the table's order. */
+export function targetVerdicts(columns: readonly string[], lines: readonly RatioLine[]): TargetVerdict[] {
+  return lines.flatMap((line) => {
+    const target = line.target;
+    if (target === undefined) return [];
+    return target.judgedAtColumns.map((column) => {
+      const value = line.values[column];
+      return { name: `${stripBold(line.name)}, ${columns[column] ?? `column ${column}`}`, value, limit: target.limit, kind: target.kind, verdict: verdict(value, target) };
+    });
+  });
 }
 
 export function ratioTable(columns: readonly string[], lines: readonly RatioLine[]): string {
@@ -127,9 +159,11 @@ export function ratioTable(columns: readonly string[], lines: readonly RatioLine
         const format = (v: number | undefined): string => (line.format === 'ms' ? ms(v) : v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(2));
         const spread = line.spreads?.[column];
         const text = format(value) + (spread === undefined || !Number.isFinite(spread.min) ? '' : ` (${format(spread.min)}–${format(spread.max)}, med ${format(spread.median)})`);
-        return line.target !== undefined && column === line.target.judgedAtColumn ? `${text} **${verdict(value, line.target)}**` : text;
+        return line.target?.judgedAtColumns.includes(column) === true ? `${text} **${verdict(value, line.target)}**` : text;
       }),
-      line.target === undefined ? '' : `${line.target.kind === 'at most' ? '≤' : '≥'} ${line.target.limit} (${columns[line.target.judgedAtColumn]})`,
+      line.target === undefined
+        ? ''
+        : `${line.target.kind === 'at most' ? '≤' : '≥'} ${line.target.limit} (${line.target.judgedAtColumns.map((column) => columns[column]).join(' and ')})`,
     ]),
   );
 }

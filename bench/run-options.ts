@@ -3,6 +3,7 @@
 
 import { parseArgs } from 'node:util';
 import { parseApis } from './apis.js';
+import { baselineBuild } from './baseline-build.js';
 import { parseMongodbServer } from './mongodb-server.js';
 import type { SideBySideSettings } from './side-by-side.js';
 
@@ -46,6 +47,10 @@ export const USAGE = `npm run bench -- [options]
   --reply-tokens N           size of every fake upstream reply (default 300)
   --events-per-write N       SSE events per write of the fake upstream when streaming (default 1)
   --floor-variants           also measure the floor done plainly (undici.request() and a pipe) beside the floor
+  --baseline DIR             also measure another build of contextd (DIR holds its dist/src/cli.js; scripts/bench-baseline.sh
+                             REV makes one from a git revision): its short path in the same rounds, concurrency 1 and N,
+                             streaming too, on the same config and store (Redis + MongoDB: a Redis db and MongoDB database of
+                             its own), and ratios this build / baseline
   --summaries                leave contextd's rolling summaries on (default off: their background calls to the
                              fake upstream would fold the long histories and run inside measured slices)
  flattering variants, for comparison with earlier runs (each is labelled in the output):
@@ -96,6 +101,7 @@ const parsed = parseArgs({
     'seed-directly': { type: 'boolean', default: false },
     'mongodb-timeout': { type: 'string' },
     'mongodb-server': { type: 'string' },
+    baseline: { type: 'string' },
     summaries: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     readme: { type: 'boolean', default: false },
@@ -182,6 +188,7 @@ export const embedded: SideBySideSettings = {
   pacedRequests: 0,
   pauseMs: positive('pause-ms'),
   apis: parseApis(flags.apis!),
+  ...(flags.baseline === undefined ? {} : { baseline: baselineBuild(flags.baseline) }),
 };
 // Fewer requests: the question there is what the two tiers add, and the whole bench should stay within a few minutes.
 export const redisMongo: SideBySideSettings = {

@@ -20,8 +20,8 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { coldReads, type ColdReadResult } from './cold-reads.js';
 import type { ConversationPlan } from './conversations.js';
-import { sideBySide, type SideBySideResult, type StoreUnderTest, type TargetVerdict } from './side-by-side.js';
-import { quantiles } from './report.js';
+import { sideBySide, type SideBySideResult, type StoreUnderTest } from './side-by-side.js';
+import { quantiles, type TargetVerdict } from './report.js';
 import { cold, embedded, every, FERRETDB_NEW_SHARE, flags, historyTokens, mongodbServer, redisMongo, storeModes, USAGE } from './run-options.js';
 import { MAX_CACHED_MESSAGES, contextdStoreCounts, redisCommandCounts, startBackingStores, storedMessages, type BackingStores, type StorePair } from './stores.js';
 import { BUDGET_TOKENS, MODEL, Workload } from './workload.js';
@@ -88,9 +88,22 @@ async function redisRoundTrips(workload: Workload, stores: BackingStores, pair: 
   );
 }
 
+/** With --seed-directly: the same documents contextd would store, written into the pair's stores, 8 conversations at a time. */
+function seedInto(pair: StorePair, workload: Workload): (plans: readonly ConversationPlan[]) => Promise<void> {
+  return async (plans) => {
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      for (let plan = plans[next++]; plan !== undefined; plan = plans[next++]) await pair.seed(plan.id, storedMessages(workload.counter, plan.turns()), { warm: true });
+    };
+    await Promise.all(Array.from({ length: 8 }, () => worker()));
+  };
+}
+
 /** Redis + MongoDB: the side-by-side pass, then the cold reads, on one pair of servers. */
 async function onRedisMongo(workload: Workload, stores: BackingStores): Promise<{ sideBySide: SideBySideResult; roundTrips: string; cold: ColdReadResult | undefined }> {
   const pair = await stores.pair('bench', 0);
+  // --baseline: the other build's contextd on a MongoDB database and a Redis database of its own (a shared one would mix the two flushers' work).
+  const baselinePair = redisMongo.baseline === undefined ? undefined : await stores.pair('baseline', 4);
   const newShare = flags['redis-new-share'] ?? (stores.mongo.scansCollections ? FERRETDB_NEW_SHARE : '0.05');
   if (flags['redis-new-share'] === undefined && stores.mongo.scansCollections) {
     log(`${stores.mongo.label} reads its whole collection for every query, so a new conversation's first read costs a scan of every message stored: new conversations on Redis + MongoDB: a share of ${newShare} (--redis-new-share to change).`);
@@ -104,19 +117,13 @@ async function onRedisMongo(workload: Workload, stores: BackingStores): Promise<
       shortTitle: 'two tiers',
       storage: pair.storage,
       keeps: `Redis keeps the newest ${MAX_CACHED_MESSAGES} messages, MongoDB all`,
-      // With --seed-directly: the same documents written into the stores, not sent through contextd.
-      seed: async (plans: readonly ConversationPlan[]) => {
-        let next = 0;
-        const worker = async (): Promise<void> => {
-          for (let plan = plans[next++]; plan !== undefined; plan = plans[next++]) await pair.seed(plan.id, storedMessages(workload.counter, plan.turns()), { warm: true });
-        };
-        await Promise.all(Array.from({ length: 8 }, () => worker()));
-      },
+      seed: seedInto(pair, workload),
       services: [
         { name: 'redis-server', cpuTimeMs: stores.redisCpuTimeMs, servesVariant: true },
         ...stores.mongo.processes.map((program) => ({ name: program.name, cpuTimeMs: program.cpuTimeMs, servesVariant: false })),
       ],
       ...(flags['no-redis-alone'] ? {} : { variant: redisAloneVariant(workload, stores) }),
+      ...(baselinePair === undefined ? {} : { baseline: { storage: baselinePair.storage, seed: seedInto(baselinePair, workload), settle: () => baselinePair.waitFlushed() } }),
       afterPass: async () => `${await pair.dirtyCount()} conversations awaiting the flusher`,
       // The flusher lags at concurrency N; without this its work would land in the next path's slice.
       settle: () => pair.waitFlushed(),
@@ -151,6 +158,10 @@ async function main(): Promise<void> {
   );
   log(`stores: ${modes.join(', ')}; APIs: ${embedded.apis.map((api, i) => (i === 0 ? `${api} (main)` : api)).join(', ')}; per path: ${embedded.warmup} warm-up requests, then (embedded) ${embedded.requestsC1} at concurrency 1 and ${embedded.requests} at concurrency ${n}, ` +
     `(Redis + MongoDB) ${redisMongo.requestsC1} and ${redisMongo.requests}; one keep-alive connection per worker, ${embedded.rounds} interleaved rounds.`);
+  if (embedded.baseline !== undefined) {
+    const { dir, label, thisLabel } = embedded.baseline;
+    log(`baseline: the contextd built at ${dir} (${label}), its short path measured beside this build's (${thisLabel}).`);
+  }
 
   const sections: string[] = [];
   const verdicts: { store: string; verdict: TargetVerdict }[] = [];
@@ -211,7 +222,8 @@ async function main(): Promise<void> {
   ].join('\n');
   const stamp =
     `Measured ${new Date().toISOString().slice(0, 10)} with \`npm run bench\` (${cpus().length} CPUs, node ${process.version}). ` +
-    `Latency targets are judged at concurrency 1, throughput at concurrency ${n}.`;
+    `Issue 16's targets: each row names the concurrency it was judged at (added latency, first byte and CPU against the floor's at 1 and ${n}, ` +
+    `throughput at ${n}, long against short and cold reads at 1).`;
   const block = [stamp, '', summary, '', ...sections].join('\n');
   log('\n## Results (markdown, for README.md between the bench markers)\n');
   log(README_START);

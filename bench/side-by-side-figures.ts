@@ -1,11 +1,13 @@
 // The side-by-side table's figures, on the main API's paths: what contextd
 // adds against what the floor adds, long history against short, throughput
-// and CPU against the floor's, and the extras measured on request; with the
-// targets the issue sets (latency judged at concurrency 1, throughput at N).
-// Also how the tables name each path.
+// and CPU against the floor's, and the extras measured on request; the
+// streaming pass's time to first byte and CPU against the floor's; with the
+// targets issue 16 sets; and, with --baseline, this build against another's
+// (no targets: they show a change's effect). Also how the tables name each path.
 
 import { PATH_PREFIXES, type Api } from './apis.js';
 import { added, field, minus, over, type Figure, type FigureLine } from './figures.js';
+import type { RatioTarget } from './report.js';
 
 export interface PathNames {
   direct: string;
@@ -16,9 +18,13 @@ export interface PathNames {
   quiet: string;
   variantShort: string;
   variantLong: string;
+  /** The --baseline build's contextd, short path. */
+  baselineShort: string;
 }
 
-export function pathNames(api: Api, turns: { short: number; long: number }, variantLabel = ''): PathNames {
+/** `labels`: the variant's (e.g. "Redis alone") and the baseline build's (e.g. its short git revision), when they ran. */
+export function pathNames(api: Api, turns: { short: number; long: number }, labels: { variant?: string; baseline?: string } = {}): PathNames {
+  const variantLabel = labels.variant ?? '';
   const prefix = PATH_PREFIXES[api];
   return {
     direct: `${prefix}direct`,
@@ -29,6 +35,7 @@ export function pathNames(api: Api, turns: { short: number; long: number }, vari
     quiet: `${prefix}contextd short, LOG_LEVEL=warn`,
     variantShort: `${prefix}contextd short, ${variantLabel}`,
     variantLong: `${prefix}contextd long, ${variantLabel}`,
+    baselineShort: `${prefix}contextd short (baseline ${labels.baseline ?? ''})`,
   };
 }
 
@@ -40,7 +47,27 @@ export interface MainFigureOptions {
   variant?: { label: string; storeShortTitle: string };
   /** The main contextd's log level, when a warn variant ran beside it. */
   quietBeside?: string;
+  /** A --baseline build's contextd ran beside this one. */
+  baseline: boolean;
 }
+
+/**
+ * Issue 16's targets, every ratio from one run. Columns: 0 is concurrency 1,
+ * 1 concurrency N. What contextd adds (latency, first byte, CPU) is judged at
+ * both; throughput where there is contention, long against short where
+ * latency is pure.
+ */
+export const TARGETS = {
+  /** (path p50 − direct p50) ÷ (floor p50 − direct p50), short and long. */
+  addedOverFloor: { limit: 1.5, kind: 'at most', judgedAtColumns: [0, 1] },
+  /** req/s (flushing included) ÷ the floor's. */
+  throughputOverFloor: { limit: 0.6, kind: 'at least', judgedAtColumns: [1] },
+  longOverShort: { limit: 1.05, kind: 'at most', judgedAtColumns: [0] },
+  /** stream: true, (first byte p50 − direct's) ÷ the floor's. */
+  firstByteOverFloor: { limit: 1.5, kind: 'at most', judgedAtColumns: [0, 1] },
+  /** The proxy process's CPU ms per request ÷ the floor proxy's, streaming and not. */
+  cpuOverFloor: { limit: 2, kind: 'at most', judgedAtColumns: [0, 1] },
+} as const satisfies Record<string, RatioTarget>;
 
 /** How many of the figures are latency alone (what the paced pass shows). */
 export const LATENCY_FIGURES = 7;
@@ -52,21 +79,19 @@ export function mainFigures(names: PathNames, options: MainFigureOptions): Figur
   const rps = (path: string): Figure => field(path, 'sustainedRequestsPerSecond');
   const cpu = (path: string): Figure => field(path, 'proxyCpuMsPerRequest');
   const upstreamCpu = (path: string): Figure => field(path, 'upstreamCpuMsPerRequest');
-  const latencyTarget = { limit: 2, kind: 'at most', judgedAtColumn: 0 } as const;
-  const throughputTarget = { limit: 0.5, kind: 'at least', judgedAtColumn: 1 } as const;
   const figures: FigureLine[] = [
     { name: 'floor added p50 (floor − direct), ms', figure: addedP50(names.floor), format: 'ms' },
     { name: 'contextd short added p50 (short − direct), ms', figure: addedP50(names.short), format: 'ms' },
     { name: 'contextd long added p50 (long − direct), ms', figure: addedP50(names.long), format: 'ms' },
-    { name: '**short added / floor added**', figure: over(addedP50(names.short), addedP50(names.floor)), format: 'ratio', target: latencyTarget },
-    { name: '**long added / floor added**', figure: over(addedP50(names.long), addedP50(names.floor)), format: 'ratio', target: latencyTarget },
-    { name: '**long p50 / short p50**', figure: over(p50(names.long), p50(names.short)), format: 'ratio', target: { limit: 1.1, kind: 'at most', judgedAtColumn: 0 } },
+    { name: '**short added / floor added**', figure: over(addedP50(names.short), addedP50(names.floor)), format: 'ratio', target: TARGETS.addedOverFloor },
+    { name: '**long added / floor added**', figure: over(addedP50(names.long), addedP50(names.floor)), format: 'ratio', target: TARGETS.addedOverFloor },
+    { name: '**long p50 / short p50**', figure: over(p50(names.long), p50(names.short)), format: 'ratio', target: TARGETS.longOverShort },
     { name: 'long added / short added', figure: over(addedP50(names.long), addedP50(names.short)), format: 'ratio' },
-    { name: '**short req/s / floor req/s**', figure: over(rps(names.short), rps(names.floor)), format: 'ratio', target: throughputTarget },
-    { name: '**long req/s / floor req/s**', figure: over(rps(names.long), rps(names.floor)), format: 'ratio', target: throughputTarget },
+    { name: '**short req/s / floor req/s**', figure: over(rps(names.short), rps(names.floor)), format: 'ratio', target: TARGETS.throughputOverFloor },
+    { name: '**long req/s / floor req/s**', figure: over(rps(names.long), rps(names.floor)), format: 'ratio', target: TARGETS.throughputOverFloor },
     { name: 'floor req/s / direct req/s', figure: over(rps(names.floor), rps(names.direct)), format: 'ratio' },
-    { name: 'CPU per request: short / floor', figure: over(cpu(names.short), cpu(names.floor)), format: 'ratio' },
-    { name: 'CPU per request: long / floor', figure: over(cpu(names.long), cpu(names.floor)), format: 'ratio' },
+    { name: '**CPU per request: short / floor**', figure: over(cpu(names.short), cpu(names.floor)), format: 'ratio', target: TARGETS.cpuOverFloor },
+    { name: '**CPU per request: long / floor**', figure: over(cpu(names.long), cpu(names.floor)), format: 'ratio', target: TARGETS.cpuOverFloor },
     { name: 'upstream CPU per request: short / direct', figure: over(upstreamCpu(names.short), upstreamCpu(names.direct)), format: 'ratio' },
     { name: 'upstream CPU per request: long / direct', figure: over(upstreamCpu(names.long), upstreamCpu(names.direct)), format: 'ratio' },
   ];
@@ -109,5 +134,32 @@ export function mainFigures(names: PathNames, options: MainFigureOptions): Figur
       { name: 'short at warn: req/s / floor req/s', figure: over(rps(names.quiet), rps(names.floor)), format: 'ratio' },
     );
   }
+  if (options.baseline) {
+    // Short path against short path, both over the same direct path: what this build's changes did.
+    figures.push(
+      { name: 'baseline short added p50 (baseline − direct), ms', figure: addedP50(names.baselineShort), format: 'ms' },
+      { name: 'short added: this build / baseline', figure: over(addedP50(names.short), addedP50(names.baselineShort)), format: 'ratio' },
+      { name: 'CPU per request: this build / baseline', figure: over(cpu(names.short), cpu(names.baselineShort)), format: 'ratio' },
+      { name: 'req/s: this build / baseline', figure: over(rps(names.short), rps(names.baselineShort)), format: 'ratio' },
+    );
+  }
   return figures;
+}
+
+/** The stream: true passes' figures, on the main API's short path (the streaming passes have no long one); `baseline`: a --baseline build ran too. */
+export function streamFigures(names: PathNames, { baseline }: { baseline: boolean }): FigureLine[] {
+  const addedFirstByte = (path: string): Figure => added(path, names.direct, 'firstByteP50Ms');
+  const cpu = (path: string): Figure => field(path, 'proxyCpuMsPerRequest');
+  const baselineFigures: FigureLine[] = [
+    { name: 'stream: baseline short added first byte p50 (baseline − direct), ms', figure: addedFirstByte(names.baselineShort), format: 'ms' },
+    { name: 'stream: first byte added: this build / baseline', figure: over(addedFirstByte(names.short), addedFirstByte(names.baselineShort)), format: 'ratio' },
+    { name: 'stream: CPU per request: this build / baseline', figure: over(cpu(names.short), cpu(names.baselineShort)), format: 'ratio' },
+  ];
+  return [
+    { name: 'stream: floor added first byte p50 (floor − direct), ms', figure: addedFirstByte(names.floor), format: 'ms' },
+    { name: 'stream: contextd short added first byte p50 (short − direct), ms', figure: addedFirstByte(names.short), format: 'ms' },
+    { name: '**stream: short added / floor added, first byte p50**', figure: over(addedFirstByte(names.short), addedFirstByte(names.floor)), format: 'ratio', target: TARGETS.firstByteOverFloor },
+    { name: '**stream: CPU per request, short / floor**', figure: over(cpu(names.short), cpu(names.floor)), format: 'ratio', target: TARGETS.cpuOverFloor },
+    ...(baseline ? baselineFigures : []),
+  ];
 }

@@ -1,17 +1,19 @@
 // The side-by-side pass's markdown: what was measured and how, the paths'
 // latency table, the main API's ratios and targets, the paced pass, the
-// stores' work per request, the streaming table, each API's short path
-// against its floor (api-comparison.ts) and contextd's own request log.
+// stores' work per request, the streaming table and its targets, each API's
+// short path against its floor (api-comparison.ts) and contextd's own request
+// log; with --baseline, this build's short path against the baseline build's.
 
 import { cpus, loadavg } from 'node:os';
 import { API_PATHS, API_TITLES, type Api } from './apis.js';
+import type { BaselineBuild } from './baseline-build.js';
 import { apiComparisonLines } from './api-comparison.js';
 import { PassFigures } from './figures.js';
 import type { PathRun } from './measure.js';
 import { DEFAULT_REPLY_TOKENS } from './replies.js';
-import { latencyTable, quantiles, ratioTable, streamingTable, verdict, type PathRow, type RatioLine } from './report.js';
-import { LATENCY_FIGURES, mainFigures, type PathNames } from './side-by-side-figures.js';
-import type { ServiceLoad, SideBySideSettings, StoreUnderTest, TargetVerdict } from './side-by-side.js';
+import { latencyTable, quantiles, ratioTable, streamingTable, targetVerdicts, type PathRow, type TargetVerdict } from './report.js';
+import { LATENCY_FIGURES, mainFigures, streamFigures, type PathNames } from './side-by-side-figures.js';
+import type { ServiceLoad, SideBySideSettings, StoreUnderTest } from './side-by-side.js';
 
 /** contextd's own timings, from its request log lines. */
 export interface RequestLogTimes {
@@ -28,7 +30,7 @@ export interface MeasuredSideBySide {
   passes: { c1: readonly PathRun[]; cn: readonly PathRun[]; paced: readonly PathRun[]; streamC1: readonly PathRun[]; streamCn: readonly PathRun[] };
   /** The main API's conversations: how many, and their turns at the end (about). */
   conversations: { shorts: number; shortEnd: number; longs: number; longEnd: number; seedDirectly: boolean };
-  extras: { quiet: boolean; plainFloor: boolean; variantLabel?: string };
+  extras: { quiet: boolean; plainFloor: boolean; variantLabel?: string; baseline?: BaselineBuild };
   serviceLoads: readonly ServiceLoad[];
   /** The concurrency-1 pass's log lines, by API; empty below info level. */
   requestLogs: ReadonlyMap<Api, RequestLogTimes>;
@@ -38,14 +40,8 @@ export interface MeasuredSideBySide {
 
 const stripBold = (name: string): string => name.replace(/\*/g, '');
 
-function verdictsOf(lines: readonly RatioLine[]): TargetVerdict[] {
-  return lines.flatMap((line) => {
-    const target = line.target;
-    if (target === undefined) return [];
-    const judgedValue = line.values[target.judgedAtColumn];
-    return [{ name: stripBold(line.name), value: judgedValue, limit: target.limit, kind: target.kind, verdict: verdict(judgedValue, target) }];
-  });
-}
+/** The summary line under a judged table: every verdict, each naming where it was judged. */
+const targetsLine = (verdicts: readonly TargetVerdict[]): string => `\n**Targets**: ${verdicts.map((v) => `${v.name}: ${v.verdict}`).join('; ')}`;
 
 export function sideBySideMarkdown(measured: MeasuredSideBySide): { markdown: string[]; verdicts: TargetVerdict[] } {
   const { settings, store, passes, namesOf } = measured;
@@ -81,11 +77,13 @@ export function sideBySideMarkdown(measured: MeasuredSideBySide): { markdown: st
     plainFloor: measured.extras.plainFloor,
     ...(measured.extras.variantLabel === undefined ? {} : { variant: { label: measured.extras.variantLabel, storeShortTitle: store.shortTitle } }),
     ...(measured.extras.quiet ? { quietBeside: settings.logLevel } : {}),
+    baseline: measured.extras.baseline !== undefined,
   });
+  const columns = ['concurrency 1', `concurrency ${n}`];
   const lines = figures.lines(main, [0, 1]);
-  emit(ratioTable(['concurrency 1', `concurrency ${n}`], lines));
-  const verdicts = verdictsOf(lines);
-  emit(`\n**Targets** (latency at concurrency 1, throughput at concurrency ${n}): ${verdicts.map((v) => `${v.name}: ${v.verdict}`).join('; ')}`);
+  emit(ratioTable(columns, lines));
+  const verdicts = targetVerdicts(columns, lines);
+  emit(targetsLine(verdicts));
 
   if (passes.paced.length > 0) {
     // The latency figures only, without targets: this pass explains the concurrency-1 figures, it does not replace them.
@@ -103,18 +101,25 @@ export function sideBySideMarkdown(measured: MeasuredSideBySide): { markdown: st
   if (measured.serviceLoads.length > 0) emit(serviceLoadTable(measured));
 
   const streamRows = [...passes.streamC1, ...passes.streamCn].map(rowOf);
-  if (streamRows.length > 0) {
+  const streamPasses = streamRows.length > 0 ? new PassFigures([passes.streamC1, passes.streamCn], rowOf, settings.rounds) : undefined;
+  if (streamPasses !== undefined) {
     // Each API's paths against its own direct path.
-    const directOf = new Map(apis.flatMap((api) => [namesOf(api).direct, namesOf(api).floor, namesOf(api).short].map((path) => [path, namesOf(api).direct] as const)));
+    const directOf = new Map(apis.flatMap((api) => [namesOf(api).direct, namesOf(api).floor, namesOf(api).short, namesOf(api).baselineShort].map((path) => [path, namesOf(api).direct] as const)));
     emit('');
     emit(streamingTable(streamRows, (row) => streamRows.find((r) => r.path === directOf.get(row.path) && r.concurrency === row.concurrency)));
+    const streamLines = streamPasses.lines(streamFigures(names, { baseline: measured.extras.baseline !== undefined }), [0, 1]);
+    emit('');
+    emit(ratioTable(columns, streamLines));
+    const streamVerdicts = targetVerdicts(columns, streamLines);
+    emit(targetsLine(streamVerdicts));
+    verdicts.push(...streamVerdicts);
   }
 
   const comparison = apiComparisonLines({
     apis,
     namesOf,
     passes: new PassFigures([passes.c1, passes.cn], rowOf, settings.rounds),
-    streamPasses: streamRows.length > 0 ? new PassFigures([passes.streamC1, passes.streamCn], rowOf, settings.rounds) : undefined,
+    streamPasses,
   });
   emit('');
   emit(
@@ -123,11 +128,9 @@ export function sideBySideMarkdown(measured: MeasuredSideBySide): { markdown: st
       (apis.length > 1 ? ` The long path and the variants run on ${API_TITLES[mainApi]} only; the other APIs are judged here by the same targets on their short path.` : '') +
       '\n',
   );
-  emit(ratioTable(['concurrency 1', `concurrency ${n}`], comparison));
-  const comparisonVerdicts = verdictsOf(comparison);
-  if (comparisonVerdicts.length > 0) {
-    emit(`\n**Targets** (latency at concurrency 1, throughput at concurrency ${n}): ${comparisonVerdicts.map((v) => `${v.name}: ${v.verdict}`).join('; ')}`);
-  }
+  emit(ratioTable(columns, comparison));
+  const comparisonVerdicts = targetVerdicts(columns, comparison);
+  if (comparisonVerdicts.length > 0) emit(targetsLine(comparisonVerdicts));
 
   for (const api of apis) {
     const times = measured.requestLogs.get(api);
@@ -173,6 +176,11 @@ function describe({ settings, store, loadAtStart, conversations, extras, namesOf
     (extras.variantLabel === undefined
       ? ''
       : `In the same rounds, short and long paths on a second contextd with ${extras.variantLabel} (same servers, a database of its own, conversations created alike). `) +
+    (extras.baseline === undefined
+      ? ''
+      : `In the same rounds, streaming too, the short path on the baseline build's contextd ("${namesOf(mainApi!).baselineShort}", --baseline ${extras.baseline.dir}; this build: ${extras.baseline.thisLabel}): ` +
+        `the same config${store.storage === undefined ? '' : ', on the same servers with a Redis database and a MongoDB database of its own'}, ` +
+        `${conversations.shorts} short conversations of its own, created alike; "this build / baseline" rows divide this build's short path by it. `) +
     (store.settle === undefined
       ? ''
       : `After each slice of ${store.title}'s paths the bench waits until the flusher has moved every turn to MongoDB, so that work is charged to that slice, not the next path's; ` +
@@ -186,11 +194,16 @@ function describe({ settings, store, loadAtStart, conversations, extras, namesOf
 function serviceLoadTable({ store, serviceLoads, extras }: MeasuredSideBySide): string {
   const services = store.services ?? [];
   const label = extras.variantLabel;
+  /** Whose requests a service's work is divided by: the main contextd's, and those of every other contextd it served. */
+  const over = (servesVariant: boolean): string => {
+    const others = [...(servesVariant && label !== undefined ? [label] : []), ...(extras.baseline === undefined ? [] : ['the baseline build'])];
+    return others.length === 0 ? `over ${store.shortTitle}' requests` : `over the requests of ${[store.shortTitle, ...others].join(' and ')}`;
+  };
   const note =
-    label === undefined
+    label === undefined && extras.baseline === undefined
       ? ''
-      : `Per contextd request: ${services.map((service) => `${service.name} ${service.servesVariant ? `over every contextd's requests (${label} included)` : `over ${store.shortTitle}' requests`}`).join(', ')}; ` +
-        `redis commands over every contextd's requests, the others over ${store.shortTitle}'.\n\n`;
+      : `Per contextd request: ${services.map((service) => `${service.name} ${over(service.servesVariant)}`).join(', ')}; ` +
+        `redis commands ${over(true)}, the others over ${store.shortTitle}'.\n\n`;
   return (
     `\n${note}` +
     [
@@ -198,7 +211,7 @@ function serviceLoadTable({ store, serviceLoads, extras }: MeasuredSideBySide): 
       `| ---: | ---: | ${services.map(() => '---:').join(' | ')} | --- | --- |`,
       ...serviceLoads.map(
         (load) =>
-          `| ${load.concurrency} | ${load.contextdRequests}${label === undefined ? '' : ` + ${load.variantRequests} (${label})`} | ${load.cpuMsPerRequest.map((v) => (Number.isFinite(v) ? v.toFixed(3) : '–')).join(' | ')} | ${load.commands} | ${load.note} |`,
+          `| ${load.concurrency} | ${load.contextdRequests}${label === undefined ? '' : ` + ${load.variantRequests} (${label})`}${extras.baseline === undefined ? '' : ` + ${load.baselineRequests} (baseline)`} | ${load.cpuMsPerRequest.map((v) => (Number.isFinite(v) ? v.toFixed(3) : '–')).join(' | ')} | ${load.commands} | ${load.note} |`,
       ),
     ].join('\n')
   );

@@ -1,6 +1,7 @@
 // The side-by-side pass on one store: direct, floor proxy, contextd with a
 // short and a long stored history (and the stream: true passes, and on
-// request a contextd at LOG_LEVEL=warn and the plain undici.request floor),
+// request a contextd at LOG_LEVEL=warn, the plain undici.request floor and
+// another build's contextd, --baseline),
 // measured in interleaved rounds at concurrency 1 and N, reported as ratios
 // against the direct path and the floor of the same run. Every path speaks
 // the main API; each other API (--apis: chat completions, the Responses API)
@@ -16,11 +17,13 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Api } from './apis.js';
+import type { BaselineBuild } from './baseline-build.js';
 import { conversationCursor, createConversations, longPlans, shortPlans, storedMessageCount, type ConversationCursor, type ConversationPlan } from './conversations.js';
 import { summarizeProfile } from './cpu-profile.js';
 import { interleave, PathRun, type Target } from './measure.js';
 import { startContextd, startFloorProxy, startUpstream, type Child, type ContextdChild, type UpstreamOptions } from './processes.js';
 import { ResponsesWorkload } from './responses-workload.js';
+import type { TargetVerdict } from './report.js';
 import { pathNames, type PathNames } from './side-by-side-figures.js';
 import { sideBySideMarkdown, type RequestLogTimes } from './side-by-side-report.js';
 import type { ApiClient, Workload } from './workload.js';
@@ -62,6 +65,12 @@ export interface SideBySideSettings {
    * paced); the others get direct, floor and short, in the same rounds.
    */
   apis: readonly Api[];
+  /**
+   * Another build of contextd (--baseline), run on the same config: its short
+   * path in the same rounds, streaming too, so this build's changes read as
+   * ratios from one run.
+   */
+  baseline?: BaselineBuild;
 }
 
 /** What contextd stores its conversations in, and how the bench gives them their history. */
@@ -86,6 +95,14 @@ export interface StoreUnderTest {
    * paths of its own measured in the same rounds: what the difference costs.
    */
   variant?: { label: string; storage: Record<string, unknown>; seed: (plans: readonly ConversationPlan[]) => Promise<void> };
+  /**
+   * Where the --baseline build's contextd keeps its conversations when the
+   * store is not the embedded one: the same kind of storage, on the same
+   * servers, but databases of its own (sharing the main contextd's would mix
+   * their conversations and their flushers), with its own seeding and settling.
+   * Every service in `services` serves it too.
+   */
+  baseline?: { storage: Record<string, unknown>; seed: (plans: readonly ConversationPlan[]) => Promise<void>; settle: () => Promise<void> };
   /** A note after each pass, e.g. how many conversations still await the flusher. */
   afterPass?: () => Promise<string>;
   /** Waits until the store's background work is done (see Target.settle), after each slice of the main contextd's paths. */
@@ -95,14 +112,6 @@ export interface StoreUnderTest {
    * Names starting `redis ` are divided by every contextd's requests (the variant's too), the others by the main contextd's.
    */
   commandCounts?: (contextd: Child) => Promise<Map<string, number>>;
-}
-
-export interface TargetVerdict {
-  name: string;
-  value: number | undefined;
-  limit: number;
-  kind: 'at most' | 'at least';
-  verdict: 'PASS' | 'FAIL' | 'n/a';
 }
 
 export interface SideBySideResult {
@@ -137,6 +146,8 @@ export interface ServiceLoad {
   concurrency: number;
   contextdRequests: number;
   variantRequests: number;
+  /** The --baseline build's contextd's; the services served them too. */
+  baselineRequests: number;
   /** CPU ms per measured contextd request, per service, over the measured rounds (the warm-up excluded). */
   cpuMsPerRequest: number[];
   /** Store commands per measured contextd request, e.g. "redis evalsha 4.00". */
@@ -209,6 +220,20 @@ export async function sideBySide(settings: SideBySideSettings, store: StoreUnder
     if (variantContextd !== undefined) children.push(variantContextd);
     const quiet = settings.warnVariant ? await startContextd({ upstreamUrl: upstream.baseUrl, logLevel: 'warn', logPath: join(runDir, 'contextd-warn.log'), ...storage }) : undefined;
     if (quiet !== undefined) children.push(quiet);
+    const baseline = settings.baseline;
+    if (baseline !== undefined && store.storage !== undefined && store.baseline === undefined) throw new Error(`--baseline on ${store.title}: the store gave the baseline no storage of its own`);
+    const baselineContextd =
+      baseline === undefined
+        ? undefined
+        : await startContextd({
+            upstreamUrl: upstream.baseUrl,
+            logLevel: settings.logLevel,
+            logPath: join(runDir, 'contextd-baseline.log'),
+            summaries: settings.summaries,
+            build: baseline,
+            ...(store.baseline === undefined ? {} : { storage: store.baseline.storage }),
+          });
+    if (baselineContextd !== undefined) children.push(baselineContextd);
 
     const prefix = `bench${Date.now().toString(36)}`;
     const shortSize = { conversations: settings.shortConversations, turns: settings.shortTurns };
@@ -232,8 +257,10 @@ export async function sideBySide(settings: SideBySideSettings, store: StoreUnder
     const variantShorts = shortPlans(workload, shortSize, `${prefix}v`);
     const variantLongs = longPlans(workload, longSize, settings.shortTurns, `${prefix}v`);
     if (variant !== undefined && variantContextd !== undefined) await prepare(variantContextd, [...variantShorts, ...variantLongs], variant.seed);
+    const baselineShorts = shortPlans(workload, shortSize, `${prefix}b`);
+    const baselineSetupS = baselineContextd === undefined ? undefined : await prepare(baselineContextd, baselineShorts, store.baseline?.seed);
     // What set-up left to the flusher is done before anything is measured.
-    await store.settle?.().catch((error: unknown) => {
+    await Promise.all([store.settle?.(), store.baseline?.settle()]).catch((error: unknown) => {
       throw new Error(`after set-up: ${error instanceof Error ? error.message : String(error)} (on FerretDB on SQLite with contextd's 3 s MongoDB timeout the flusher falls behind when many conversations start at once: fewer --redis-short-conversations, or --mongodb-timeout 10s)`);
     });
     const longStored = await storedMessageCount(contextd, longs[0]!.id);
@@ -241,12 +268,13 @@ export async function sideBySide(settings: SideBySideSettings, store: StoreUnder
       `set-up (not measured${seedDirectly ? ', seeded into the stores directly (--seed-directly)' : ', turns sent through contextd'}): ${shorts.length} short conversations of ${settings.shortTurns} turns in ${shortSetupS.toFixed(1)} s, ` +
         `${longs.length} long conversations of ${settings.longTurns} turns in ${longSetupS.toFixed(1)} s (${longStored} messages stored in the first)` +
         [...otherSetupS].map(([api, seconds]) => `, ${otherShorts.get(api)!.length} short conversations on ${api} in ${seconds.toFixed(1)} s`).join('') +
+        (baselineSetupS === undefined ? '' : `, ${baselineShorts.length} short conversations on the baseline (${baseline!.label}) in ${baselineSetupS.toFixed(1)} s`) +
         '.',
     );
 
     const settle = store.settle === undefined ? {} : { settle: store.settle };
     const turns = { short: settings.shortTurns, long: settings.longTurns };
-    const namesOf = (api: Api): PathNames => pathNames(api, turns, variant?.label);
+    const namesOf = (api: Api): PathNames => pathNames(api, turns, { variant: variant?.label, baseline: baseline?.label });
     const names = namesOf(mainApi);
     /** An API's direct, floor and short contextd paths; `ids`: the short path's conversations. */
     const basicPaths = (api: Api, ids: readonly string[], stream: boolean, newPrefix: string): { targets: Target[]; cursor: ConversationCursor } => {
@@ -281,6 +309,14 @@ export async function sideBySide(settings: SideBySideSettings, store: StoreUnder
       const quietNext = conversationCursor(client, quietShorts.map((p) => p.id), false, `${prefix}w-new-s`).next;
       targets.push({ name: names.quiet, child: quiet, proxy: quiet, api: mainApi, next: quietNext, isContextd: true, stream: false, ...settle });
     }
+    /** The baseline build's short path, on conversations of its own created alike; settled as the main contextd's is, on its own databases. */
+    const baselineTarget = (stream: boolean, newPrefix: string): Target[] => {
+      if (baselineContextd === undefined) return [];
+      const next = conversationCursor(client, baselineShorts.map((p) => p.id), stream, newPrefix).next;
+      const baselineSettle = store.baseline === undefined ? {} : { settle: store.baseline.settle };
+      return [{ name: names.baselineShort, child: baselineContextd, proxy: baselineContextd, api: mainApi, next, isContextd: true, stream, ...baselineSettle }];
+    };
+    targets.push(...baselineTarget(false, `${prefix}b-new-s`));
     if (plainFloor !== undefined) targets.push({ name: names.plainFloor, child: plainFloor, proxy: plainFloor, api: mainApi, next: () => client.direct(false), isContextd: false, stream: false });
 
     const serviceLoads: ServiceLoad[] = [];
@@ -306,18 +342,19 @@ export async function sideBySide(settings: SideBySideSettings, store: StoreUnder
         const requestsOf = (child: Child | undefined): number => runs.filter((run) => run.target.child === child).reduce((sum, run) => sum + run.row().requests, 0);
         const contextdRequests = requestsOf(contextd);
         const variantRequests = requestsOf(variantContextd);
+        const baselineRequests = requestsOf(baselineContextd);
         const cpuAfter = services.map((service) => service.cpuTimeMs());
         const commandsAfter = await store.commandCounts?.(contextd);
         const commands =
           commandsBefore === undefined || commandsAfter === undefined
             ? ''
-            : commandsPerRequest(commandsBefore, commandsAfter, (name) => contextdRequests + (name.startsWith('redis ') ? variantRequests : 0));
+            : commandsPerRequest(commandsBefore, commandsAfter, (name) => contextdRequests + (name.startsWith('redis ') ? variantRequests + baselineRequests : 0));
         const cpuMsPerRequest = services.map(
-          (service, i) => ((cpuAfter[i] ?? Number.NaN) - (cpuBefore[i] ?? Number.NaN)) / (contextdRequests + (service.servesVariant ? variantRequests : 0)),
+          (service, i) => ((cpuAfter[i] ?? Number.NaN) - (cpuBefore[i] ?? Number.NaN)) / (contextdRequests + baselineRequests + (service.servesVariant ? variantRequests : 0)),
         );
         const settledMs = runs.reduce((sum, run) => sum + run.settleMs, 0);
         const note = `${(await store.afterPass?.()) ?? ''}${settledMs > 0 ? `; ${settledMs.toFixed(0)} ms waited in all for it after slices (counted in "flushing included")` : ''}`;
-        serviceLoads.push({ concurrency, contextdRequests, variantRequests, cpuMsPerRequest, commands, note });
+        serviceLoads.push({ concurrency, contextdRequests, variantRequests, baselineRequests, cpuMsPerRequest, commands, note });
         log(`  ${services.map((service, i) => `${service.name} CPU ${cpuMsPerRequest[i]!.toFixed(3)} ms`).join(', ')} per contextd request${note === '' ? '' : `; ${note}`}`);
         if (commands !== '') log(`  store commands per contextd request: ${commands}`);
       }
@@ -349,7 +386,7 @@ export async function sideBySide(settings: SideBySideSettings, store: StoreUnder
     if (settings.stream) {
       const streamPaths = settings.apis.map((api) => basicPaths(api, shortIdsOf(api), true, `${prefix}-${api}-new-stream`));
       mainStreamCursor = streamPaths[0]!.cursor;
-      const streamTargets = streamPaths.flatMap((paths) => paths.targets);
+      const streamTargets = [...streamPaths.flatMap((paths) => paths.targets), ...baselineTarget(true, `${prefix}b-new-stream`)];
       log('\nmeasuring stream: true:');
       streamC1 = await pass(streamTargets, 1, Math.ceil(settings.requestsC1 / 2));
       streamCn = await pass(streamTargets, n, Math.ceil(settings.requests / 2));
@@ -368,7 +405,12 @@ export async function sideBySide(settings: SideBySideSettings, store: StoreUnder
       namesOf,
       passes: { c1, cn, paced, streamC1, streamCn },
       conversations: { shorts: shorts.length, shortEnd, longs: longs.length, longEnd, seedDirectly },
-      extras: { quiet: quiet !== undefined, plainFloor: plainFloor !== undefined, ...(variant === undefined ? {} : { variantLabel: variant.label }) },
+      extras: {
+        quiet: quiet !== undefined,
+        plainFloor: plainFloor !== undefined,
+        ...(variant === undefined ? {} : { variantLabel: variant.label }),
+        ...(baseline === undefined ? {} : { baseline }),
+      },
       serviceLoads,
       requestLogs,
       directPrompt: { tokens: workload.directMeanPromptTokens },
