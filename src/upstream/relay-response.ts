@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import { once } from 'node:events';
 import type { UpstreamResponse } from './upstream-client.js';
 
 const DONE_EVENT = Buffer.from('data: [DONE]');
@@ -47,26 +48,15 @@ export async function relayResponse(
     clientHasAll = true;
     onClientHasAll?.();
   };
-  const { body } = upstream;
-  // Back-pressure: the body waits for the client's drain (or its leaving, which the next chunk sees).
-  const resumeOnDrain = (): void => {
-    res.off('drain', resumeOnDrain);
-    res.off('close', resumeOnDrain);
-    body.resume();
-  };
   try {
-    await body.consume((chunk) => {
-      if (res.destroyed) {
-        body.cancel();
-        return false;
-      }
+    for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
+      if (res.destroyed) break;
       const isWritable = res.write(chunk);
       onChunk?.(chunk);
       written += chunk.length;
-      if (!clientHasAll && (written >= declaredLength || (isEventStream && chunk.includes(DONE_EVENT)))) markClientHasAll();
-      if (!isWritable) res.on('drain', resumeOnDrain).on('close', resumeOnDrain);
-      return isWritable;
-    });
+      if (written >= declaredLength || (isEventStream && chunk.includes(DONE_EVENT))) markClientHasAll();
+      if (!isWritable) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+    }
   } catch (error) {
     // The upstream body cut short after the client had everything (the relay
     // was stopped because the client left): the reply is whole all the same.

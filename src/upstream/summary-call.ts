@@ -1,6 +1,6 @@
+import type { Readable } from 'node:stream';
 import type { SummaryRequest } from '../background/summarizer.js';
 import { SummaryCallError } from '../errors.js';
-import type { UpstreamBody } from './pushed-response.js';
 import type { UpstreamClient } from './upstream-client.js';
 
 const MAX_REPLY_BYTES = 1024 * 1024;
@@ -40,18 +40,16 @@ export async function callForSummary(upstream: UpstreamClient, target: SummaryTa
   return message.content;
 }
 
-async function readCapped(body: UpstreamBody): Promise<string> {
+async function readCapped(body: Readable): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
-  await body.consume((chunk) => {
+  for await (const chunk of body as AsyncIterable<Buffer>) {
     size += chunk.length;
     if (size > MAX_REPLY_BYTES) {
-      body.cancel();
-      return false;
+      body.destroy();
+      throw new SummaryCallError('the summary call answered more than 1 MiB');
     }
     chunks.push(chunk);
-    return true;
-  });
-  if (size > MAX_REPLY_BYTES) throw new SummaryCallError('the summary call answered more than 1 MiB');
+  }
   return Buffer.concat(chunks).toString('utf8');
 }

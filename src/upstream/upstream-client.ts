@@ -2,7 +2,6 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { Agent, errors as undiciErrors } from 'undici';
 import { UpstreamInterruptedError, UpstreamTimeoutError, UpstreamUnreachableError } from '../errors.js';
-import { PushedResponse, type UpstreamBody } from './pushed-response.js';
 
 export interface UpstreamOptions {
   /** OpenAI-style base URL including its version prefix, no trailing slash. */
@@ -23,7 +22,7 @@ export interface UpstreamRequest {
 export interface UpstreamResponse {
   status: number;
   headers: Record<string, string | string[]>;
-  body: UpstreamBody;
+  body: Readable;
 }
 
 // Headers that describe one hop, not the message (RFC 9110 §7.6.1), and must not be relayed.
@@ -85,14 +84,20 @@ export class UpstreamClient {
   }
 
   async send(request: UpstreamRequest): Promise<UpstreamResponse> {
-    const response = new PushedResponse(request.signal);
     try {
-      this.#agent.dispatch(
-        { origin: this.#origin, path: this.#basePath + request.pathAndQuery, method: request.method as 'POST', headers: request.headers, body: request.body ?? null },
-        response,
-      );
-      const head = await response.head;
-      return { status: head.status, headers: endToEndHeaders(head.headers), body: response };
+      const response = await this.#agent.request({
+        origin: this.#origin,
+        path: this.#basePath + request.pathAndQuery,
+        method: request.method as 'POST',
+        headers: request.headers,
+        body: request.body ?? null,
+        signal: request.signal,
+      });
+      return {
+        status: response.statusCode,
+        headers: endToEndHeaders(response.headers),
+        body: response.body,
+      };
     } catch (error) {
       throw this.classify(error);
     }
