@@ -30,7 +30,7 @@ const modules: Module[] = sourceFiles(SRC).map((file) => {
 
 const folder = (path: string): string => (path.includes('/') ? path.split('/')[0]! : path);
 const PURE = ['context', 'routing', 'tokens'];
-const PURE_FILES = ['streaming/sse-parser.ts', 'streaming/accumulate-reply.ts', 'streaming/accumulate-response.ts'];
+const PURE_FILES = ['streaming/sse-parser.ts', 'streaming/accumulate-reply.ts', 'streaming/accumulate-response.ts', 'streaming/content-delta.ts', 'streaming/json-string.ts', 'streaming/utf8-chunk.ts'];
 const ADAPTERS = ['store', 'upstream'];
 
 describe('architecture', () => {

@@ -6,6 +6,7 @@
 // because a conversation continues from one reply.
 
 import type { ChatMessage, ToolCall } from '../domain.js';
+import { createContentDeltaReader } from './content-delta.js';
 import { createSseParser, type SseEvent } from './sse-parser.js';
 
 export interface RebuiltReply {
@@ -97,6 +98,7 @@ export function createSseReplyAccumulator(options: SseReplyOptions = {}): SseRep
   /** Choices other than index 0 (n > 1): then only [DONE] says that every choice has finished. */
   let sawOtherChoices = false;
   let result: RebuiltReply | undefined;
+  const readContentDelta = createContentDeltaReader();
   const isComplete = (): boolean =>
     failure === undefined && (sawDone || (finishReason !== undefined && !sawOtherChoices && (sawUsage || options.usageRequested !== true)));
 
@@ -104,6 +106,13 @@ export function createSseReplyAccumulator(options: SseReplyOptions = {}): SseRep
     if (sawDone || failure !== undefined) return; // the SDK ignores whatever follows [DONE] too
     if (event.event === 'error') {
       failure = 'upstream sent an error event';
+      return;
+    }
+    // Most events are one token of content: read it without parsing the chunk
+    // (content-delta.ts says when that is exact; it takes no `[DONE]` and no blank data).
+    const content = readContentDelta(event.data);
+    if (content !== undefined) {
+      draft.content += content;
       return;
     }
     if (event.data.startsWith(DONE)) {
