@@ -39,7 +39,10 @@ const CLOCK_TICKS_PER_S = 100;
 /** contextd's collections, and the field every one of its queries filters on. */
 const INDEXED_FIELD = 'conversation';
 /** Named in every report line that names the server. */
-export const POSTGRES_TUNING = `GIN index on ${INDEXED_FIELD}, plan_cache_mode=force_custom_plan`;
+/** FerretDB's PostgreSQL pool: twice two contextds' MongoDB pools (50 each; the --baseline build is the second). */
+const FERRETDB_POOL = 200;
+
+export const POSTGRES_TUNING = `GIN index on ${INDEXED_FIELD}, plan_cache_mode=force_custom_plan, FerretDB pool_max_conns=${FERRETDB_POOL}`;
 
 /**
  * PostgreSQL's binaries: the directory `postgres` on PATH links into (Debian's
@@ -118,7 +121,12 @@ export async function startPostgresFerretdb(options: StartPostgresFerretdbOption
   try {
     postgres = await startPostgres(options.postgres, dir, owner, options.startTimeoutMs);
     await postgres.sql(`CREATE DATABASE ${DATABASE}`, 'postgres');
-    const pgUrl = `postgres://${SUPERUSER}@127.0.0.1:${postgres.port}/${DATABASE}`;
+    // FerretDB v1 holds one pooled PostgreSQL connection per operation and may take a
+    // second inside it (an update is a read, then a write): with as many operations in
+    // flight as its pool has connections (50: contextd's MongoDB pool, every flush round
+    // and append at once) each waits for another, and it stops answering, PostgreSQL
+    // idle. Seen on a 500-turn set-up; the pool gets room for two contextds' pools twice.
+    const pgUrl = `postgres://${SUPERUSER}@127.0.0.1:${postgres.port}/${DATABASE}?pool_max_conns=${FERRETDB_POOL}`;
     const stateDir = join(dir, 'ferretdb-state');
     let port = 0;
     const launch = (candidate: number): Promise<ServiceProcess> =>
@@ -213,6 +221,8 @@ async function startPostgres(install: PostgresInstall, dir: string, owner: { uid
         ...['-D', dataDir, '-c', 'listen_addresses=127.0.0.1', '-c', `port=${port}`, '-c', `unix_socket_directories=${dir}`],
         // FerretDB's statements are prepared with the key as a parameter: a generic plan (chosen after five runs) cannot use the GIN index.
         ...['-c', 'plan_cache_mode=force_custom_plan'],
+        // Room for FerretDB's pool (FERRETDB_POOL) and the bench's own psql.
+        ...['-c', `max_connections=${FERRETDB_POOL + 20}`],
       ],
       { ...asOwner, stdio: ['ignore', 'pipe', 'pipe'] },
     );
