@@ -57,12 +57,16 @@ const CONTENT_CHUNK = new RegExp(`(${BEFORE_CONTENT})(${STRING})${AFTER_CONTENT}
 /** Sticky: run from just after a content literal. */
 const AFTER_CONTENT_STICKY = new RegExp(AFTER_CONTENT, 'y');
 
+/** Content-bearing chunks CONTENT_CHUNK may turn down before a stream stops trying it (bench/stream-tee.ts). */
+const MAX_MISSES = 4;
+
 /** The content a chunk's data appends to choice 0 when that is all it does; undefined: parse the chunk whole. */
 export type ContentDeltaReader = (data: string) => string | undefined;
 
 /** One per stream: it remembers the stream's last content chunk. */
 export function createContentDeltaReader(): ContentDeltaReader {
   let last: { prefix: string; suffix: string } | undefined;
+  let misses = 0;
 
   return (data) => {
     if (last !== undefined && data.slice(0, last.prefix.length) === last.prefix) {
@@ -80,8 +84,14 @@ export function createContentDeltaReader(): ContentDeltaReader {
     // A chunk without the word fails CONTENT_CHUNK, but only after ~300-500 ns of backtracking
     // (tool-call, finish and usage chunks); this says so in ~60.
     if (!data.includes('content')) return undefined;
+    // A stream whose chunks have another shape (Azure's content_filter_results in
+    // every choice) would pay the failed match on every chunk: after a few, stop trying.
+    if (misses >= MAX_MISSES) return undefined;
     const match = CONTENT_CHUNK.exec(data);
-    if (match === null) return undefined;
+    if (match === null) {
+      misses++;
+      return undefined;
+    }
     const prefix = match[1]!;
     const end = prefix.length + match[2]!.length;
     last = { prefix, suffix: data.slice(end) };

@@ -95,4 +95,19 @@ describe('createContentDeltaReader', () => {
       expect(reader()(data)).toBeUndefined();
     });
   });
+  test('a stream whose content chunks it keeps turning down (Azure) stops being tried after four', () => {
+    const azure = chunk('"content":"a"', '', `${TAIL},"content_filter_results":{"hate":{"filtered":false,"severity":"safe"}}`);
+    const read = createContentDeltaReader();
+    for (let i = 0; i < 4; i++) expect(read(azure)).toBeUndefined();
+    // Even a chunk it would read on a fresh stream is left to JSON.parse now.
+    expect(createContentDeltaReader()(chunk('"content":"a"'))).toBe('a');
+    expect(read(chunk('"content":"a"'))).toBeUndefined();
+  });
+
+  test('chunks without content (tool calls) do not count as turned down', () => {
+    const read = createContentDeltaReader();
+    const toolCall = `{${TOP},"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]},${TAIL}}]}`;
+    for (let i = 0; i < 10; i++) expect(read(toolCall)).toBeUndefined();
+    expect(read(chunk('"content":"a"'))).toBe('a');
+  });
 });
