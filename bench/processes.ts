@@ -224,10 +224,24 @@ export interface ContextdOptions {
   build?: { dir: string; cliPath: string };
 }
 
-function defaultsOf(options: ContextdOptions): { defaults?: Record<string, unknown> } {
+/**
+ * The fake upstream's usage.prompt_tokens is its body's bytes ÷ 4, not a count
+ * (it never tokenizes: upstream-server.ts), about 22% over contextd's. The
+ * drift check still runs and observes its metric on every request; only its
+ * warning line, which an upstream's real count would not cause, is kept out.
+ */
+const FAKE_COUNT_DRIFT_WARNING = '99%';
+
+function defaultsOf(options: ContextdOptions): { defaults: Record<string, unknown> } {
   const summary = options.defaults?.summary as Record<string, unknown> | undefined;
-  const defaults = { ...options.defaults, ...(options.summaries === true ? {} : { summary: { ...summary, enabled: false } }) };
-  return Object.keys(defaults).length === 0 ? {} : { defaults };
+  const budget = options.defaults?.budget as Record<string, unknown> | undefined;
+  return {
+    defaults: {
+      ...options.defaults,
+      budget: { drift_warning: FAKE_COUNT_DRIFT_WARNING, ...budget },
+      ...(options.summaries === true ? {} : { summary: { ...summary, enabled: false } }),
+    },
+  };
 }
 
 /**
