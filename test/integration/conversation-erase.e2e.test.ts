@@ -7,8 +7,7 @@
 // Redis key and no MongoDB document. Receipts, and tenants: another API key's
 // caller finds nothing, the admin token reaches it with ?tenant=.
 
-import { Redis } from 'ioredis';
-import { MongoClient } from 'mongodb';
+import type { Db } from 'mongodb';
 import type OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { DEFAULT_SUMMARY_PROMPT } from '../../src/config/schema.js';
@@ -16,9 +15,8 @@ import type { ChatMessage } from '../../src/domain.js';
 import { resolveTenant } from '../../src/http/conversation-identity.js';
 import { ensureBuilt, startContextd, stopAll, type ContextdProcess } from '../support/contextd-process.js';
 import { startFakeUpstream, type Behaviour, type FakeUpstream, type RecordedRequest } from '../support/fake-upstream.js';
-import { startMongo, type MongoServer } from '../support/mongo-server.js';
-import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { describeWithService, serviceAvailability } from '../support/services.js';
+import { useTwoServers } from '../support/tiered-stack.js';
 import { waitFor } from '../support/wait-for.js';
 import { API_KEY, clientFor, contextdConfig, storedMessages } from './harness.js';
 import { redisDump } from '../support/redis-watch.js';
@@ -234,39 +232,30 @@ erasureSuite('erasure on the embedded store', () => undefined, () => undefined);
 const available = serviceAvailability();
 
 describeWithService(!available.redis.isAvailable ? available.redis : available.mongo, 'erasure on Redis in front of MongoDB', () => {
-  let redisServer: RedisServer;
-  let mongoServer: MongoServer;
-  let redis: Redis;
-  let mongoClient: MongoClient;
-  beforeAll(async () => {
-    [redisServer, mongoServer] = await Promise.all([startRedis(), startMongo()]);
-    redis = new Redis(redisServer.url, { maxRetriesPerRequest: 1 });
-    mongoClient = new MongoClient(mongoServer.url, { serverSelectionTimeoutMS: 10_000 });
-  }, 120_000);
-  afterAll(async () => {
-    redis?.disconnect();
-    await mongoClient?.close();
-    await Promise.allSettled([redisServer?.stop(), mongoServer?.stop()]);
-  });
+  const servers = useTwoServers();
+  const database = (): Db => servers.mongoClient.db(servers.mongoServer.database);
 
   const views: ServerViews = {
     dump: async () => {
-      const parts: string[] = [await redisDump(redis)];
-      const db = mongoClient.db(mongoServer.database);
+      const parts: string[] = [await redisDump(servers.redis)];
+      const db = database();
       for (const { name } of await db.listCollections().toArray()) parts.push(name, JSON.stringify(await db.collection(name).find({}).toArray()));
       return parts.join('\n');
     },
-    flushed: () => waitFor(async () => (await redis.zcard('contextd:dirty')) === 0, { timeoutMs: 10_000, message: 'every turn flushed to MongoDB' }),
+    flushed: () => waitFor(async () => (await servers.redis.zcard('contextd:dirty')) === 0, { timeoutMs: 10_000, message: 'every turn flushed to MongoDB' }),
     summaryStored: (conversation, coversSeq) =>
       waitFor(
-        async () => (await mongoClient.db(mongoServer.database).collection('messages').countDocuments({ conversation, summaryText: { $exists: true }, coversSeq: { $gte: coversSeq } })) > 0,
+        async () => (await database().collection('messages').countDocuments({ conversation, summaryText: { $exists: true }, coversSeq: { $gte: coversSeq } })) > 0,
         { timeoutMs: 10_000, message: `MongoDB holding a summary of ${conversation} covering seq ${coversSeq}` },
       ),
   };
 
   erasureSuite(
     'Redis + MongoDB',
-    () => ({ redis: { url: redisServer.url, ttl: '1h', timeout: '2s' }, mongodb: { url: mongoServer.url, database: mongoServer.database, timeout: '10s' } }),
+    () => ({
+      redis: { url: servers.redisServer.url, ttl: '1h', timeout: '2s' },
+      mongodb: { url: servers.mongoServer.url, database: servers.mongoServer.database, timeout: '10s' },
+    }),
     () => views,
   );
 });

@@ -10,9 +10,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { resolveTenant } from '../../src/http/conversation-identity.js';
 import { ensureBuilt, startContextd, stopAll, type ContextdProcess } from '../support/contextd-process.js';
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.js';
-import { startMongo, type MongoServer } from '../support/mongo-server.js';
-import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { describeWithService, serviceAvailability } from '../support/services.js';
+import { useTwoServers } from '../support/tiered-stack.js';
 import { waitFor } from '../support/wait-for.js';
 import { API_KEY, clientFor, contextdConfig, storedMessages } from './harness.js';
 
@@ -161,19 +160,13 @@ describe('GET /contextd/v1/conversations on the embedded store', () => {
 
 const available = serviceAvailability();
 describeWithService(!available.redis.isAvailable ? available.redis : available.mongo, 'GET /contextd/v1/conversations on Redis + MongoDB', () => {
-  let redisServer: RedisServer;
-  let mongoServer: MongoServer;
-  beforeAll(async () => {
-    [redisServer, mongoServer] = await Promise.all([startRedis(), startMongo()]);
-  }, 120_000);
-  afterAll(async () => {
-    await stopAll();
-    await Promise.allSettled([redisServer?.stop(), mongoServer?.stop()]);
-  });
+  const servers = useTwoServers();
+  // Registered after the servers' hooks, so it runs before they stop (vitest runs after-hooks as a stack).
+  afterAll(() => stopAll());
   // FerretDB on SQLite scans a whole collection per query, so MongoDB gets a generous timeout here.
   listingSuite(() => ({
-    redis: { url: redisServer.url, ttl: '1h', timeout: '500ms' },
-    mongodb: { url: mongoServer.url, database: mongoServer.database, timeout: '5s' },
+    redis: { url: servers.redisServer.url, ttl: '1h', timeout: '500ms' },
+    mongodb: { url: servers.mongoServer.url, database: servers.mongoServer.database, timeout: '5s' },
   }));
 });
 

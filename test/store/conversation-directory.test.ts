@@ -7,7 +7,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import { Cluster, Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { MongoClient, type Db } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { ConversationId, ConversationKey, TenantId } from '../../src/domain.js';
@@ -25,9 +25,8 @@ import { RedisStore } from '../../src/store/redis/redis-store.js';
 import { StoreHealth } from '../../src/store/store-health.js';
 import { TieredDirectory } from '../../src/store/tiered-directory.js';
 import { startMongo, type MongoServer } from '../support/mongo-server.js';
-import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '../support/redis-server.js';
 import { describeWithMongo, describeWithRedis, describeWithRedisCluster, describeWithService, serviceAvailability } from '../support/services.js';
-import { testFlusher, tieredStore, turn, useTwoServers } from '../support/tiered-stack.js';
+import { testFlusher, tieredStore, turn, useRedis, useRedisCluster, useTwoServers } from '../support/tiered-stack.js';
 import { waitFor } from '../support/wait-for.js';
 
 const HOUR_MS = 3_600_000;
@@ -189,17 +188,7 @@ describe('embedded store', () => {
 });
 
 describeWithRedis('Redis alone', () => {
-  let server: RedisServer;
-  let client: Redis;
-  beforeAll(async () => {
-    server = await startRedis();
-    client = new Redis(server.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
-    await new Promise((resolve) => client.once('ready', resolve));
-  });
-  afterAll(async () => {
-    client?.disconnect();
-    await server?.stop();
-  });
+  const servers = useRedis();
 
   const redisAlone = (on: () => Redis | Cluster) => async (): Promise<DirectoryHarness> => {
     const keyPrefix = `list:${randomUUID()}:`;
@@ -214,21 +203,21 @@ describeWithRedis('Redis alone', () => {
     return { store, directory, settle: async () => undefined, cleanup: () => store.close() };
   };
 
-  runDirectoryContract('RedisDirectory (standalone Redis, through TieredDirectory)', redisAlone(() => client));
+  runDirectoryContract('RedisDirectory (standalone Redis, through TieredDirectory)', redisAlone(() => servers.client));
 
   test('the append script sets activeAt; a meta hash without it (an older contextd) takes its newest message time', async () => {
     const keyPrefix = `list:${randomUUID()}:`;
-    const store = new RedisStore({ client, ttlMs: HOUR_MS, maxCachedMessages: 200, mode: 'standalone', keyPrefix });
-    const directory = new RedisDirectory({ client, keyPrefix });
+    const store = new RedisStore({ client: servers.client, ttlMs: HOUR_MS, maxCachedMessages: 200, mode: 'standalone', keyPrefix });
+    const directory = new RedisDirectory({ client: servers.client, keyPrefix });
     const tenant = 'k.legacy' as TenantId;
     await store.append(key(tenant, 'old'), turn('old'));
     await delay(5);
     await store.append(key(tenant, 'new'), turn('new'));
     const meta = `${keyPrefix}{k.legacy:old}:meta`;
     const [newest] = await store.listMessages(key(tenant, 'old'), { afterSeq: 1, limit: 1 });
-    expect(Number(await client.hget(meta, 'activeAt'))).toBe(newest!.createdAtMs);
+    expect(Number(await servers.client.hget(meta, 'activeAt'))).toBe(newest!.createdAtMs);
 
-    await client.hdel(meta, 'activeAt');
+    await servers.client.hdel(meta, 'activeAt');
     const listed = (await directory.list(tenant, { limit: 10, after: undefined })).conversations;
     expect(listed.map((entry) => [entry.conversation, entry.messageCount])).toEqual([
       ['new', 2],
@@ -241,45 +230,35 @@ describeWithRedis('Redis alone', () => {
   test("only the store's own key prefix is scanned", async () => {
     const tenant = newTenant() as TenantId;
     const ours = `list:${randomUUID()}:`;
-    const store = new RedisStore({ client, ttlMs: HOUR_MS, maxCachedMessages: 200, mode: 'standalone', keyPrefix: ours });
-    const elsewhere = new RedisStore({ client, ttlMs: HOUR_MS, maxCachedMessages: 200, mode: 'standalone', keyPrefix: `list:${randomUUID()}:` });
+    const store = new RedisStore({ client: servers.client, ttlMs: HOUR_MS, maxCachedMessages: 200, mode: 'standalone', keyPrefix: ours });
+    const elsewhere = new RedisStore({ client: servers.client, ttlMs: HOUR_MS, maxCachedMessages: 200, mode: 'standalone', keyPrefix: `list:${randomUUID()}:` });
     await store.append(key(tenant, 'here'), turn('here'));
     await elsewhere.append(key(tenant, 'there'), turn('there'));
-    expect(idsOf((await new RedisDirectory({ client, keyPrefix: ours }).list(tenant, { limit: 10, after: undefined })).conversations)).toEqual(['here']);
+    expect(idsOf((await new RedisDirectory({ client: servers.client, keyPrefix: ours }).list(tenant, { limit: 10, after: undefined })).conversations)).toEqual(['here']);
     await Promise.all([store.close(), elsewhere.close()]);
   });
 });
 
 describeWithRedisCluster('Redis Cluster alone', () => {
-  let cluster: RedisCluster;
-  let clusterClient: Cluster;
-  beforeAll(async () => {
-    cluster = await startRedisCluster({ masters: 3, timeoutMs: 30_000 });
-    clusterClient = new Cluster(cluster.nodes, { enableOfflineQueue: false, redisOptions: { maxRetriesPerRequest: 1 } });
-    await new Promise((resolve) => clusterClient.once('ready', resolve));
-  }, 60_000);
-  afterAll(async () => {
-    await clusterClient?.quit();
-    await cluster?.stop();
-  });
+  const servers = useRedisCluster();
 
   runDirectoryContract('RedisDirectory (3-master Cluster)', async () => {
     const keyPrefix = `list:${randomUUID()}:`;
-    const store = new RedisStore({ client: clusterClient, ttlMs: HOUR_MS, maxCachedMessages: 200, mode: 'standalone', keyPrefix });
-    return { store, directory: new RedisDirectory({ client: clusterClient, keyPrefix }), settle: async () => undefined, cleanup: () => store.close() };
+    const store = new RedisStore({ client: servers.client, ttlMs: HOUR_MS, maxCachedMessages: 200, mode: 'standalone', keyPrefix });
+    return { store, directory: new RedisDirectory({ client: servers.client, keyPrefix }), settle: async () => undefined, cleanup: () => store.close() };
   });
 
   test('conversations on every master are listed', async () => {
     const keyPrefix = `list:${randomUUID()}:`;
-    const store = new RedisStore({ client: clusterClient, ttlMs: HOUR_MS, maxCachedMessages: 200, mode: 'standalone', keyPrefix });
+    const store = new RedisStore({ client: servers.client, ttlMs: HOUR_MS, maxCachedMessages: 200, mode: 'standalone', keyPrefix });
     const tenant = newTenant();
     const conversations = Array.from({ length: 30 }, (_, index) => `spread-${index}`);
     for (const conversation of conversations) await store.append(key(tenant, conversation), turn(conversation));
     const mastersHolding = await Promise.all(
-      clusterClient.nodes('master').map(async (node) => (await node.keys(`${keyPrefix}*:meta`)).length),
+      servers.client.nodes('master').map(async (node) => (await node.keys(`${keyPrefix}*:meta`)).length),
     );
     expect(mastersHolding.filter((count) => count > 0).length).toBeGreaterThan(1);
-    const listed = await listAll(new RedisDirectory({ client: clusterClient, keyPrefix }), tenant, 4);
+    const listed = await listAll(new RedisDirectory({ client: servers.client, keyPrefix }), tenant, 4);
     expect(new Set(idsOf(listed))).toEqual(new Set(conversations));
     expect(listed).toHaveLength(30);
     await store.close();

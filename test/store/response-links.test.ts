@@ -5,7 +5,6 @@
 // seen from outside, MongoDB's documents, and the two-tier fallback.
 
 import { randomUUID } from 'node:crypto';
-import { Cluster, Redis } from 'ioredis';
 import { MongoClient, type Db } from 'mongodb';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import type { ConversationId, ConversationKey, TenantId } from '../../src/domain.js';
@@ -17,9 +16,8 @@ import type { ResponseLink, ResponseLinkStore } from '../../src/store/response-l
 import { StoreHealth, type TierName } from '../../src/store/store-health.js';
 import { TieredResponseLinks } from '../../src/store/tiered-response-links.js';
 import { startMongo, type MongoServer } from '../support/mongo-server.js';
-import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '../support/redis-server.js';
 import { describeWithMongo, describeWithRedis, describeWithRedisCluster, describeWithService, serviceAvailability } from '../support/services.js';
-import { useTwoServers, wrapMethod } from '../support/tiered-stack.js';
+import { useRedis, useRedisCluster, useTwoServers, wrapMethod } from '../support/tiered-stack.js';
 import { waitFor } from '../support/wait-for.js';
 
 interface LinksUnderTest {
@@ -240,24 +238,12 @@ describe('MemoryResponseLinks bounds', () => {
 // ---- Redis ----
 
 describeWithRedis('RedisResponseLinks', () => {
-  let server: RedisServer;
-  let client: Redis;
-
-  beforeAll(async () => {
-    server = await startRedis();
-    client = new Redis(server.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
-    await new Promise((resolve) => client.once('ready', resolve));
-  });
-
-  afterAll(async () => {
-    client?.disconnect();
-    await server?.stop();
-  });
+  const servers = useRedis();
 
   /** Links on a key prefix of their own, so tests never see each other's keys. */
   function linksWith(ttlMs = HOUR_MS): { links: RedisResponseLinks; prefix: string } {
     const prefix = `test:${randomUUID()}:`;
-    return { links: new RedisResponseLinks({ client, ttlMs, keyPrefix: prefix }), prefix };
+    return { links: new RedisResponseLinks({ client: servers.client, ttlMs, keyPrefix: prefix }), prefix };
   }
 
   runResponseLinksContract('RedisResponseLinks contract', async () => ({ links: linksWith().links }));
@@ -268,24 +254,24 @@ describeWithRedis('RedisResponseLinks', () => {
 
     const linkKey = `${prefix}rlink:acme:resp_1`;
     const setKey = `${prefix}{acme:chat-42}:rlinks`;
-    expect(JSON.parse((await client.get(linkKey)) ?? 'null')).toEqual({ c: 'chat-42', t: 'turn-1', at: 5 });
-    expect(await client.smembers(setKey)).toEqual(['resp_1']);
+    expect(JSON.parse((await servers.client.get(linkKey)) ?? 'null')).toEqual({ c: 'chat-42', t: 'turn-1', at: 5 });
+    expect(await servers.client.smembers(setKey)).toEqual(['resp_1']);
     for (const key of [linkKey, setKey]) {
-      const ttlMs = await client.pttl(key);
+      const ttlMs = await servers.client.pttl(key);
       expect(ttlMs, key).toBeGreaterThan(50_000);
       expect(ttlMs, key).toBeLessThanOrEqual(60_000);
     }
 
     await links.forget(conversationKey('acme', 'chat-42'));
-    expect(await client.exists(linkKey, setKey)).toBe(0);
+    expect(await servers.client.exists(linkKey, setKey)).toBe(0);
   });
 
   test("a colon or brace in an id is escaped: keys keep their layout and no id opens a hash tag", async () => {
     const { links, prefix } = linksWith();
     await links.put(tenantOf('a:b{'), 'x}{y:%', link('c{1}'));
 
-    expect(await client.exists(`${prefix}rlink:a%3Ab%7B:x%7D%7By:%25`)).toBe(1);
-    expect(await client.exists(`${prefix}{a%3Ab%7B:c%7B1%7D}:rlinks`)).toBe(1);
+    expect(await servers.client.exists(`${prefix}rlink:a%3Ab%7B:x%7D%7By:%25`)).toBe(1);
+    expect(await servers.client.exists(`${prefix}{a%3Ab%7B:c%7B1%7D}:rlinks`)).toBe(1);
   });
 
   test('a link expires ttlMs after it was made', async () => {
@@ -293,7 +279,7 @@ describeWithRedis('RedisResponseLinks', () => {
     await links.put(tenantOf('acme'), 'resp_1', link('chat'));
     expect(await links.get(tenantOf('acme'), 'resp_1')).toBeDefined();
 
-    await waitFor(async () => (await client.exists(`${prefix}rlink:acme:resp_1`, `${prefix}{acme:chat}:rlinks`)) === 0, {
+    await waitFor(async () => (await servers.client.exists(`${prefix}rlink:acme:resp_1`, `${prefix}{acme:chat}:rlinks`)) === 0, {
       timeoutMs: 5_000,
       message: 'the link and the conversation set to expire',
     });
@@ -305,40 +291,28 @@ describeWithRedis('RedisResponseLinks', () => {
     const { links, prefix } = linksWith(60_000);
     const linkKey = `${prefix}rlink:acme:resp_1`;
     await links.put(tenantOf('acme'), 'resp_1', link('chat'));
-    await client.pexpire(linkKey, 5_000);
+    await servers.client.pexpire(linkKey, 5_000);
 
     await links.get(tenantOf('acme'), 'resp_1');
 
-    expect(await client.pttl(linkKey)).toBeGreaterThan(50_000);
+    expect(await servers.client.pttl(linkKey)).toBeGreaterThan(50_000);
   });
 
   test('rejects a key prefix with a brace and a TTL that is not a positive integer', () => {
-    expect(() => new RedisResponseLinks({ client, ttlMs: HOUR_MS, keyPrefix: 'a{b}:' })).toThrow(RangeError);
-    expect(() => new RedisResponseLinks({ client, ttlMs: 0 })).toThrow(RangeError);
+    expect(() => new RedisResponseLinks({ client: servers.client, ttlMs: HOUR_MS, keyPrefix: 'a{b}:' })).toThrow(RangeError);
+    expect(() => new RedisResponseLinks({ client: servers.client, ttlMs: 0 })).toThrow(RangeError);
   });
 });
 
 describeWithRedisCluster('RedisResponseLinks on a 3-master Redis Cluster', () => {
-  let cluster: RedisCluster;
-  let clusterClient: Cluster;
-
-  beforeAll(async () => {
-    cluster = await startRedisCluster({ masters: 3, timeoutMs: 30_000 });
-    clusterClient = new Cluster(cluster.nodes, { enableOfflineQueue: false, redisOptions: { maxRetriesPerRequest: 1 } });
-    await new Promise((resolve) => clusterClient.once('ready', resolve));
-  }, 60_000);
-
-  afterAll(async () => {
-    await clusterClient?.quit();
-    await cluster?.stop();
-  });
+  const servers = useRedisCluster();
 
   runResponseLinksContract('RedisResponseLinks contract (Cluster)', async () => ({
-    links: new RedisResponseLinks({ client: clusterClient, ttlMs: HOUR_MS, keyPrefix: `test:${randomUUID()}:` }),
+    links: new RedisResponseLinks({ client: servers.client, ttlMs: HOUR_MS, keyPrefix: `test:${randomUUID()}:` }),
   }));
 
   test('forget reaches links on every master', async () => {
-    const links = new RedisResponseLinks({ client: clusterClient, ttlMs: HOUR_MS, keyPrefix: `test:${randomUUID()}:` });
+    const links = new RedisResponseLinks({ client: servers.client, ttlMs: HOUR_MS, keyPrefix: `test:${randomUUID()}:` });
     const ids = Array.from({ length: 30 }, (_, index) => `resp_${index}`);
     for (const id of ids) await links.put(tenantOf('acme'), id, link('chat'));
 

@@ -2,7 +2,7 @@
 // TieredStore and an OutboxFlusher with the tests' deadlines and timings, a
 // message, and a store with one method wrapped (slow, lossy).
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { MongoClient, type Db } from 'mongodb';
 import { afterAll, beforeAll } from 'vitest';
 import { OutboxFlusher, type OutboxFlusherOptions } from '../../src/background/outbox-flusher.js';
@@ -10,7 +10,7 @@ import type { NewMessage } from '../../src/domain.js';
 import { OutageMerge } from '../../src/store/outage-merge.js';
 import { TieredStore, type TieredStoreOptions } from '../../src/store/tiered-store.js';
 import { startMongo, type MongoServer } from './mongo-server.js';
-import { startRedis, type RedisServer } from './redis-server.js';
+import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from './redis-server.js';
 
 /** A TieredStore with the tests' deadlines; `options` names the tiers and anything else that differs. */
 export function tieredStore(options: Pick<TieredStoreOptions, 'redis' | 'mongo' | 'health'> & Partial<TieredStoreOptions>): TieredStore {
@@ -61,13 +61,60 @@ export interface TwoServers {
   freshDb(): Db;
 }
 
+/** A client that fails at once while its server is away (no offline queue, one retry), connected. */
+async function connectedRedis(url: string): Promise<Redis> {
+  const client = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+  await new Promise((resolve) => client.once('ready', resolve));
+  return client;
+}
+
+/** The suite's Redis server and a connected client. */
+export interface RedisAlone {
+  server: RedisServer;
+  client: Redis;
+}
+
+/** Call in a describe block: its tests find the server and client in the returned object once beforeAll has run. */
+export function useRedis(): RedisAlone {
+  const redis = {} as RedisAlone;
+  beforeAll(async () => {
+    redis.server = await startRedis();
+    redis.client = await connectedRedis(redis.server.url);
+  });
+  afterAll(async () => {
+    redis.client?.disconnect();
+    await redis.server?.stop();
+  });
+  return redis;
+}
+
+/** The suite's 3-master Redis Cluster and a connected cluster client. */
+export interface RedisClusterAlone {
+  cluster: RedisCluster;
+  client: Cluster;
+}
+
+/** As useRedis, for a Redis Cluster of three masters. */
+export function useRedisCluster(): RedisClusterAlone {
+  const redis = {} as RedisClusterAlone;
+  beforeAll(async () => {
+    redis.cluster = await startRedisCluster({ masters: 3, timeoutMs: 30_000 });
+    redis.client = new Cluster(redis.cluster.nodes, { enableOfflineQueue: false, redisOptions: { maxRetriesPerRequest: 1 } });
+    await new Promise((resolve) => redis.client.once('ready', resolve));
+  }, 60_000);
+  afterAll(async () => {
+    await redis.client?.quit();
+    await redis.cluster?.stop();
+  });
+  return redis;
+}
+
 /** Call in a describe block: its tests find the servers in the returned object once beforeAll has run. */
 export function useTwoServers(): TwoServers {
   const servers = {} as TwoServers;
   beforeAll(async () => {
     [servers.redisServer, servers.mongoServer] = await Promise.all([startRedis(), startMongo()]);
-    servers.redis = new Redis(servers.redisServer.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
-    await new Promise((resolve) => servers.redis.once('ready', resolve));
+    servers.redis = await connectedRedis(servers.redisServer.url);
     servers.mongoClient = new MongoClient(servers.mongoServer.url, { serverSelectionTimeoutMS: 5_000 });
     servers.freshDb = () => servers.mongoClient.db(`${servers.mongoServer.database}_${randomUUID().slice(0, 8)}`);
   }, 120_000);

@@ -5,17 +5,8 @@ import { DEFAULT_IMAGE_RULE, imageRuleForModel } from '../../../src/tokens/image
 import { imageTokens, maxImageTokens, patchTokens } from '../../../src/tokens/image-tokens.js';
 import { TokenCountCache } from '../../../src/tokens/token-count-cache.js';
 import { digestMessage } from '../../../src/context/message-digest.js';
+import { pngUrl } from '../../support/image-fixtures.js';
 
-// Just the header bytes the size is read from.
-function pngUrl(width: number, height: number): string {
-  const bytes = Buffer.alloc(33);
-  Buffer.from('\x89PNG\r\n\x1a\n', 'latin1').copy(bytes, 0);
-  bytes.writeUInt32BE(13, 8);
-  bytes.write('IHDR', 12, 'latin1');
-  bytes.writeUInt32BE(width, 16);
-  bytes.writeUInt32BE(height, 20);
-  return `data:image/png;base64,${bytes.toString('base64')}`;
-}
 
 describe('imageRuleForModel', () => {
   test.each([

@@ -6,21 +6,7 @@ import {
   LOW_DETAIL_IMAGE_TOKENS,
   MAX_HIGH_DETAIL_IMAGE_TOKENS,
 } from '../../../src/tokens/image-tokens.js';
-
-const dataUrl = (mime: string, bytes: Buffer): string => `data:${mime};base64,${bytes.toString('base64')}`;
-
-// Just the header bytes the size is read from; the parser must not need the rest.
-function pngHeader(width: number, height: number): Buffer {
-  const bytes = Buffer.alloc(33);
-  Buffer.from('\x89PNG\r\n\x1a\n', 'latin1').copy(bytes, 0);
-  bytes.writeUInt32BE(13, 8);
-  bytes.write('IHDR', 12, 'latin1');
-  bytes.writeUInt32BE(width, 16);
-  bytes.writeUInt32BE(height, 20);
-  bytes[24] = 8; // bit depth
-  bytes[25] = 6; // RGBA
-  return bytes;
-}
+import { dataUrl, pngHeader } from '../../support/image-fixtures.js';
 
 function gifHeader(width: number, height: number): Buffer {
   const bytes = Buffer.alloc(13);
