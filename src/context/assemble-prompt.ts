@@ -48,7 +48,7 @@ export function assemblePrompt(input: AssemblyInput): AssembledPrompt {
   const { instructions, summary, turn, budgetTokens } = input;
   // Tool results in the new turn answer a stored assistant tool_calls message:
   // that message (and results already stored) must go with them, whatever the budget.
-  const pinnedStart = input.turn[0]?.message.role === 'tool' ? startOfTrailingToolUnit(input.history) : input.history.length;
+  const pinnedStart = pinnedHistoryStart(input.history, input.turn);
   const pinned = input.history.slice(pinnedStart);
   const history = input.history.slice(0, pinnedStart);
 
@@ -114,6 +114,15 @@ function isAnsweredBy(call: ChatMessage, history: readonly StoredMessage[], from
   const answered = new Set<unknown>();
   for (let i = from; i < to; i++) answered.add(history[i]!.message.tool_call_id);
   return ids.every((id) => answered.has(id));
+}
+
+/**
+ * Where the history the new turn cannot go without starts: when the turn opens
+ * with tool results, the stored assistant tool_calls message they answer (and
+ * any results already stored after it); else history.length (none).
+ */
+export function pinnedHistoryStart(history: readonly CountedMessage[], turn: readonly CountedMessage[]): number {
+  return turn[0]?.message.role === 'tool' ? startOfTrailingToolUnit(history) : history.length;
 }
 
 /** Index where the newest unit starts if it is an assistant tool_calls message with (some of) its results; else history.length. */

@@ -14,6 +14,7 @@
 // at the same message, with no state of its own to store.
 
 import type { StoredMessage } from '../domain.js';
+import { hasToolCalls } from './tool-sequence.js';
 
 export interface ChunkedStart {
   /** Index into the history where the window starts (history.length: none of it). */
@@ -31,10 +32,13 @@ export interface ChunkedStart {
 /**
  * The chunked window's start in `history` (the stored messages after the
  * summary, oldest first) for a request whose new turn costs `turnTokens`,
- * within `windowTokens` for history and turn together. Undefined when the
- * history carries no running totals to place it by (then the window slides).
+ * within `windowTokens` for history and turn together. `pinnedFrom` is where
+ * the history the turn cannot go without starts (the tool_calls message its
+ * tool results answer; history.length when none): the window never starts
+ * after it. Undefined when the history carries no running totals to place it
+ * by (then the window slides).
  */
-export function chunkedStart(history: readonly StoredMessage[], turnTokens: number, windowTokens: number, lowWatermark: number): ChunkedStart | undefined {
+export function chunkedStart(history: readonly StoredMessage[], turnTokens: number, windowTokens: number, lowWatermark: number, pinnedFrom = history.length): ChunkedStart | undefined {
   if (history.length === 0) return { start: 0, isSameAsBefore: true };
   const ends = runningTotals(history);
   if (ends === undefined) return undefined;
@@ -44,8 +48,10 @@ export function chunkedStart(history: readonly StoredMessage[], turnTokens: numb
   // The conversation's previous request ended before the reply that closes the history.
   const last = history.at(-1)!;
   const previousEnd = last.message.role === 'assistant' ? ends.at(-1)! - last.tokens : ends.at(-1)!;
-  const start = firstTurnFrom(history, ends, threshold);
-  const isSameAsBefore = firstTurnFrom(history, ends, thresholdFor(previousEnd, windowTokens, step)) === start;
+  const stepStart = firstTurnFrom(history, ends, threshold);
+  // A tool loop longer than the window: it starts at the call the turn answers, a start that moves every turn.
+  const start = Math.min(stepStart, pinnedFrom);
+  const isSameAsBefore = stepStart <= pinnedFrom && firstTurnFrom(history, ends, thresholdFor(previousEnd, windowTokens, step)) === start;
   // A turn grows the history by about this turn and the last reply; two more like it reach the step?
   const growth = turnTokens + (last.message.role === 'assistant' ? last.tokens : 0);
   const stepIsNear = end + 2 * growth > threshold + windowTokens;
@@ -77,8 +83,15 @@ function runningTotals(history: readonly StoredMessage[]): number[] | undefined 
   return ends;
 }
 
-/** Whole turns only: a turn's first message carries its key; a tool result never starts a window. */
+/**
+ * Whole turns: a turn's first message carries its key, and a tool result never
+ * starts a window. A turn that opens with tool results (an agent's tool loop)
+ * can only be left whole with the turn before it, so its tool_calls message,
+ * which starts a unit the assembly keeps whole, is a start too: without it a
+ * loop longer than the window would have no start at all.
+ */
 function startsTurn(history: readonly StoredMessage[], i: number): boolean {
   const m = history[i]!;
-  return m.message.role !== 'tool' && (m.turnKey !== undefined || m.message.role === 'user');
+  if (m.message.role === 'tool') return false;
+  return m.turnKey !== undefined || m.message.role === 'user' || hasToolCalls(m.message);
 }

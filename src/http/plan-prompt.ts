@@ -4,7 +4,7 @@
 // go upstream. The memory path forwards the plan; the conversation API's dry
 // run (conversation-context.ts) shows it, so the two can never differ.
 
-import { assemblePrompt, type AssembledPrompt, type CountedMessage } from '../context/assemble-prompt.js';
+import { assemblePrompt, pinnedHistoryStart, type AssembledPrompt, type CountedMessage } from '../context/assemble-prompt.js';
 import type { CountedRequest } from '../context/counted-request.js';
 import { splitRequest, type SplitRequest } from '../context/split-request.js';
 import { findRequestToolProblem, findToolSequenceProblem, type ToolSequenceProblem } from '../context/tool-sequence.js';
@@ -81,7 +81,13 @@ export async function planPrompt(input: PlanInput): Promise<PromptPlan> {
   const budgetTokens = assemblyBudget(route.budget);
   const chunk =
     route.window.eviction === 'chunked'
-      ? chunkedStart(split.history, sumTokens(turn), budgetTokens - summaryReserve(route) - sumTokens(instructions) - fixedTokens, route.window.lowWatermark)
+      ? chunkedStart(
+          split.history,
+          sumTokens(turn),
+          budgetTokens - summaryReserve(route) - sumTokens(instructions) - fixedTokens,
+          route.window.lowWatermark,
+          pinnedHistoryStart(split.history, turn),
+        )
       : undefined;
   const skipped = chunk?.start ?? 0;
   const prompt = assemblePrompt({

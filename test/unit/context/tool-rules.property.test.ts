@@ -6,15 +6,17 @@
 // (then it goes as it came); the stored state never breaks them; re-sent
 // history, however the client re-serialised it, is never stored again.
 //
-// The steps are those of the request path (src/http/chat-completions.ts):
-// split → the client's own check → results for unanswered calls → assemble.
+// The steps are those of the request path (src/http/plan-prompt.ts):
+// split → the client's own check → results for unanswered calls → (a chunked
+// window's start) → assemble.
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { assemblePrompt } from '../../../src/context/assemble-prompt.js';
+import { assemblePrompt, pinnedHistoryStart } from '../../../src/context/assemble-prompt.js';
 import { digestMessage } from '../../../src/context/message-digest.js';
 import { splitRequest } from '../../../src/context/split-request.js';
 import { describeToolSequenceProblem, findStoreProblem, findToolSequenceProblem } from '../../../src/context/tool-sequence.js';
 import { resultsForUnansweredCalls } from '../../../src/context/unanswered-calls.js';
+import { chunkedStart } from '../../../src/context/window-policy.js';
 import type { ChatMessage, StoredMessage } from '../../../src/domain.js';
 
 type UnitSpec = { kind: 'user' | 'assistant'; tokens: number } | { kind: 'tools'; tokens: number; calls: number; answered: number };
@@ -49,8 +51,16 @@ function buildHistory(units: readonly UnitSpec[]): ChatMessage[] {
   return messages;
 }
 
+/**
+ * As the stores hold them: running totals, and a turn key on each turn's first
+ * message. A user message opens a turn; so does the first tool result after a
+ * call, as in an agent's tool loop, where each request sends only the results.
+ */
 const stored = (messages: readonly ChatMessage[]): StoredMessage[] =>
-  messages.map((message, i) => ({ message, tokens: 10, digest: digestMessage(message), seq: i + 1, createdAtMs: 0 }));
+  messages.map((message, i) => {
+    const opensTurn = message.role === 'user' || (message.role === 'tool' && messages[i - 1]?.tool_calls !== undefined);
+    return { message, tokens: 10, digest: digestMessage(message), seq: i + 1, createdAtMs: 0, cumTokens: 10 * (i + 1), ...(opensTurn ? { turnKey: `turn ${i}` } : {}) };
+  });
 
 /** How an app's own copy of a message differs from the stored bytes. */
 function reserialise(message: ChatMessage, style: number): ChatMessage {
@@ -130,7 +140,8 @@ describe('tool-message rules, over random conversations and requests', () => {
         arbClient,
         fc.integer({ min: 60, max: 600 }),
         fc.oneof(fc.constant('text' as const), fc.constant('fresh call' as const), fc.integer({ min: 1, max: 12 })),
-        (units, openTail, loadCut, client, budgetTokens, replyKind) => {
+        fc.option(fc.double({ min: 0.1, max: 0.9, noNaN: true })),
+        (units, openTail, loadCut, client, budgetTokens, replyKind, chunkedWatermark) => {
           const history = buildHistory(openTail === null ? units : [...units, openTail]);
           const all = stored(history);
           // The load returns the newest messages (at least the newest one, as the stores'
@@ -148,11 +159,18 @@ describe('tool-message rules, over random conversations and requests', () => {
           if (isWellBehaved || isSelfInvalid) expect(clientProblem !== undefined).toBe(isSelfInvalid);
           const requestTurn = messages.slice(split.turnStart);
           const turn = [...resultsForUnansweredCalls(split.history, requestTurn), ...requestTurn];
+          const countedTurn = turn.map((message) => ({ message, tokens: 10 }));
+          // A chunked window (when the option is drawn) starts where its policy says; the assembly goes on from there.
+          const instructionTokens = 10 * split.instructionCount;
+          const chunk =
+            chunkedWatermark === null
+              ? undefined
+              : chunkedStart(split.history, 10 * countedTurn.length, budgetTokens - instructionTokens - 3, chunkedWatermark, pinnedHistoryStart(split.history, countedTurn));
           const prompt = assemblePrompt({
             instructions: messages.slice(0, split.instructionCount).map((message) => ({ message, tokens: 10 })),
             summary: undefined,
-            history: split.history,
-            turn: turn.map((message) => ({ message, tokens: 10 })),
+            history: split.history.slice(chunk?.start ?? 0),
+            turn: countedTurn,
             fixedTokens: 3,
             budgetTokens,
             summaryMaxTokens: 50,

@@ -1,4 +1,6 @@
 import { describe, expect, test } from 'vitest';
+import { assemblePrompt, pinnedHistoryStart } from '../../../src/context/assemble-prompt.js';
+import { findToolSequenceProblem } from '../../../src/context/tool-sequence.js';
 import { chunkedStart } from '../../../src/context/window-policy.js';
 import type { StoredMessage } from '../../../src/domain.js';
 
@@ -73,6 +75,44 @@ describe('chunkedStart', () => {
       expect(history[chunk.start]?.message.role ?? 'user').not.toBe('tool');
       expect(kept(history, chunk.start) + 10).toBeLessThanOrEqual(window);
     }
+  });
+
+  test("an agent's tool loop longer than the window: starts at a call, never orphans a result, and still moves in steps", () => {
+    // One user question, then turns that each send only a tool result and get the next call back.
+    const history: StoredMessage[] = [];
+    const push = (message: StoredMessage['message'], turnKey?: string): void => {
+      const seq = history.length + 1;
+      history.push({ message, tokens: 10, digest: `d${seq}`, seq, createdAtMs: 0, cumTokens: 10 * seq, ...(turnKey !== undefined ? { turnKey } : {}) });
+    };
+    const call = (id: string): StoredMessage['message'] => ({ role: 'assistant', content: null, tool_calls: [{ id, type: 'function', function: { name: 'f', arguments: '{}' } }] });
+    push({ role: 'user', content: 'look everything up' }, 'q');
+    push(call('c1'));
+    const starts: number[] = [];
+    for (let step = 1; step <= 40; step++) {
+      const turn = [{ message: { role: 'tool' as const, tool_call_id: `c${step}`, content: `result ${step}` }, tokens: 10 }];
+      const chunk = chunkedStart(history, 10, 100, 0.6, pinnedHistoryStart(history, turn))!;
+      const prompt = assemblePrompt({ instructions: [], summary: undefined, history: history.slice(chunk.start), turn, fixedTokens: 0, budgetTokens: 100, summaryMaxTokens: 0 });
+      expect(findToolSequenceProblem(prompt.messages), `step ${step}`).toBeUndefined();
+      expect(prompt.contextTokens).toBeLessThanOrEqual(100);
+      expect(prompt.droppedMessages, `step ${step}: the assembly took the chunked start as it was`).toBe(0);
+      starts.push(history[chunk.start]!.seq);
+      push(turn[0]!.message, `t${step}`);
+      push(call(`c${step + 1}`));
+    }
+    for (let i = 1; i < starts.length; i++) expect(starts[i]!).toBeGreaterThanOrEqual(starts[i - 1]!);
+    // A step of 0.4 x 100 = 40 tokens is two loop turns of 20: the start moves at most every other turn.
+    expect(new Set(starts).size).toBeLessThanOrEqual(starts.length / 2 + 1);
+  });
+
+  test('a turn whose tool results answer a call the step would pass: the window starts at that call', () => {
+    // 190 tokens before the call, 90 of call, 10 of result: the step's threshold (200) lies inside the call.
+    const history = conversation(10).slice(0, 19);
+    history.push({ message: { role: 'assistant', content: null, tool_calls: [{ id: 'big', type: 'function', function: { name: 'f', arguments: '{}' } }] }, tokens: 90, digest: 'b', seq: 20, createdAtMs: 0, cumTokens: 280 });
+    const turn = [{ message: { role: 'tool' as const, tool_call_id: 'big', content: 'r' }, tokens: 10 }];
+    expect(chunkedStart(history, 10, 100, 0.6)!.start, 'unpinned: none of the history').toBe(20);
+    const chunk = chunkedStart(history, 10, 100, 0.6, pinnedHistoryStart(history, turn))!;
+    expect(chunk.start).toBe(19);
+    expect(chunk.isSameAsBefore).toBe(false);
   });
 
   test('history without running totals cannot be placed: undefined (the window slides)', () => {
