@@ -6,7 +6,7 @@
 // (issue 16) rather than two runs minutes apart on a shared machine.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -22,6 +22,8 @@ export interface BaselineBuild {
   label: string;
   /** This build's, alike: what the baseline is compared with. */
   thisLabel: string;
+  /** Whether its config knows `budget.drift_warning` (builds before issue 15 refuse it as an unknown key). */
+  knowsDriftWarning: boolean;
 }
 
 function git(dir: string, args: readonly string[]): string | undefined {
@@ -34,7 +36,13 @@ export function baselineBuild(dir: string): BaselineBuild {
   const root = resolve(dir);
   const cliPath = join(root, 'dist', 'src', 'cli.js');
   if (!existsSync(cliPath)) throw new Error(`--baseline ${dir}: no ${cliPath} (build it first: scripts/bench-baseline.sh <git-rev> makes and builds one)`);
-  return { dir: root, cliPath, label: labelOf(root), thisLabel: labelOf(THIS_ROOT) };
+  return { dir: root, cliPath, label: labelOf(root), thisLabel: labelOf(THIS_ROOT), knowsDriftWarning: schemaKnows(root, 'drift_warning') };
+}
+
+/** Whether the build's JSON schema (schema/contextd.schema.json) names `key`; a build without one is taken to know it. */
+function schemaKnows(root: string, key: string): boolean {
+  const schemaPath = join(root, 'schema', 'contextd.schema.json');
+  return !existsSync(schemaPath) || readFileSync(schemaPath, 'utf8').includes(`"${key}"`);
 }
 
 function labelOf(dir: string): string {

@@ -221,7 +221,7 @@ export interface ContextdOptions {
   defaults?: Record<string, unknown>;
   routes?: readonly Record<string, unknown>[];
   /** Another build of contextd to run instead of this one (--baseline): its root (the working directory) and its CLI. */
-  build?: { dir: string; cliPath: string };
+  build?: { dir: string; cliPath: string; knowsDriftWarning: boolean };
 }
 
 /**
@@ -238,7 +238,7 @@ function defaultsOf(options: ContextdOptions): { defaults: Record<string, unknow
   return {
     defaults: {
       ...options.defaults,
-      budget: { drift_warning: FAKE_COUNT_DRIFT_WARNING, ...budget },
+      budget: { ...(options.build?.knowsDriftWarning === false ? {} : { drift_warning: FAKE_COUNT_DRIFT_WARNING }), ...budget },
       ...(options.summaries === true ? {} : { summary: { ...summary, enabled: false } }),
     },
   };
