@@ -7,8 +7,9 @@
 //   text is a string), `input_image` an `image_url` part, `input_file` a
 //   `file` part, a `refusal` part the message's `refusal`;
 // - a run of assistant-side items (assistant `message`s, `function_call`s)
-//   is one assistant message: its text and refusal, and one tool call per
-//   `function_call` (`call_id` is the call's id);
+//   is one assistant message: its text and refusal (text written after a call
+//   included: chat puts a message's text before its calls), and one tool call
+//   per `function_call` (`call_id` is the call's id);
 // - a `function_call_output` is a `tool` message answering `call_id`.
 // Other items (`reasoning`, hosted tools' calls, `item_reference`) have no
 // chat form: they go upstream in the turn they came in and are not stored.
@@ -73,14 +74,10 @@ export function itemsToMessages(items: readonly unknown[]): ItemMessage[] {
       return;
     }
     if (kind === 'message' && record.role === 'assistant') {
-      const run = openAssistant(index);
-      // Text after the run's calls starts another message: a chat message's text comes before its calls.
-      if (run.message.tool_calls !== undefined) {
-        flushAssistant();
-        addAssistantContent(openAssistant(index), record.content);
-      } else {
-        addAssistantContent(run, record.content);
-      }
+      // Text after the run's calls joins the run's text: an assistant message with calls
+      // must be followed by their results on chat (and a second assistant message there
+      // would leave them unanswered), so one message keeps both APIs' tool rules.
+      addAssistantContent(openAssistant(index), record.content);
       return;
     }
     flushAssistant();

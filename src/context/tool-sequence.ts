@@ -136,9 +136,9 @@ export function findStoreProblem(
   promptProblem: ToolSequenceProblem | undefined,
   history: readonly ChatMessage[],
   turn: readonly ChatMessage[],
-  reply: ChatMessage,
+  reply: ChatMessage | undefined,
 ): ToolSequenceProblem | undefined {
-  return promptProblem ?? findReusedCallId(history, [...turn, reply]);
+  return promptProblem ?? findReusedCallId(history, reply === undefined ? turn : [...turn, reply]);
 }
 
 /** A one-line account of a problem, for logs and error messages. */

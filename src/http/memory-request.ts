@@ -3,6 +3,7 @@
 // are mapped by context/response-items.ts), and how to write the body that goes
 // upstream, with the assembled prompt or as the client sent it.
 
+import { itemsWithoutChatFormTokens } from '../context/resent-run.js';
 import type { ChatMessage } from '../domain.js';
 import { responsesUpstreamBody, type PromptLayout } from '../upstream/responses-body.js';
 import { upstreamBody } from '../upstream/upstream-body.js';
@@ -28,6 +29,8 @@ export interface MemoryRequest {
   previousResponseId: string | undefined;
   /** Other state the upstream keeps that the request names (Responses API: `conversation`, or an item_reference's `input[i]`), which memory cannot work with. */
   serverState: string | undefined;
+  /** Responses API: the rough count of the items with no chat form that go upstream (context/resent-run.ts); none on chat. */
+  unstoredItemTokens?(instructionCount: number, turnStart: number): number;
   /** The body upstream with the assembled prompt in place of the client's messages or input. */
   withPrompt(layout: PromptLayout): string;
   /** The body as the client sent it. */
@@ -68,6 +71,7 @@ function responsesRequest(request: ResponsesRequestBody): MemoryRequest {
     toolChoice: request.toolChoice,
     previousResponseId: request.previousResponseId,
     serverState: request.serverState,
+    unstoredItemTokens: (instructionCount, turnStart) => itemsWithoutChatFormTokens(request, instructionCount, turnStart),
     withPrompt: (layout) => responsesUpstreamBody(request, layout),
     asSent: () => JSON.stringify(request.raw),
     withoutPreviousResponseId: () => {

@@ -77,7 +77,11 @@ export async function planPrompt(input: PlanInput): Promise<PromptPlan> {
   const instructions = await request.instructions(split);
 
   // 4. Assemble within the budget, newest first, turn-safe; a chunked window first sets where history starts.
-  const fixedTokens = counter.replyPrimingTokens + counter.countTools(body.tools) + counter.countRequestExtras({ responseFormat: body.responseFormat, toolChoice: body.toolChoice });
+  const fixedTokens =
+    counter.replyPrimingTokens +
+    counter.countTools(body.tools) +
+    counter.countRequestExtras({ responseFormat: body.responseFormat, toolChoice: body.toolChoice }) +
+    (body.unstoredItemTokens?.(split.instructionCount, split.turnStart) ?? 0);
   const budgetTokens = assemblyBudget(route.budget);
   const chunk =
     route.window.eviction === 'chunked'

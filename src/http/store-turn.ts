@@ -5,7 +5,7 @@ import type { Summarizer } from '../background/summarizer.js';
 import { digestMessage } from '../context/message-digest.js';
 import type { SplitRequest } from '../context/split-request.js';
 import { describeToolSequenceProblem, findStoreProblem, type ToolSequenceProblem } from '../context/tool-sequence.js';
-import type { ChatMessage, ConversationId, ConversationKey, NewMessage } from '../domain.js';
+import type { ChatMessage, ConversationId, ConversationKey, NewMessage, StoredMessage } from '../domain.js';
 import { InvalidRequestError } from '../errors.js';
 import type { Route } from '../routing/route.js';
 import type { ReplyTee, TeeOutcome } from '../streaming/tee-reply.js';
@@ -54,8 +54,7 @@ export async function storeTurn(deps: TurnStoreDeps, input: TurnToStore): Promis
   // (measured: without this yield, a turn that starts a summary job was 1.4x slower).
   await yieldToEventLoop();
   const reply = await input.tee.finish();
-  if (reply.kind === 'not_stored') return { stored: 'not_stored', reason: reply.reason };
-  const outcome = await storeReply(deps, input, reply);
+  const outcome: StoreOutcome = reply.kind === 'not_stored' ? { stored: 'not_stored', reason: reply.reason } : await storeReply(deps, input, reply);
   return reply.promptTokens === undefined ? outcome : { ...outcome, promptTokens: reply.promptTokens };
 }
 
@@ -67,7 +66,7 @@ async function storeReply(deps: TurnStoreDeps, input: TurnToStore, reply: Extrac
   }
   // The reply becomes history that later requests carry: it must have a shape a request may
   // (a lenient upstream can answer, say, content parts of an unknown shape or a null tool call).
-  const shapeProblem = replyShapeProblem(reply.message);
+  const shapeProblem = reply.message === undefined ? undefined : replyShapeProblem(reply.message);
   if (shapeProblem !== undefined) return { stored: 'not_stored', reason: `reply: ${shapeProblem}` };
   // The stored state must keep the rules (a lenient upstream may answer what OpenAI refuses).
   const storeProblem = findStoreProblem(
@@ -78,13 +77,19 @@ async function storeReply(deps: TurnStoreDeps, input: TurnToStore, reply: Extrac
   );
   if (storeProblem !== undefined) return { stored: 'not_stored', reason: `tool messages: ${describeToolSequenceProblem(storeProblem)}` };
 
-  const replyMessage: NewMessage = {
-    message: reply.message,
-    tokens: await replyTokens(input.counter, reply.message, reply.completionTokens),
-    digest: digestMessage(reply.message),
-  };
+  // A Responses reply with no chat form (a hosted tool's call alone) stores the turn's own
+  // messages and no assistant message: an empty one is not a message OpenAI takes back.
+  const replyMessages: NewMessage[] =
+    reply.message === undefined
+      ? []
+      : [{ message: reply.message, tokens: await replyTokens(input.counter, reply.message, reply.completionTokens), digest: digestMessage(reply.message) }];
+  const messages = [...input.turn, ...replyMessages];
+  if (messages.length === 0) {
+    // Nothing of the turn has a chat form either: the response continues the newest stored turn.
+    linkResponse(input, reply.responseId, deps.now(), newestTurnKey(input.split.history));
+    return { stored: 'not_stored', reason: 'nothing in the turn or its reply has a chat form' };
+  }
   const options = { turnKey: input.turnKey };
-  const messages = [...input.turn, replyMessage];
   const isQueued = input.reservation === undefined ? deps.persist.offer(input.key, messages, options, deps.now()) : input.reservation.fill(messages, options, deps.now());
   if (isQueued) linkResponse(input, reply.responseId, deps.now());
 
@@ -96,9 +101,15 @@ async function storeReply(deps: TurnStoreDeps, input: TurnToStore, reply: Extrac
   return { stored: isQueued ? 'queued' : 'dropped' };
 }
 
-/** previous_response_id emulation: the response id now names this turn. */
-function linkResponse(input: TurnToStore, responseId: string | undefined, nowMs: number): void {
-  if (responseId !== undefined) input.link?.ticket.fill(responseId, { conversation: input.link.conversation, turnKey: input.turnKey, createdAtMs: nowMs });
+/** previous_response_id emulation: the response id now names this turn (or `turnKey`, a stored one). */
+function linkResponse(input: TurnToStore, responseId: string | undefined, nowMs: number, turnKey: string | undefined = input.turnKey): void {
+  if (responseId !== undefined && turnKey !== undefined) input.link?.ticket.fill(responseId, { conversation: input.link.conversation, turnKey, createdAtMs: nowMs });
+}
+
+/** The key of the newest turn among stored messages (a turn's first message carries it). */
+function newestTurnKey(history: readonly StoredMessage[]): string | undefined {
+  for (let i = history.length - 1; i >= 0; i--) if (history[i]!.turnKey !== undefined) return history[i]!.turnKey;
+  return undefined;
 }
 
 /** What checkChatMessages refuses in the reply, in its words, or undefined when a request may carry it. */

@@ -1,16 +1,19 @@
-// Response links for the embedded store: bounded like the MemoryStore they sit
-// beside (a TTL refreshed on use, a cap with least-recently-used eviction). No
-// timers: a Map iterates in insertion order, and every use moves its link to
-// the end (delete, then set), so the least recently used link is always first;
-// expiry is checked on access, and each put sweeps expired links off the front.
+// Response links for the embedded store, kept per conversation so that a link
+// lives as long as its conversation does (docs/responses.md): a conversation's
+// links share one TTL, refreshed whenever one of them is made (a new turn) or
+// read, and the cap evicts the least recently used conversation's links
+// whole, never one link of a conversation still in use. No timers: a Map
+// iterates in insertion order, and every use moves its conversation to the
+// end (delete, then set), so the least recently used is always first; expiry
+// is checked on access, and each put sweeps expired conversations off the front.
 
 import type { ConversationKey, TenantId } from '../domain.js';
 import type { ResponseLink, ResponseLinkStore } from './response-links.js';
 
 export interface MemoryResponseLinksOptions {
-  /** A link not made or read for this long is gone. */
+  /** A conversation none of whose links was made or read for this long has lost them (the MemoryStore's TTL). */
   ttlMs: number;
-  /** Beyond this, the least recently used link is dropped. */
+  /** Beyond this many links, the least recently used conversation's links are dropped. */
   maxLinks: number;
   /** Clock, injectable for tests. */
   now?: () => number;
@@ -18,8 +21,12 @@ export interface MemoryResponseLinksOptions {
 
 interface Entry {
   link: ResponseLink;
-  /** Its conversation's key in #byConversation, to leave the index when the link goes. */
+  /** Its conversation's key in #conversations. */
   conversationId: string;
+}
+
+interface ConversationLinks {
+  linkIds: Set<string>;
   lastUsedMs: number;
 }
 
@@ -27,10 +34,10 @@ export class MemoryResponseLinks implements ResponseLinkStore {
   readonly #ttlMs: number;
   readonly #maxLinks: number;
   readonly #now: () => number;
-  /** By linkId, least recently used first. */
+  /** By linkId. */
   readonly #links = new Map<string, Entry>();
-  /** conversationIndexId → the linkIds into that conversation, for forget. */
-  readonly #byConversation = new Map<string, Set<string>>();
+  /** conversationIndexId → its links, least recently used conversation first. */
+  readonly #conversations = new Map<string, ConversationLinks>();
 
   constructor(options: MemoryResponseLinksOptions) {
     for (const field of ['ttlMs', 'maxLinks'] as const) {
@@ -50,53 +57,70 @@ export class MemoryResponseLinks implements ResponseLinkStore {
     this.#remove(id);
     const conversationId = conversationIndexId({ tenant, conversation: link.conversation });
     const stored: ResponseLink = Object.freeze({ conversation: link.conversation, turnKey: link.turnKey, createdAtMs: link.createdAtMs });
-    this.#links.set(id, { link: stored, conversationId, lastUsedMs: nowMs });
-    let ids = this.#byConversation.get(conversationId);
-    if (ids === undefined) this.#byConversation.set(conversationId, (ids = new Set()));
-    ids.add(id);
+    this.#links.set(id, { link: stored, conversationId });
+    const conversation = this.#touch(conversationId, nowMs);
+    conversation.linkIds.add(id);
     while (this.#links.size > this.#maxLinks) {
-      const oldest = this.#links.keys().next();
-      if (oldest.done === true) break;
-      this.#remove(oldest.value);
+      const oldest = this.#conversations.entries().next().value;
+      if (oldest === undefined) break;
+      const [oldestId, oldestLinks] = oldest;
+      if (oldestId !== conversationId) {
+        this.#dropConversation(oldestId);
+        continue;
+      }
+      // Only this conversation is left and it alone is over the cap: its oldest link goes.
+      const first = oldestLinks.linkIds.values().next().value;
+      if (first === undefined) break;
+      this.#remove(first);
     }
   }
 
   async get(tenant: TenantId, responseId: string): Promise<ResponseLink | undefined> {
-    const id = linkId(tenant, responseId);
-    const entry = this.#links.get(id);
+    const entry = this.#links.get(linkId(tenant, responseId));
     if (entry === undefined) return undefined;
     const nowMs = this.#now();
-    if (nowMs - entry.lastUsedMs >= this.#ttlMs) {
-      this.#remove(id);
+    const conversation = this.#conversations.get(entry.conversationId);
+    if (conversation === undefined || nowMs - conversation.lastUsedMs >= this.#ttlMs) {
+      this.#dropConversation(entry.conversationId);
       return undefined;
     }
-    entry.lastUsedMs = nowMs;
-    this.#links.delete(id);
-    this.#links.set(id, entry);
+    this.#touch(entry.conversationId, nowMs);
     return entry.link;
   }
 
   async forget(key: ConversationKey): Promise<void> {
-    const conversationId = conversationIndexId(key);
-    for (const id of this.#byConversation.get(conversationId) ?? []) this.#links.delete(id);
-    this.#byConversation.delete(conversationId);
+    this.#dropConversation(conversationIndexId(key));
   }
 
-  /** Expired links sit at the front: the least recently used expire first. */
+  /** The conversation's links, moved to the recent end and refreshed. */
+  #touch(conversationId: string, nowMs: number): ConversationLinks {
+    const conversation = this.#conversations.get(conversationId) ?? { linkIds: new Set<string>(), lastUsedMs: nowMs };
+    conversation.lastUsedMs = nowMs;
+    this.#conversations.delete(conversationId);
+    this.#conversations.set(conversationId, conversation);
+    return conversation;
+  }
+
+  /** Expired conversations sit at the front: the least recently used expire first. */
   #sweepExpired(nowMs: number): void {
-    for (const [id, entry] of this.#links) {
-      if (nowMs - entry.lastUsedMs < this.#ttlMs) return;
-      this.#remove(id);
+    for (const [conversationId, conversation] of this.#conversations) {
+      if (nowMs - conversation.lastUsedMs < this.#ttlMs) return;
+      this.#dropConversation(conversationId);
     }
+  }
+
+  #dropConversation(conversationId: string): void {
+    for (const id of this.#conversations.get(conversationId)?.linkIds ?? []) this.#links.delete(id);
+    this.#conversations.delete(conversationId);
   }
 
   #remove(id: string): void {
     const entry = this.#links.get(id);
     if (entry === undefined) return;
     this.#links.delete(id);
-    const ids = this.#byConversation.get(entry.conversationId);
-    ids?.delete(id);
-    if (ids?.size === 0) this.#byConversation.delete(entry.conversationId);
+    const conversation = this.#conversations.get(entry.conversationId);
+    conversation?.linkIds.delete(id);
+    if (conversation?.linkIds.size === 0) this.#conversations.delete(entry.conversationId);
   }
 }
 

@@ -32,6 +32,8 @@ export interface RebuiltReply {
    * 'stream ended before its final event', 'upstream sent an error event', 'invalid JSON', 'empty reply'.
    */
   incompleteReason: string | undefined;
+  /** Responses API: a whole reply whose output has no chat form (only hosted tools' calls or reasoning); `message` is undefined. */
+  hasNoChatForm?: true;
 }
 
 /** Streaming (`text/event-stream`): feed decoded bytes as they arrive, then finish() once the upstream body ended. */

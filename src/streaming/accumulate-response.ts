@@ -8,7 +8,8 @@
 // Stored: a response whose status is `completed` or `incomplete` (the client
 // has a whole reply, as with chat's finish_reason `length`). Not stored:
 // `failed`, `cancelled`, an `error` event, a stream cut before its terminal
-// event, output with no chat form.
+// event. A whole response whose output has no chat form (a hosted tool's call,
+// reasoning alone) is a reply with no message: the turn is stored without one.
 
 import { itemsToMessages } from '../context/response-items.js';
 import { incomplete, jsonReplyObject, promptTokensOf, withPromptTokens, type RebuiltReply, type SseReplyAccumulator } from './accumulate-reply.js';
@@ -101,7 +102,9 @@ function rebuildMessage(response: Json): RebuiltReply {
   const finishReason = status === 'incomplete' ? 'length' : 'stop';
   const output = Array.isArray(response.output) ? response.output : [];
   const messages = itemsToMessages(output).map((converted) => converted.message);
-  if (messages.length === 0) return { message: undefined, completionTokens, finishReason, incompleteReason: 'empty reply' };
+  // Output with no chat form (only a hosted tool's call, or reasoning) is still a whole reply:
+  // the turn's own items are stored and the response linked, with no assistant message.
+  if (messages.length === 0) return { message: undefined, completionTokens, finishReason, incompleteReason: undefined, hasNoChatForm: true };
   if (messages.length > 1 || messages[0]!.role !== 'assistant') {
     return { message: undefined, completionTokens, finishReason, incompleteReason: 'output with more than one assistant message' };
   }

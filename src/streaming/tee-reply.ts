@@ -4,8 +4,10 @@ import { createSseResponseAccumulator, rebuildResponseFromJson } from './accumul
 import { createBodyDecoder } from './decode-body.js';
 
 export type TeeOutcome =
-  | { kind: 'reply'; message: ChatMessage; completionTokens: number | undefined; responseId?: string; promptTokens?: number }
-  | { kind: 'not_stored'; reason: string };
+  /** `message` is undefined for a whole Responses reply with no chat form (a hosted tool's call alone): the turn is stored without one. */
+  | { kind: 'reply'; message: ChatMessage | undefined; completionTokens: number | undefined; responseId?: string; promptTokens?: number }
+  /** `promptTokens`: the upstream's count of the prompt, when it reported one; checked even when the reply is not stored. */
+  | { kind: 'not_stored'; reason: string; promptTokens?: number };
 
 export interface ReplyTee {
   /** A chunk of the upstream body exactly as relayed to the client (possibly compressed). */
@@ -93,11 +95,12 @@ export function teeReply(headers: Readonly<Record<string, string | string[]>>, o
 
 function outcome(failure: string | undefined, reply: RebuiltReply): TeeOutcome {
   if (failure !== undefined) return { kind: 'not_stored', reason: failure };
-  if (reply.incompleteReason !== undefined) return { kind: 'not_stored', reason: reply.incompleteReason };
-  if (reply.message === undefined) return { kind: 'not_stored', reason: 'empty reply' };
+  const prompt = reply.promptTokens !== undefined ? { promptTokens: reply.promptTokens } : {};
+  if (reply.incompleteReason !== undefined) return { kind: 'not_stored', reason: reply.incompleteReason, ...prompt };
+  if (reply.message === undefined && reply.hasNoChatForm !== true) return { kind: 'not_stored', reason: 'empty reply', ...prompt };
   return {
     kind: 'reply',
-    message: asHistoryMessage(reply.message),
+    message: reply.message === undefined ? undefined : asHistoryMessage(reply.message),
     completionTokens: reply.completionTokens,
     ...(reply.responseId !== undefined ? { responseId: reply.responseId } : {}),
     ...(reply.promptTokens !== undefined ? { promptTokens: reply.promptTokens } : {}),

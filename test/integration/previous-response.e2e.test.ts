@@ -4,11 +4,12 @@
 // history itself and the fake upstream (which keeps no state) receives it
 // without previous_response_id. On every store: the embedded one, Redis,
 // MongoDB and Redis + MongoDB (real servers).
+import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { ensureBuilt, startContextd, stopAll, type ContextdProcess } from '../support/contextd-process.js';
-import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.js';
+import { startFakeUpstream, type Behaviour, type FakeUpstream } from '../support/fake-upstream.js';
 import { startMongo, type MongoServer } from '../support/mongo-server.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { serviceAvailability, servicesRequired } from '../support/services.js';
@@ -60,6 +61,12 @@ const shape = (items: readonly Item[]): string[] =>
 async function create(client: OpenAI, input: string, previous?: string): Promise<{ id: string; conversation: string | null; text: string }> {
   const { data, response } = await client.responses.create({ model: 'gpt-4.1-mini', input, ...(previous !== undefined ? { previous_response_id: previous } : {}) }).withResponse();
   return { id: data.id, conversation: response.headers.get('x-contextd-conversation-id'), text: data.output_text };
+}
+
+/** A whole JSON `Response` with the given output items, as an upstream that ran hosted tools answers. */
+function responseWithOutput(output: Item[]): Behaviour {
+  const response = { id: `resp_${randomUUID().replaceAll('-', '')}`, object: 'response', created_at: 1, status: 'completed', error: null, model: 'gpt-4.1-mini', output, usage: { input_tokens: 10, output_tokens: 5, total_tokens: 15 } };
+  return { kind: 'raw', chunks: [JSON.stringify(response)], headers: { 'content-type': 'application/json' } };
 }
 
 describe.each(stores)('previous_response_id emulation on $name', ({ isAvailable, storage }) => {
@@ -144,6 +151,46 @@ describe.each(stores)('previous_response_id emulation on $name', ({ isAvailable,
     await waitFor(async () => (await storedMessages(contextd, third.conversation!)).length === 6, { message: '6 stored messages' });
     const rows = await storedMessages(contextd, third.conversation!);
     expect(rows.map((row) => row.message.role)).toEqual(['user', 'assistant', 'tool', 'assistant', 'user', 'assistant']);
+  });
+
+  test.runIf(isAvailable)("a response whose output is only a hosted tool's call is linked: previous_response_id to it continues, the user's input of that turn in the history", async () => {
+    const computerCall = { type: 'computer_call', id: 'cu_1', call_id: 'call_cu1', action: { type: 'screenshot' }, pending_safety_checks: [], status: 'completed' };
+    upstream.enqueue(responseWithOutput([computerCall]));
+    const first = await create(client, 'Take a screenshot');
+    expect(first.text).toBe('');
+    // The client answers the hosted call, whose call contextd does not keep: the output goes nowhere (an upstream refuses an orphan).
+    const second = await client.responses
+      .create({
+        model: 'gpt-4.1-mini',
+        previous_response_id: first.id,
+        input: [{ type: 'computer_call_output', call_id: 'call_cu1', output: { type: 'computer_screenshot', image_url: 'data:image/png;base64,AAAA' } }, { role: 'user', content: 'What did you see?' }] as never,
+      })
+      .withResponse();
+    expect(second.response.status).toBe(200);
+    expect(second.response.headers.get('x-contextd-conversation-id')).toBe(first.conversation);
+    expect(received(1).previous_response_id).toBeUndefined();
+    expect(shape(received(1).input)).toEqual(['user:Take a screenshot', 'user:What did you see?']);
+    await waitFor(async () => (await storedMessages(contextd, first.conversation!)).length === 3, { message: '3 stored messages' });
+    const rows = await storedMessages(contextd, first.conversation!);
+    expect(rows.map((row) => [row.message.role, row.message.content])).toEqual([
+      ['user', 'Take a screenshot'],
+      ['user', 'What did you see?'],
+      ['assistant', 'echo: What did you see?'],
+    ]);
+  });
+
+  test.runIf(isAvailable)('text, a function call, then more text in one output: stored as one assistant message; its output continues with the pair intact', async () => {
+    const text = (id: string, words: string) => ({ type: 'message', id, role: 'assistant', status: 'completed', content: [{ type: 'output_text', text: words, annotations: [] }] });
+    upstream.enqueue(responseWithOutput([text('msg_a', 'Let me check.'), { type: 'function_call', id: 'fc_1', call_id: 'call_m1', name: 'lookup', arguments: '{}', status: 'completed' }, text('msg_b', 'One moment.')]));
+    const first = await create(client, 'Look it up');
+    const second = await client.responses.create({ model: 'gpt-4.1-mini', previous_response_id: first.id, input: [{ type: 'function_call_output', call_id: 'call_m1', output: 'found' }] });
+    expect(second.output_text).not.toBe('');
+    expect(shape(received(1).input)).toEqual(['user:Look it up', 'assistant:Let me check.One moment.', 'function_call:call_m1', 'function_call_output:call_m1']);
+    expect(upstream.toolRuleViolations).toEqual([]);
+    await waitFor(async () => (await storedMessages(contextd, first.conversation!)).length === 4, { message: '4 stored messages' });
+    const rows = await storedMessages(contextd, first.conversation!);
+    expect(rows.map((row) => row.message.role)).toEqual(['user', 'assistant', 'tool', 'assistant']);
+    expect(rows[1]!.message).toMatchObject({ content: [{ type: 'text', text: 'Let me check.' }, { type: 'text', text: 'One moment.' }], tool_calls: [{ id: 'call_m1' }] });
   });
 });
 

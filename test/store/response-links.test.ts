@@ -165,16 +165,20 @@ describe('MemoryResponseLinks bounds', () => {
     return { links, clock };
   }
 
-  test('a link expires ttlMs after it was made', async () => {
+  test("a conversation's links live while it gets new links (turns), and expire together ttlMs after its last", async () => {
     const { links, clock } = linksWith({ ttlMs: 1_000 });
     await links.put(tenant, 'resp_1', link('chat'));
-    clock.nowMs += 500;
+    await links.put(tenant, 'other_1', link('other'));
+    clock.nowMs += 800;
     await links.put(tenant, 'resp_2', link('chat'));
 
-    clock.nowMs += 500;
+    clock.nowMs += 800;
 
+    expect(await links.get(tenant, 'resp_1'), 'older than the TTL, its conversation still going').toBeDefined();
+    expect(await links.get(tenant, 'other_1'), 'its conversation had no new link').toBeUndefined();
+    clock.nowMs += 1_000;
     expect(await links.get(tenant, 'resp_1')).toBeUndefined();
-    expect(await links.get(tenant, 'resp_2')).toBeDefined();
+    expect(await links.get(tenant, 'resp_2')).toBeUndefined();
   });
 
   test('a read refreshes the TTL', async () => {
@@ -190,17 +194,22 @@ describe('MemoryResponseLinks bounds', () => {
     expect(await links.get(tenant, 'resp_1')).toBeUndefined();
   });
 
-  test('beyond maxLinks the least recently used link goes first', async () => {
+  test("beyond maxLinks the least recently used conversation's links go, whole; a conversation alone over it loses its oldest", async () => {
     const { links } = linksWith({ maxLinks: 3 });
-    await links.put(tenant, 'a', link('chat'));
-    await links.put(tenant, 'b', link('chat'));
-    await links.put(tenant, 'c', link('chat'));
+    await links.put(tenant, 'a', link('one'));
+    await links.put(tenant, 'b', link('two'));
+    await links.put(tenant, 'c', link('two'));
     await links.get(tenant, 'a');
 
-    await links.put(tenant, 'd', link('chat'));
+    await links.put(tenant, 'd', link('three'));
 
-    expect(await links.get(tenant, 'b')).toBeUndefined();
-    for (const id of ['a', 'c', 'd']) expect(await links.get(tenant, id), id).toBeDefined();
+    for (const id of ['b', 'c']) expect(await links.get(tenant, id), id).toBeUndefined();
+    for (const id of ['a', 'd']) expect(await links.get(tenant, id), id).toBeDefined();
+
+    const { links: alone } = linksWith({ maxLinks: 2 });
+    for (const id of ['x', 'y', 'z']) await alone.put(tenant, id, link('long'));
+    expect(await alone.get(tenant, 'x')).toBeUndefined();
+    for (const id of ['y', 'z']) expect(await alone.get(tenant, id), id).toBeDefined();
   });
 
   test('putting a link again makes it the most recently used', async () => {
@@ -285,6 +294,20 @@ describeWithRedis('RedisResponseLinks', () => {
     });
 
     expect(await links.get(tenantOf('acme'), 'resp_1')).toBeUndefined();
+  });
+
+  test("a new link refreshes the conversation's earlier links: they live as long as it gets turns", async () => {
+    const { links, prefix } = linksWith(300);
+    const acme = tenantOf('acme');
+    await links.put(acme, 'resp_1', link('chat'));
+    await links.put(acme, 'resp_lone', link('lone'));
+    // Turns keep coming, each before the first link's TTL ends, until a link made with it has expired.
+    for (let turn = 2; (await servers.client.exists(`${prefix}rlink:acme:resp_lone`)) === 1; turn++) {
+      await waitFor(async () => (await servers.client.pttl(`${prefix}rlink:acme:resp_1`)) < 150, { timeoutMs: 5_000, message: 'time to pass' });
+      await links.put(acme, `resp_${turn}`, link('chat'));
+    }
+
+    expect(await links.get(acme, 'resp_1')).toMatchObject({ conversation: 'chat' });
   });
 
   test('a read refreshes the TTL of the link', async () => {

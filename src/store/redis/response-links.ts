@@ -13,12 +13,14 @@
 // `rlink:` ends the tenant, no two pairs spell one key, and no id opens a hash
 // tag that would pin links to one slot.
 //
-// TTL: a link expires ttlMs after it was made or last read (GETEX refreshes
-// it, Redis >= 6.2); the set ttlMs after the conversation's newest link was
-// made. A link read on and on with no new turn in its conversation can outlive
-// the set and escape forget; the caller's check that the conversation still
-// holds the turn covers that, and reading a link is normally followed by a turn
-// whose own link refreshes the set.
+// TTL: links live as long as their conversation keeps getting turns. Each put
+// (one per relayed response, so one per turn on an emulating route) refreshes
+// the set and every link in it to ttlMs, the conversation's own TTL, which its
+// turns refresh too; a read refreshes the link it reads (GETEX, Redis >= 6.2).
+// One command per link key, sent together: they live in slots of their own.
+// A link read on and on with no new turn in its conversation can outlive the
+// set and escape forget; the caller's check that the conversation still holds
+// the turn covers that.
 
 import type { Cluster, Redis } from 'ioredis';
 import type { ConversationId, ConversationKey, TenantId } from '../../domain.js';
@@ -28,7 +30,7 @@ import { DEFAULT_KEY_PREFIX, hashTag, tagBase } from './keys.js';
 export interface RedisResponseLinksOptions {
   /** The request path's client (main.ts owns it): Redis or Cluster. */
   client: Redis | Cluster;
-  /** A link expires this long after it was made or last read. */
+  /** The conversations' TTL: a link expires this long after its conversation's newest link was made, or it was last read. */
   ttlMs: number;
   /** The RedisStore's prefix (default 'contextd:'); must not contain '{' or '}'. */
   keyPrefix?: string;
@@ -81,10 +83,13 @@ export class RedisResponseLinks implements ResponseLinkStore {
     // Two slots on a Cluster: two calls, sent together. The MULTI keeps the set from living on without a TTL.
     const [, results] = await Promise.all([
       this.#client.set(this.#linkKey(tenant, responseId), JSON.stringify(stored), 'PX', this.#ttlMs),
-      this.#client.multi().sadd(setKey, responseId).pexpire(setKey, this.#ttlMs).exec(),
+      this.#client.multi().sadd(setKey, responseId).pexpire(setKey, this.#ttlMs).smembers(setKey).exec(),
     ]);
     if (results === null) throw new Error('RedisResponseLinks.put: the MULTI was discarded');
     for (const [error] of results) if (error !== null) throw error;
+    // The conversation has a new turn: its earlier links live on with it.
+    const linked = (results[2]?.[1] ?? []) as string[];
+    await Promise.all(linked.filter((id) => id !== responseId).map((id) => this.#client.pexpire(this.#linkKey(tenant, id), this.#ttlMs)));
   }
 
   async get(tenant: TenantId, responseId: string): Promise<ResponseLink | undefined> {

@@ -66,15 +66,24 @@ describe('itemsToMessages', () => {
     expect(itemsToMessages([{ type: 'reasoning', id: 'rs_only' }])).toEqual([]);
   });
 
-  test('text after a run of calls starts another assistant message; a refusal part is the refusal', () => {
+  test('text after a run of calls joins the run (a chat message with calls must be followed by their results); a refusal part is the refusal', () => {
     expect(
       messagesOf([
+        { type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'Looking.' }] },
         { type: 'function_call', call_id: 'c', name: 'f', arguments: '{}' },
+        { type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'Done soon.' }] },
         { type: 'message', role: 'assistant', content: [{ type: 'refusal', refusal: 'no' }] },
       ]),
     ).toEqual([
-      { role: 'assistant', content: null, tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{}' } }] },
-      { role: 'assistant', content: null, refusal: 'no' },
+      {
+        role: 'assistant',
+        content: [
+          { type: 'text', text: 'Looking.' },
+          { type: 'text', text: 'Done soon.' },
+        ],
+        refusal: 'no',
+        tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{}' } }],
+      },
     ]);
   });
 });

@@ -33,12 +33,38 @@ describe('rebuildResponseFromJson', () => {
     });
   });
 
-  test('incomplete is stored (the client has a whole reply); failed, errors and output without a message are not', () => {
+  test('incomplete is stored (the client has a whole reply); failed and errors are not', () => {
     expect(rebuildResponseFromJson(encode(JSON.stringify(response('incomplete', [message])))).incompleteReason).toBeUndefined();
     expect(rebuildResponseFromJson(encode(JSON.stringify(response('failed', [])))).incompleteReason).toBe('response failed');
     expect(rebuildResponseFromJson(encode(JSON.stringify({ ...response('completed', [message]), error: { message: 'x' } }))).incompleteReason).toBe('upstream sent an error');
-    expect(rebuildResponseFromJson(encode(JSON.stringify(response('completed', [{ type: 'reasoning' }])))).incompleteReason).toBe('empty reply');
     expect(rebuildResponseFromJson(encode('{not json')).incompleteReason).toBe('invalid JSON');
+  });
+});
+
+describe('output with no chat form, or several messages', () => {
+  test.each([
+    ['a hosted tool call alone', [{ type: 'computer_call', id: 'cu_1', call_id: 'call_cu', action: { type: 'screenshot' }, status: 'completed' }]],
+    ['a custom tool call alone', [{ type: 'custom_tool_call', id: 'ct_1', call_id: 'call_ct', name: 'grammar', input: 'x' }]],
+    ['reasoning alone', [{ type: 'reasoning', id: 'rs_1', summary: [] }]],
+  ])('%s is a whole reply with no message (the turn is stored without one)', (_name, output) => {
+    expect(rebuildResponseFromJson(encode(JSON.stringify(response('completed', output))))).toMatchObject({
+      message: undefined,
+      incompleteReason: undefined,
+      hasNoChatForm: true,
+      responseId: 'resp_1',
+    });
+  });
+
+  test('text, a call, more text: one assistant message, the texts before the call', () => {
+    const after = { ...message, id: 'msg_2', content: [{ type: 'output_text', text: 'Back soon.', annotations: [] }] };
+    expect(rebuildResponseFromJson(encode(JSON.stringify(response('completed', [message, call, after])))).message).toEqual({
+      role: 'assistant',
+      content: [
+        { type: 'text', text: 'Hello there' },
+        { type: 'text', text: 'Back soon.' },
+      ],
+      tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'lookup', arguments: '{"q":1}' } }],
+    });
   });
 });
 
