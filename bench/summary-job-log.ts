@@ -7,9 +7,9 @@ import { open } from 'node:fs/promises';
 
 /**
  * contextd's log, read as it grows: how many summary jobs its requests offered
- * (a request line of a summaries route that left history out: contextd offers
- * a job after each such turn) and how many ended (a "summary job" line of any
- * outcome but retrying). One conversation per route, one turn at a time, so
+ * (a request line with `summaryOffered`: one that left history out, or, on a
+ * chunked route, one near a step, whose job writes the summary ahead) and how
+ * many ended (a "summary job" line of any outcome but retrying). One conversation per route, one turn at a time, so
  * every offer finds no job running and gets exactly one outcome.
  */
 export class SummaryJobLog {
@@ -42,11 +42,11 @@ export class SummaryJobLog {
 
   #count(line: string): void {
     if (!line.startsWith('{')) return;
-    const entry = JSON.parse(line) as { msg?: string; route?: string; droppedMessages?: number; outcome?: string };
+    const entry = JSON.parse(line) as { msg?: string; route?: string; summaryOffered?: boolean; outcome?: string };
     if (entry.route === undefined || !this.summaryRoutes.has(entry.route)) return;
     if (entry.msg === 'request') {
       this.requests += 1;
-      if ((entry.droppedMessages ?? 0) > 0) this.offered += 1;
+      if (entry.summaryOffered === true) this.offered += 1;
     } else if (entry.msg?.startsWith('summary job') && entry.outcome !== 'retrying') {
       this.ended += 1;
     }

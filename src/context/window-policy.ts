@@ -16,13 +16,16 @@
 import type { StoredMessage } from '../domain.js';
 import { hasToolCalls } from './tool-sequence.js';
 
+/** How many turns like the last one ahead of a step its summary is asked for. */
+const STEP_LEAD_TURNS = 4;
+
 export interface ChunkedStart {
   /** Index into the history where the window starts (history.length: none of it). */
   start: number;
   /** Whether the window starts where it did for the conversation's previous request (the prefix can be the same). */
   isSameAsBefore: boolean;
   /**
-   * Where the next step will start the window, once the next turn or two are
+   * Where the next step will start the window, once the next few turns are
    * likely to reach it (else undefined): a summary folding what comes before
    * it can be written ahead, so that the summary changes at the step too.
    */
@@ -52,9 +55,11 @@ export function chunkedStart(history: readonly StoredMessage[], turnTokens: numb
   // A tool loop longer than the window: it starts at the call the turn answers, a start that moves every turn.
   const start = Math.min(stepStart, pinnedFrom);
   const isSameAsBefore = stepStart <= pinnedFrom && firstTurnFrom(history, ends, thresholdFor(previousEnd, windowTokens, step)) === start;
-  // A turn grows the history by about this turn and the last reply; two more like it reach the step?
+  // A turn grows the history by about this turn and the last reply; do four more like it reach the step?
+  // Four, not one: a job offered a turn ahead lands after the step when turns come back to back, and the
+  // summary then changes the prefix a request after the window did; the step comes with the summary instead.
   const growth = turnTokens + (last.message.role === 'assistant' ? last.tokens : 0);
-  const stepIsNear = end + 2 * growth > threshold + windowTokens;
+  const stepIsNear = end + STEP_LEAD_TURNS * growth > threshold + windowTokens;
   return stepIsNear ? { start, isSameAsBefore, nextStart: firstTurnFrom(history, ends, threshold + step) } : { start, isSameAsBefore };
 }
 

@@ -23,6 +23,8 @@ export interface RequestLog {
   /** Stored messages after the summary that did not fit the window (not yet covered by a summary). */
   droppedMessages?: number;
   droppedTokens?: number;
+  /** The turn offered the conversation to the summarizer (its job logs a "summary job" line with the outcome, unless one was already running). */
+  summaryOffered?: boolean;
   storeDegraded?: boolean;
   /** Request received → request sent upstream (exact; rounded in the log line). */
   addedMs?: number;

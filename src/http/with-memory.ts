@@ -178,7 +178,14 @@ export async function handleWithMemory(req: IncomingMessage, res: ServerResponse
     }
 
     // 6. After the last byte: queue the turn for the store.
-    const stored = await storeTurn(deps, {
+    // The log line says when the turn offered a summary job, so a reader can pair it with the job's own line.
+    const summarizer: MemoryPathDeps['summarizer'] = {
+      offer: (job) => {
+        log.summaryOffered = true;
+        deps.summarizer.offer(job);
+      },
+    };
+    const stored = await storeTurn({ ...deps, summarizer }, {
       key,
       route,
       counter,

@@ -43,7 +43,10 @@ export class Metrics {
     name: 'contextd_token_count_drift_ratio',
     help: "(contextd's prompt count - the upstream's usage.prompt_tokens) / the upstream's, per route and model: below 0, contextd counted fewer tokens than the model did.",
     labelNames: ['route', 'model'] as const,
-    buckets: [-0.2, -0.1, -0.05, -0.02, -0.01, -0.005, 0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2],
+    // Out to half and twice the upstream's count, so a wrong rule does not sit in the ±0.2 buckets with every
+    // smaller error. No −1: the ratio never goes below it (a count is ≥ 0), and prom-client 15's findBound
+    // returns −1 for "above every bound", so a −1 bucket would count every ratio above 1 as −1.
+    buckets: [-0.5, -0.2, -0.1, -0.05, -0.02, -0.01, -0.005, 0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1],
     registers: [this.registry],
   });
 

@@ -153,6 +153,21 @@ export function runStoreContract(name: string, factory: () => Promise<StoreUnder
       expect(snapshot.lastSeq).toBe(4);
     });
 
+    // A chunked window starts where the running total crosses a threshold (context/window-policy.ts):
+    // every store must give each message the same total, or instances on different stores send different prefixes.
+    test('load returns each message with cumTokens, the running token total from the first message', async () => {
+      const tokenRuns = [[7, 13], [1], [40, 2, 5], [11, 9]];
+      for (const [turn, run] of tokenRuns.entries()) await store.append(key(), run.map((tokens, i) => withTokens(`t${turn}-${i}`, tokens)));
+      const running = tokenRuns.flat().reduce<number[]>((totals, tokens) => [...totals, (totals.at(-1) ?? 0) + tokens], []);
+
+      const whole = await store.load(key(), UNLIMITED);
+      expect(whole.messages.map((m) => m.cumTokens)).toEqual(running);
+      // A window that starts later, after a summary, keeps the totals from seq 1, not from its own start.
+      await store.replaceSummary(key(), summaryOf(3, 'the first three'));
+      const window = await store.load(key(), { maxMessages: 3, maxTokens: Number.MAX_SAFE_INTEGER });
+      expect(window.messages.map((m) => [m.seq, m.cumTokens])).toEqual([6, 7, 8].map((seq) => [seq, running[seq - 1]]));
+    });
+
     test('load returns the summary and only the messages after it', async () => {
       await store.append(key(), texts(5, 'before'));
       const summary = summaryOf(3, 'the first three');
