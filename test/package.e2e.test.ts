@@ -73,7 +73,7 @@ describe('the tarball npm pack makes', () => {
   });
 
   test("holds the inspector's static files", () => {
-    expect(packed.has('ui/index.html'), 'ui/index.html is in the tarball').toBe(true);
+    for (const path of ['ui/index.html', 'ui/inspector.js', 'ui/inspector.css']) expect(packed.has(path), `${path} is in the tarball`).toBe(true);
   });
 });
 

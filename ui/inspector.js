@@ -149,13 +149,17 @@ async function loadConversations({ append = false } = {}) {
   }
 }
 
+const HELD_NOTE = 'Seqs given so far, including messages no longer held (trimmed, expired, covered by the summary or erased). Open the conversation to see the messages held.';
+
 function conversationItem(conversation) {
   const summary = conversation.summary ? `summary to seq ${conversation.summary.covers_seq}` : 'no summary';
   const button = el(
     'button',
     { className: 'conversation', data: { id: conversation.id } },
     el('span', { className: 'conversation-id', text: conversation.id }),
-    el('span', { className: 'conversation-meta muted', text: `${conversation.message_count} messages · ${summary} · ` }, timeEl(conversation.last_activity_at)),
+    // message_count is the last seq: every message ever given, not how many are still held (trimmed, expired,
+    // folded into the summary or erased ones count too); opening the conversation shows which are held.
+    el('span', { className: 'conversation-meta muted', text: `last seq ${conversation.message_count} · ${summary} · `, title: HELD_NOTE }, timeEl(conversation.last_activity_at)),
   );
   button.type = 'button';
   button.addEventListener('click', () => {

@@ -8,14 +8,16 @@
 // may name is in the store), then holds the conversation's summary lock, so
 // no summary job reads the conversation while the message is still there and
 // stores its summary afterwards. A summary that covered the message is dropped
-// by the stores and folded again, in the background, from what remains.
+// by the stores and folded again, in the background, from what remains; so is
+// one covering a seq the store no longer holds (folded in and dropped), since
+// the erased text may live on there alone.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { PersistQueue } from '../background/persist-queue.js';
 import { toolExchangeRange } from '../context/tool-exchange.js';
 import { hasToolCalls } from '../context/tool-sequence.js';
-import type { ConversationKey, StoredMessage } from '../domain.js';
+import type { ConversationKey, StoredMessage, Summary } from '../domain.js';
 import { InvalidRequestError, NotFoundError, StoreUnavailableError } from '../errors.js';
 import type { ConversationStore, EraseReceipt, LockLease, SummaryLock } from '../store/conversation-store.js';
 import { tokenCounterFor } from '../tokens/count-tokens.js';
@@ -58,31 +60,57 @@ export async function eraseMessage(req: IncomingMessage, res: ServerResponse, ur
   if (!/^[1-9][0-9]*$/.test(seqText) || !Number.isSafeInteger(seq)) throw new InvalidRequestError('The message seq must be a positive integer.', 'seq', 'invalid_value');
   await deps.erasure.pending.settledFor(key);
   const lease = await holdSummaryLock(deps.erasure.lock, key);
-  let seqs: number[];
-  let receipt: EraseReceipt;
-  let droppedCoversSeq: number | undefined;
+  let erasure: Erasure;
   try {
-    const exchange = await exchangeOf(deps.store, key, seq);
-    if (exchange === undefined) throw new NotFoundError(`Message ${seq} of conversation ${key.conversation}`);
-    seqs = exchange.map((m) => m.seq);
-    const summaryBefore = (await deps.store.load(key, { maxMessages: 0, maxTokens: 0 })).summary;
-    receipt = await deps.store.eraseMessages(key, seqs);
-    // Tool results a request already under way stored after the exchange was read: they would answer an erased call.
-    const last = exchange.at(-1)!;
-    if (exchange.some((m) => hasToolCalls(m.message))) {
-      const late = await toolRunAfter(deps.store, key, last.seq);
-      if (late.length > 0) {
-        seqs.push(...late.map((m) => m.seq));
-        receipt = mergeReceipts(receipt, await deps.store.eraseMessages(key, late.map((m) => m.seq)));
-      }
-    }
-    // The summary this instance read may be another tier's: one covering the erased seqs at least.
-    if (isSummaryDropped(receipt)) droppedCoversSeq = summaryBefore?.coversSeq ?? Math.max(...seqs);
+    erasure = await eraseUnderLock(deps.store, key, seq);
   } finally {
     await lease.release().catch(() => undefined);
   }
+  const { seqs, receipt, droppedCoversSeq } = erasure;
   const refold = droppedCoversSeq === undefined ? null : offerRefold(req, url, key, droppedCoversSeq, deps);
   sendJson(res, 200, { id: key.conversation, object: 'conversation.message.deleted', deleted: true, seq, seqs, ...receiptBody(receipt), summary_refold: refold });
+}
+
+/** What a message erasure did: the seqs it erased, the stores' receipt, and what a dropped summary covered. */
+interface Erasure {
+  seqs: number[];
+  receipt: EraseReceipt;
+  droppedCoversSeq: number | undefined;
+}
+
+/** The message at `seq` and the rest of its tool exchange erased, with a summary covering them; run under the summary lock. */
+async function eraseUnderLock(store: ConversationStore, key: ConversationKey, seq: number): Promise<Erasure> {
+  const exchange = await exchangeOf(store, key, seq);
+  const summaryBefore = (await store.load(key, { maxMessages: 0, maxTokens: 0 })).summary;
+  if (exchange === undefined) return eraseFromSummary(store, key, seq, summaryBefore);
+  const seqs = exchange.map((m) => m.seq);
+  let receipt = await store.eraseMessages(key, seqs);
+  // Tool results a request already under way stored after the exchange was read: they would answer an erased call.
+  const last = exchange.at(-1)!;
+  if (exchange.some((m) => hasToolCalls(m.message))) {
+    const late = await toolRunAfter(store, key, last.seq);
+    if (late.length > 0) {
+      seqs.push(...late.map((m) => m.seq));
+      receipt = mergeReceipts(receipt, await store.eraseMessages(key, late.map((m) => m.seq)));
+    }
+  }
+  // The summary this instance read may be another tier's: one covering the erased seqs at least.
+  return { seqs, receipt, droppedCoversSeq: isSummaryDropped(receipt) ? (summaryBefore?.coversSeq ?? Math.max(...seqs)) : undefined };
+}
+
+/**
+ * A seq the store no longer holds (the embedded store and Redis alone drop
+ * what a summary covers) whose text may live on in the summary: the summary
+ * goes, through the stores' own erasure, which drops a summary covering a seq
+ * whether or not it holds the message (0 messages). A seq beyond the summary
+ * (never given, trimmed or expired without one) is not found.
+ */
+async function eraseFromSummary(store: ConversationStore, key: ConversationKey, seq: number, summary: Summary | undefined): Promise<Erasure> {
+  const notFound = new NotFoundError(`Message ${seq} of conversation ${key.conversation}`);
+  if (summary === undefined || summary.coversSeq < seq) throw notFound;
+  const receipt = await store.eraseMessages(key, [seq]);
+  if (!isSummaryDropped(receipt)) throw notFound;
+  return { seqs: [], receipt, droppedCoversSeq: summary.coversSeq };
 }
 
 /** The summary lock, waiting for a job that holds it (a summary call) to end. */

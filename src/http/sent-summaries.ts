@@ -21,11 +21,18 @@ export class SentSummaries {
   /** Records what this request sends; whether that differs from what this process sent the conversation last (undefined: not known here). */
   record(key: ConversationKey, summary: Summary | undefined): boolean | undefined {
     const id = conversationKeyString(key);
-    const identity = summary === undefined ? '' : `${summary.coversSeq}:${summary.createdAtMs}:${summary.tokens}`;
-    const before = this.#sent.get(id);
+    const changed = this.peek(key, summary);
     this.#sent.delete(id);
-    this.#sent.set(id, identity);
+    this.#sent.set(id, identityOf(summary));
     if (this.#sent.size > this.#max) this.#sent.delete(this.#sent.keys().next().value!);
-    return before === undefined ? undefined : before !== identity;
+    return changed;
+  }
+
+  /** What record() would answer, recording nothing: for a dry run, whose headers must be the real request's. */
+  peek(key: ConversationKey, summary: Summary | undefined): boolean | undefined {
+    const before = this.#sent.get(conversationKeyString(key));
+    return before === undefined ? undefined : before !== identityOf(summary);
   }
 }
+
+const identityOf = (summary: Summary | undefined): string => (summary === undefined ? '' : `${summary.coversSeq}:${summary.createdAtMs}:${summary.tokens}`);

@@ -20,7 +20,7 @@ const hasServers = (available.redis.isAvailable && available.mongo.isAvailable) 
 const BUDGET = 400;
 
 type Body = { messages: ChatMessage[] };
-const isSummaryCall = (r: RecordedRequest): boolean => (r.json as Body).messages[0]?.content === DEFAULT_SUMMARY_PROMPT;
+const isSummaryCall = (r: RecordedRequest): boolean => (r.json as Partial<Body>).messages?.[0]?.content === DEFAULT_SUMMARY_PROMPT;
 const question = (n: number): string => `question ${n}: please remember that item ${n} costs ${n * 7} euros, ${'and that it ships in a box of cedar wood '.repeat(3)}`;
 
 interface Context {
@@ -107,6 +107,7 @@ describe.each(stores)('the context a request gets, on $name', ({ name, isAvailab
     expect(sent.slice(1, -1)).toEqual(stored.filter((row) => row.seq >= first && row.seq <= last).map((row) => row.message));
     const line = await contextd.waitForLog((l) => l.msg === 'request' && l.requestId === response.headers.get('x-contextd-request-id'));
     expect(line.window).toBe(manifest);
+    expect(line).not.toHaveProperty('summaryCovers');
 
     await waitFor(async () => (await storedMessages(contextd, conversation)).length === 18, { message: '18 stored messages' });
     const res = await context(conversation, { query: '?model=gpt-4o' });
@@ -149,6 +150,82 @@ describe.each(stores)('the context a request gets, on $name', ({ name, isAvailab
     expect(Number(response.headers.get('x-contextd-context-tokens'))).toBe(dry.budget.used_tokens);
   });
 
+  test.runIf(isAvailable)('POST context with stream: true is the body the upstream then receives for the streamed request, byte for byte', async () => {
+    const conversation = newConversation();
+    const client = clientFor(contextd, conversation);
+    await converse(client, 'gpt-4o', 5);
+    await waitFor(async () => (await storedMessages(contextd, conversation)).length === 10, { message: '10 stored messages' });
+    const request: OpenAI.ChatCompletionCreateParamsStreaming = { model: 'gpt-4o', stream: true, messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: question(6) }] };
+    const dry = (await (await context(conversation, { method: 'POST', body: request })).json()) as Context;
+    expect(JSON.parse(dry.upstream_body)).toMatchObject({ stream: true });
+
+    const { data: stream, response } = await client.chat.completions.create(request).withResponse();
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+    expect(text).toBe(`echo: ${question(6)}`);
+    expect(upstream.chatRequests().at(-1)!.rawBody.toString('utf8')).toBe(dry.upstream_body);
+    for (const [name, value] of Object.entries(dry.headers)) expect(response.headers.get(name), name).toBe(value);
+  });
+
+  test.runIf(isAvailable)('POST context with a Responses API body is the body the upstream then receives on /v1/responses, byte for byte', async () => {
+    const conversation = newConversation();
+    const client = clientFor(contextd, conversation);
+    await converse(client, 'gpt-4o', 3);
+    await waitFor(async () => (await storedMessages(contextd, conversation)).length === 6, { message: '6 stored messages' });
+    const request = { model: 'gpt-4o', instructions: 'Be brief.', input: question(4) };
+    const res = await context(conversation, { method: 'POST', body: request });
+    expect(res.status).toBe(200);
+    const dry = (await res.json()) as Context & { api: string };
+    expect(dry.api).toBe('responses');
+    expect(upstream.responsesRequests()).toHaveLength(0);
+
+    const { response } = await client.responses.create(request).withResponse();
+    const received = upstream.responsesRequests().at(-1)!;
+    expect(received.rawBody.toString('utf8')).toBe(dry.upstream_body);
+    // The stored history went as items, and the dry run said so.
+    expect(JSON.stringify(received.json)).toContain(question(1));
+    for (const [name, value] of Object.entries(dry.headers)) expect(response.headers.get(name), name).toBe(value);
+  });
+
+  test.runIf(isAvailable)("a dry run's x-contextd-prefix-stable is the real request's when a summary arrived after the last turn, and peeking changes nothing", async () => {
+    const conversation = newConversation();
+    const client = clientFor(contextd, conversation);
+    const ask = (content: string) => client.chat.completions.create({ model: 'summarised-model', messages: [{ role: 'user', content }] }).withResponse();
+    // The last seq stored (the embedded store drops what a summary covers, so not how many are held).
+    const lastSeq = async (): Promise<number> => (await storedMessages(contextd, conversation)).at(-1)?.seq ?? 0;
+    // Summary calls wait until released: the job reads the history, then the next turn is stored before its summary is.
+    // Replies are short, so that once the long first message is folded, everything after it fits the budget.
+    upstream.setDefault((request): Behaviour => (isSummaryCall(request) ? { kind: 'text', content: 'SUMMARY: the cedar box.', holdAfterChunks: 0 } : { kind: 'text', content: 'Noted.' }));
+    await ask('please remember the cedar box and the weather note '.repeat(14));
+    // Short turns until the first message no longer fits: the window starts at seq 2, and a job folds seq 1.
+    let window = '';
+    for (let n = 1; n <= 40 && !window.startsWith('2-'); n++) window = (await ask(`short question ${n} about the box`)).response.headers.get('x-contextd-window') ?? '';
+    expect(window).toMatch(/^2-/);
+    await upstream.waitForHeld(1, 10_000);
+    // The job read the history already; this turn is stored after that read, before the summary.
+    await ask('and?');
+    const stored = Number(window.split('-')[1]) + 4;
+    await waitFor(async () => (await lastSeq()) === stored, { message: 'the turn after the read stored' });
+    upstream.release();
+    await waitFor(async () => ((await (await context(conversation, { query: '?model=summarised-model' })).json()) as Context).summary !== null, { timeoutMs: 10_000, message: 'the summary stored' });
+
+    // The summary is dated by its read, before the last turn was stored, yet this process never sent it: a new prefix.
+    // Then the same summary again, and nothing left out: the same prefix.
+    const answers: string[] = [];
+    for (const content of ['now?', 'then?']) {
+      const request = { model: 'summarised-model', messages: [{ role: 'user', content }] };
+      const dry = (await (await context(conversation, { method: 'POST', body: request })).json()) as Context;
+      expect(dry.summary).toMatchObject({ sent: true });
+      expect(dry.window.first_seq).toBe(dry.summary!.covers_seq + 1);
+      const { response } = await ask(content);
+      expect(upstream.chatRequests().at(-1)!.rawBody.toString('utf8')).toBe(dry.upstream_body);
+      for (const [name, value] of Object.entries(dry.headers)) expect(response.headers.get(name), name).toBe(value);
+      answers.push(dry.headers['x-contextd-prefix-stable']!);
+      await waitFor(async () => (await lastSeq()) === stored + 2 * answers.length, { message: 'the turn stored' });
+    }
+    expect(answers).toEqual(['no', 'yes']);
+  });
+
   test.runIf(isAvailable)('with a summary: the reply names what it covers; context says it was sent', async () => {
     const conversation = newConversation();
     const client = clientFor(contextd, conversation);
@@ -162,6 +239,9 @@ describe.each(stores)('the context a request gets, on $name', ({ name, isAvailab
     expect(response.headers.get('x-contextd-summary')).toBe('yes');
     expect(covers).toBeGreaterThan(0);
     expect(Number(response.headers.get('x-contextd-window')!.split('-')[0])).toBeGreaterThan(covers);
+    // The request log line says the same.
+    const line = await contextd.waitForLog((l) => l.msg === 'request' && l.requestId === response.headers.get('x-contextd-request-id'));
+    expect([line.window, line.summaryCovers]).toEqual([response.headers.get('x-contextd-window'), covers]);
 
     const ctx = (await (await context(conversation, { query: '?model=summarised-model' })).json()) as Context;
     expect(ctx.route).toBe('summarised');

@@ -1,22 +1,25 @@
 // Erasure through the conversation API, end to end: a real contextd process in
 // front of the fake upstream, driven by the official openai client, on the
-// embedded store and on Redis + MongoDB. A message erased (with the rest of its
-// tool exchange) is in no later upstream request, no listing and no summary
-// made afterwards; one a summary already covered takes the summary with it and
-// the summary is folded again from what remains; on Redis + MongoDB it is in no
-// Redis key and no MongoDB document. Receipts, and tenants: another API key's
-// caller finds nothing, the admin token reaches it with ?tenant=.
+// embedded store, Redis alone and Redis + MongoDB. A message erased (with the
+// rest of its tool exchange) is in no later upstream request, no listing and no
+// summary made afterwards; one a summary already covered takes the summary with
+// it (also where the store no longer holds the message) and the summary is
+// folded again from what remains; on the servers it is in no Redis key and no
+// MongoDB document, also when it is erased before it was flushed. Receipts
+// (summary_refold's values), and tenants: another API key's caller finds
+// nothing, the admin token reaches it with ?tenant=.
 
 import type { Db } from 'mongodb';
 import type OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { DEFAULT_SUMMARY_PROMPT } from '../../src/config/schema.js';
-import type { ChatMessage } from '../../src/domain.js';
+import type { ChatMessage, ConversationId } from '../../src/domain.js';
 import { resolveTenant } from '../../src/http/conversation-identity.js';
+import { hashTag } from '../../src/store/redis/keys.js';
 import { ensureBuilt, startContextd, stopAll, type ContextdProcess } from '../support/contextd-process.js';
 import { startFakeUpstream, type Behaviour, type FakeUpstream, type RecordedRequest } from '../support/fake-upstream.js';
 import { describeWithService, serviceAvailability } from '../support/services.js';
-import { useTwoServers } from '../support/tiered-stack.js';
+import { useRedis, useTwoServers } from '../support/tiered-stack.js';
 import { waitFor } from '../support/wait-for.js';
 import { API_KEY, clientFor, contextdConfig, storedMessages } from './harness.js';
 import { redisDump } from '../support/redis-watch.js';
@@ -100,7 +103,8 @@ afterAll(async () => {
   await upstream?.close();
 });
 
-function erasureSuite(name: string, storage: () => Record<string, unknown> | undefined, views: () => ServerViews | undefined): void {
+/** `tiers`: the tiers a receipt names; `dropsCovered`: the store no longer holds what a summary covers (the embedded store, Redis alone). */
+function erasureSuite(name: string, storage: () => Record<string, unknown> | undefined, views: () => ServerViews | undefined, tiers: string[], dropsCovered: boolean): void {
   describe(name, () => {
     test('an erased tool exchange is in no later request, listing or summary; receipts; another tenant finds nothing', async () => {
       const contextd = await startContextd({ config: config(upstream, storage()) });
@@ -139,7 +143,7 @@ function erasureSuite(name: string, storage: () => Record<string, unknown> | und
       expect(receipt.status).toBe(200);
       expect(receipt.body).toMatchObject({ id: conversation, object: 'conversation.message.deleted', deleted: true, seq: secretSeq, seqs: [callSeq, secretSeq], summary_dropped: false, summary_refold: null });
       for (const tier of Object.values(receipt.body.tiers)) expect(tier).toEqual({ messages: 2, summary_dropped: false });
-      expect(Object.keys(receipt.body.tiers).sort()).toEqual(storage() === undefined ? ['embedded'] : ['mongodb', 'redis']);
+      expect(Object.keys(receipt.body.tiers).sort()).toEqual(tiers);
       // Gone: erasing it again finds nothing.
       expect((await erase(contextd, `${conversation}/messages/${secretSeq}`, API_KEY)).status).toBe(404);
 
@@ -177,7 +181,7 @@ function erasureSuite(name: string, storage: () => Record<string, unknown> | und
       await contextd.stop();
     });
 
-    test('a message a summary covers: the summary goes and is folded again from what remains (or, where the store no longer holds it, a 404)', async () => {
+    test('a message a summary covers: the summary goes and is folded again from what remains (where the store no longer holds it, the summary goes alone)', async () => {
       const contextd = await startContextd({ config: config(upstream, storage()) });
       const conversation = `erase-folded-${Math.random().toString(36).slice(2, 10)}`;
       const client = clientFor(contextd, conversation);
@@ -194,15 +198,35 @@ function erasureSuite(name: string, storage: () => Record<string, unknown> | und
       const summaryCallsBefore = upstream.chatRequests().filter(isSummaryCall).length;
       // The API reads Redis, which has the summary before MongoDB's write returns: every tier holds it first, so the receipt is the same every run.
       await views()?.summaryStored(conversation, 2);
+      // A seq beyond anything the conversation had is not found, summary or not; the summary stays.
+      const lastSeq = (await storedMessages(contextd, conversation)).at(-1)!.seq;
+      expect((await erase(contextd, `${conversation}/messages/${lastSeq + 1000}`, API_KEY)).status).toBe(404);
+      expect((await summaryOf(contextd, conversation))?.text).toContain(SECRET_FOLDED);
+      const requestsBefore = upstream.chatRequests().length;
 
       const erased = await erase(contextd, `${conversation}/messages/1`, API_KEY);
-      if (storage() === undefined) {
-        // The embedded store dropped what the summary covers: the message is not stored, so not found (delete the conversation instead).
-        expect(erased.status).toBe(404);
+      expect(erased.status).toBe(200);
+      if (dropsCovered) {
+        // The store dropped what the summary covers: no message left to erase, but the summary holding it goes.
+        expect(erased.body).toEqual({
+          id: conversation, object: 'conversation.message.deleted', deleted: true, seq: 1, seqs: [],
+          tiers: Object.fromEntries(tiers.map((tier) => [tier, { messages: 0, summary_dropped: true }])), summary_dropped: true, summary_refold: 'scheduled',
+        });
+        expect((await summaryOf(contextd, conversation))?.text ?? '').not.toContain(SECRET_FOLDED);
+        // The summary that follows is folded from what the store still holds, which never had the PIN.
+        for (let n = 13; n <= 30 && ((await summaryOf(contextd, conversation))?.covers_seq ?? 0) <= before.covers_seq; n++) await ask(filler(n));
+        await waitFor(async () => ((await summaryOf(contextd, conversation))?.covers_seq ?? 0) > before.covers_seq, { timeoutMs: 10_000, message: 'a summary folded after the erasure' });
+        const after = (await summaryOf(contextd, conversation))!;
+        expect(after.text).toContain('filler');
+        expect(after.text).not.toContain(SECRET_FOLDED);
+        const since = upstream.chatRequests().slice(requestsBefore);
+        expect(since.filter(isSummaryCall).length).toBeGreaterThan(0);
+        for (const request of since) expect(JSON.stringify(request.json)).not.toContain(SECRET_FOLDED);
+        expect(JSON.stringify(await storedMessages(contextd, conversation))).not.toContain(SECRET_FOLDED);
+        expect((await views()?.dump()) ?? '').not.toContain(SECRET_FOLDED);
         await contextd.stop();
         return;
       }
-      expect(erased.status).toBe(200);
       expect(erased.body).toMatchObject({ seqs: [1], summary_dropped: true, summary_refold: 'scheduled' });
       expect(erased.body.tiers.mongodb).toEqual({ messages: 1, summary_dropped: true });
       expect(erased.body.tiers.redis?.summary_dropped).toBe(true);
@@ -227,7 +251,36 @@ function erasureSuite(name: string, storage: () => Record<string, unknown> | und
   });
 }
 
-erasureSuite('erasure on the embedded store', () => undefined, () => undefined);
+erasureSuite('erasure on the embedded store', () => undefined, () => undefined, ['embedded'], true);
+
+test('summary_refold says how the dropped summary comes back: next_request for the admin token without summary.api_key, disabled on a route without summaries', async () => {
+  const contextd = await startContextd({
+    config: { ...config(upstream, undefined), routes: [{ name: 'no-summaries', match: { model: 'plain-*' }, summary: { enabled: false } }] },
+  });
+  const conversation = `erase-refold-${Math.random().toString(36).slice(2, 10)}`;
+  const client = clientFor(contextd, conversation);
+  const ask = (content: string) => client.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content }] });
+  /** Long turns until a summary covers more than `seq`. */
+  async function summaryBeyond(seq: number): Promise<void> {
+    for (let n = 1; n <= 20 && ((await summaryOf(contextd, conversation))?.covers_seq ?? 0) <= seq; n++) await ask(filler(n));
+    await waitFor(async () => ((await summaryOf(contextd, conversation))?.covers_seq ?? 0) > seq, { timeoutMs: 10_000, message: `a summary covering more than seq ${seq}` });
+  }
+
+  // The admin token is no credential for a summary call, and the default route has no summary.api_key:
+  // no job is offered; the next request with memory that leaves history out folds it, with its own key.
+  await summaryBeyond(1);
+  const asAdmin = await erase(contextd, `${conversation}/messages/1?tenant=${TENANT}&model=gpt-4o`, ADMIN_TOKEN);
+  expect([asAdmin.status, asAdmin.body.summary_dropped, asAdmin.body.summary_refold]).toEqual([200, true, 'next_request']);
+  // That next request (and its summary) comes; then the route ?model= names writes no summaries.
+  await summaryBeyond(1);
+  const onPlainRoute = await erase(contextd, `${conversation}/messages/2?model=plain-model`, API_KEY);
+  expect([onPlainRoute.status, onPlainRoute.body.summary_dropped, onPlainRoute.body.summary_refold]).toEqual([200, true, 'disabled']);
+  // And with the caller's own key on a route with summaries, a job.
+  await summaryBeyond(2);
+  const asCaller = await erase(contextd, `${conversation}/messages/2?model=gpt-4o`, API_KEY);
+  expect([asCaller.status, asCaller.body.summary_dropped, asCaller.body.summary_refold]).toEqual([200, true, 'scheduled']);
+  await contextd.stop();
+});
 
 const available = serviceAvailability();
 
@@ -250,6 +303,44 @@ describeWithService(!available.redis.isAvailable ? available.redis : available.m
       ),
   };
 
+  test('a turn erased before it was flushed: the receipt says Redis held it, and once the flusher has run no tier holds it', async () => {
+    const SECRET_PENDING = 'SECRET-pending-5521-whiskey';
+    const contextd = await startContextd({
+      config: config(upstream, {
+        redis: { url: servers.redisServer.url, ttl: '1h', timeout: '2s' },
+        mongodb: { url: servers.mongoServer.url, database: servers.mongoServer.database, timeout: '10s', flush_delay: '2s' },
+      }),
+    });
+    const conversation = `erase-pending-${Math.random().toString(36).slice(2, 10)}`;
+    const client = clientFor(contextd, conversation);
+    // flush_delay holds back only the round a new turn asks for: the idle round (every 250 ms) takes any turn that
+    // is due. So the conversation's flush is leased for 3 s first, as another instance's round would hold it (the
+    // append's ZADD NX keeps the lease): the erasure surely meets the turn still waiting for MongoDB.
+    await servers.redis.zadd('contextd:dirty', Date.now() + 3_000, hashTag({ tenant: TENANT, conversation: conversation as ConversationId }));
+    // The reply does not repeat it (the fake echoes by default): only the erased message holds the secret.
+    upstream.enqueue({ kind: 'text', content: 'Noted.' });
+    await client.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: `Remember ${SECRET_PENDING}.` }] });
+    const messageDocuments = () => database().collection('messages').find({ conversation, summaryText: { $exists: false }, role: { $ne: 'summary' } }).toArray();
+    expect(await messageDocuments()).toEqual([]);
+
+    const erased = await erase(contextd, `${conversation}/messages/1`, API_KEY);
+    expect(erased.status).toBe(200);
+    // MongoDB held none of the turn: it takes the seq, so that no flush stores the message there later.
+    expect(erased.body).toEqual({
+      id: conversation, object: 'conversation.message.deleted', deleted: true, seq: 1, seqs: [1],
+      tiers: { redis: { messages: 1, summary_dropped: false }, mongodb: { messages: 0, summary_dropped: false } }, summary_dropped: false, summary_refold: null,
+    });
+
+    // The flusher has run once MongoDB holds the reply, and Redis has nothing left to flush.
+    await waitFor(async () => (await messageDocuments()).some((d) => d.seq === 2 && String(d.messageJson).includes('Noted.')), { timeoutMs: 10_000, message: 'the reply flushed to MongoDB' });
+    await views.flushed();
+    expect((await storedMessages(contextd, conversation)).map((row) => [row.seq, row.message.content])).toEqual([[2, 'Noted.']]);
+    const dump = await views.dump();
+    expect(dump).toContain(conversation);
+    expect(dump).not.toContain(SECRET_PENDING);
+    await contextd.stop();
+  });
+
   erasureSuite(
     'Redis + MongoDB',
     () => ({
@@ -257,5 +348,17 @@ describeWithService(!available.redis.isAvailable ? available.redis : available.m
       mongodb: { url: servers.mongoServer.url, database: servers.mongoServer.database, timeout: '10s' },
     }),
     () => views,
+    ['mongodb', 'redis'],
+    false,
   );
+});
+
+describeWithService(available.redis, 'erasure on Redis alone', () => {
+  const redis = useRedis();
+  const views: ServerViews = {
+    dump: () => redisDump(redis.client),
+    flushed: async () => undefined,
+    summaryStored: async () => undefined,
+  };
+  erasureSuite('Redis', () => ({ redis: { url: redis.server.url, ttl: '1h', timeout: '2s' } }), () => views, ['redis'], true);
 });

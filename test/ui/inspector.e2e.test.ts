@@ -188,12 +188,15 @@ describeWithService(
     let dir: string;
     let rows: StoredRow[];
     const pageErrors: string[] = [];
+    /** Every URL the page asked for, across all the tests. */
+    const requested: string[] = [];
 
     beforeAll(async () => {
       dir = await mkdtemp(join(tmpdir(), 'contextd-inspector-'));
       rows = await converse(contextd, conversation, 'gpt-4o-mini');
       browser = await launchBrowser();
       page = await browser.newPage();
+      page.on('request', (request) => requested.push(request.url()));
       page.on('pageerror', (error) => pageErrors.push(`page error: ${String(error)}`));
       page.on('console', (message) => {
         if (message.type() === 'error') pageErrors.push(`console: ${message.text()}`);
@@ -229,7 +232,12 @@ describeWithService(
 
     test('lists the conversation, shows its messages with seqs, roles, tokens and the tool call, and the markup message as text', async () => {
       await signIn(API_KEY, { model: 'gpt-4o-mini' });
+      // The listing's message_count is the last seq, not how many are held: the page says so.
+      await page.waitForSelector(`#conversation-list li[data-id="${conversation}"] .conversation-meta`, { timeout: 10_000 });
+      const meta = await page.$eval(`#conversation-list li[data-id="${conversation}"] .conversation-meta`, (node) => node.textContent);
+      expect(meta).toMatch(new RegExp(`^last seq ${rows.at(-1)!.seq} · no summary · `));
       await open(conversation);
+      expect(await page.$eval('#messages-caption', (node) => node.textContent)).toContain(`${rows.length} stored messages, last seq ${rows.at(-1)!.seq}`);
 
       const shown = await page.$$eval('#message-rows tr', (trs) =>
         trs.map((tr) => ({
@@ -339,6 +347,22 @@ describeWithService(
       await page.click('#forget');
       expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
       expect(await page.$eval('#conversation', (node) => (node as DomNode).hidden)).toBe(true);
+    });
+
+    // Runs last: what every test above made the page do.
+    test('the page only ever calls the conversation API, besides its own files', async () => {
+      const origin = new URL(contextd.url).origin;
+      const PAGE_FILES = ['/contextd/ui/', '/contextd/ui/inspector.js', '/contextd/ui/inspector.css'];
+      // The icon is `data:,` in the page itself: no request leaves the browser for it.
+      const network = requested.filter((url) => !url.startsWith('data:'));
+      for (const url of network) {
+        const { origin: to, pathname } = new URL(url);
+        expect(to, url).toBe(origin);
+        expect(PAGE_FILES.includes(pathname) || pathname === '/contextd/v1/conversations' || pathname.startsWith('/contextd/v1/conversations/'), url).toBe(true);
+      }
+      const paths = new Set(network.map((url) => new URL(url).pathname));
+      for (const file of PAGE_FILES) expect(paths, file).toContain(file);
+      expect([...paths].filter((path) => path.startsWith('/contextd/v1/conversations')).length).toBeGreaterThan(2);
     });
   },
   { timeoutMs: 120_000 },
