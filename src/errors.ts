@@ -92,7 +92,7 @@ export class ConversationStateConflictError extends ContextdError {
   constructor(param: string, conversationHeader: string) {
     super(
       param.startsWith('input[')
-        ? `${param} is an item_reference, an item only the upstream's own store holds; with ${conversationHeader} (contextd's memory) send the items themselves (the AI SDK: providerOptions.openai.store = false).`
+        ? `${param} is an item_reference in the new turn, an item only the upstream's own store holds; with ${conversationHeader} (contextd's memory) send the items themselves (the AI SDK: providerOptions.openai.store = false). In re-sent history, before the new turn, contextd's stored copy takes its place.`
         : `This request names '${param}' (state the upstream keeps) and ${conversationHeader} (contextd's memory): the history would be sent twice. Send one of them.`,
     );
     this.param = param;

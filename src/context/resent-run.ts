@@ -35,7 +35,8 @@ const CHARS_PER_TOKEN = 4;
 /**
  * The re-sent run that goes upstream as sent: the messages [first, turnStart)
  * from the client's last user message before the new turn, when the items
- * they came from hold one with no chat form. Undefined otherwise (the stored
+ * they came from hold one with no chat form and no item_reference (which only
+ * the upstream's own store could read). Undefined otherwise (the stored
  * form then stands for what was re-sent, as for every other re-sent message).
  */
 export function resentRun(request: ItemsRequest, instructionCount: number, turnStart: number): { first: number; items: ItemRange } | undefined {
@@ -44,7 +45,7 @@ export function resentRun(request: ItemsRequest, instructionCount: number, turnS
   while (first >= instructionCount && request.messages[first]!.role !== 'user') first--;
   if (first < instructionCount) return undefined;
   const items = { start: request.sources[first - offset]!.start, end: request.sources[turnStart - 1 - offset]!.end };
-  return hasItemWithoutChatForm(request.items, items) ? { first, items } : undefined;
+  return hasKind(request.items, items, 'other') && !hasKind(request.items, items, 'item_reference') ? { first, items } : undefined;
 }
 
 /** The rough token count of the items with no chat form that can go upstream: the re-sent run's (if it goes as sent) and the new turn's. */
@@ -59,8 +60,8 @@ export function itemsWithoutChatFormTokens(request: ItemsRequest, instructionCou
   return tokens;
 }
 
-function hasItemWithoutChatForm(items: readonly unknown[], range: ItemRange): boolean {
-  for (let i = range.start; i < range.end; i++) if (itemKind(items[i]) === 'other') return true;
+function hasKind(items: readonly unknown[], range: ItemRange, kind: ReturnType<typeof itemKind>): boolean {
+  for (let i = range.start; i < range.end; i++) if (itemKind(items[i]) === kind) return true;
   return false;
 }
 

@@ -10,9 +10,12 @@
 //   is one assistant message: its text and refusal (text written after a call
 //   included: chat puts a message's text before its calls), and one tool call
 //   per `function_call` (`call_id` is the call's id);
-// - a `function_call_output` is a `tool` message answering `call_id`.
-// Other items (`reasoning`, hosted tools' calls, `item_reference`) have no
-// chat form: they go upstream in the turn they came in and are not stored.
+// - a `function_call_output` is a `tool` message answering `call_id`;
+// - an `item_reference` (an earlier item, by the id the upstream gave it) joins
+//   the assistant run it stands in: the message is marked as holding one, and
+//   only re-sent history may (contextd's stored copy goes in its place).
+// Other items (`reasoning`, hosted tools' calls) have no chat form: they go
+// upstream in the turn they came in and are not stored.
 
 import type { ChatMessage, ChatRole, ContentPart, ToolCall } from '../domain.js';
 
@@ -23,15 +26,17 @@ export interface ItemMessage {
   message: ChatMessage;
   start: number;
   end: number;
+  /** The message holds an item_reference: what it stands for only the upstream's store knows. */
+  isReference?: true;
 }
 
 const isRecord = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** What kind of item this is: a message (typed or "easy"), a function call or its output, or one with no chat form. */
-export function itemKind(item: unknown): 'message' | 'function_call' | 'function_call_output' | 'other' {
+export function itemKind(item: unknown): 'message' | 'function_call' | 'function_call_output' | 'item_reference' | 'other' {
   if (!isRecord(item)) return 'other';
   const type = item.type;
-  if (type === 'function_call' || type === 'function_call_output') return type;
+  if (type === 'function_call' || type === 'function_call_output' || type === 'item_reference') return type;
   if (type === 'message' || (type === undefined && typeof item.role === 'string')) return 'message';
   return 'other';
 }
@@ -44,12 +49,12 @@ export function itemKind(item: unknown): 'message' | 'function_call' | 'function
 export function itemsToMessages(items: readonly unknown[]): ItemMessage[] {
   const out: ItemMessage[] = [];
   let pendingStart: number | undefined;
-  let assistant: { message: ChatMessage; texts: string[]; parts: ContentPart[]; start: number; end: number } | undefined;
+  let assistant: { message: ChatMessage; texts: string[]; parts: ContentPart[]; start: number; end: number; isReference?: true } | undefined;
   const flushAssistant = (): void => {
     if (assistant === undefined) return;
     const { message, texts, parts } = assistant;
     message.content = parts.length > 0 ? [...texts.map((text) => ({ type: 'text', text })), ...parts] : texts.length === 0 ? null : texts.length === 1 ? texts[0]! : texts.map((text) => ({ type: 'text', text }));
-    out.push({ message, start: assistant.start, end: assistant.end });
+    out.push({ message, start: assistant.start, end: assistant.end, ...(assistant.isReference ? { isReference: true as const } : {}) });
     assistant = undefined;
   };
   const openAssistant = (index: number): NonNullable<typeof assistant> => {
@@ -67,6 +72,11 @@ export function itemsToMessages(items: readonly unknown[]): ItemMessage[] {
       return;
     }
     const record = item as Json;
+    if (kind === 'item_reference') {
+      // Clients reference what the model made (the AI SDK, with store on, its earlier replies).
+      openAssistant(index).isReference = true;
+      return;
+    }
     if (kind === 'function_call') {
       const run = openAssistant(index);
       const call: ToolCall = { id: String(record.call_id), type: 'function', function: { name: String(record.name), arguments: String(record.arguments) } };

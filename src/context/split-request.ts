@@ -19,6 +19,12 @@ export interface SplitInput {
   nowMs: number;
   /** A new turn equal to the last stored one, sent again within this window, is a retry (new-message-only clients). */
   retryWindowMs: number;
+  /**
+   * Whether request message i stands for items the client named by reference
+   * (the Responses API's item_reference): made by the model, its text unknown
+   * here, so re-sent history whenever it comes before the new turn.
+   */
+  isReference?: (index: number) => boolean;
 }
 
 export interface SplitRequest {
@@ -79,7 +85,7 @@ function pastStoredCopies(input: SplitInput, turnStart: number): number {
   const answeredIds = new Set(stored.flatMap((m) => (m.message.role === 'tool' && typeof m.message.tool_call_id === 'string' ? [m.message.tool_call_id] : [])));
   const isStored = (i: number): boolean => {
     const message = messages[i]!;
-    if (storedDigests.has(input.digestAt(i))) return true;
+    if (input.isReference?.(i) === true || storedDigests.has(input.digestAt(i))) return true;
     if (hasToolCalls(message)) return toolCallIds(message).every((id) => storedCallIds.has(id));
     return message.role === 'tool' && typeof message.tool_call_id === 'string' && answeredIds.has(message.tool_call_id);
   };

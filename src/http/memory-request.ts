@@ -4,6 +4,7 @@
 // upstream, with the assembled prompt or as the client sent it.
 
 import { itemsWithoutChatFormTokens } from '../context/resent-run.js';
+import { itemKind } from '../context/response-items.js';
 import type { ChatMessage } from '../domain.js';
 import { responsesUpstreamBody, type PromptLayout } from '../upstream/responses-body.js';
 import { upstreamBody } from '../upstream/upstream-body.js';
@@ -27,8 +28,14 @@ export interface MemoryRequest {
   toolChoice?: unknown;
   /** Responses API: `previous_response_id`, the upstream's state or, on an emulating route, contextd's. */
   previousResponseId: string | undefined;
-  /** Other state the upstream keeps that the request names (Responses API: `conversation`, or an item_reference's `input[i]`), which memory cannot work with. */
+  /** Other state the upstream keeps that the request names (Responses API: `conversation`), which memory cannot work with. */
   serverState: string | undefined;
+  /** Responses API: the first item_reference (`input[i]`), if any; memory takes one only as re-sent history. */
+  itemReference?: string;
+  /** Responses API: whether message `index` holds an item_reference (the split takes it as re-sent history). */
+  isReference?(index: number): boolean;
+  /** Responses API: the first item_reference among the messages from `index` on (`input[i]`), if any. */
+  referenceFrom?(index: number): string | undefined;
   /** Responses API: the rough count of the items with no chat form that go upstream (context/resent-run.ts); none on chat. */
   unstoredItemTokens?(instructionCount: number, turnStart: number): number;
   /** The body upstream with the assembled prompt in place of the client's messages or input. */
@@ -71,12 +78,30 @@ function responsesRequest(request: ResponsesRequestBody): MemoryRequest {
     toolChoice: request.toolChoice,
     previousResponseId: request.previousResponseId,
     serverState: request.serverState,
+    ...(request.itemReference === undefined ? {} : referencesOf(request, request.itemReference)),
     unstoredItemTokens: (instructionCount, turnStart) => itemsWithoutChatFormTokens(request, instructionCount, turnStart),
     withPrompt: (layout) => responsesUpstreamBody(request, layout),
     asSent: () => JSON.stringify(request.raw),
     withoutPreviousResponseId: () => {
       const { previous_response_id: _answered, ...raw } = request.raw;
       return responsesRequest({ ...request, previousResponseId: undefined, raw });
+    },
+  };
+}
+
+/** A Responses request's item_references, as the split and the turn's check read them. */
+function referencesOf(request: ResponsesRequestBody, first: string): Pick<MemoryRequest, 'itemReference' | 'isReference' | 'referenceFrom'> {
+  const held = new Set(request.referenceMessages);
+  const offset = request.hasInstructionsField ? 1 : 0;
+  return {
+    itemReference: first,
+    isReference: (index) => held.has(index),
+    referenceFrom: (index) => {
+      const message = request.referenceMessages.find((i) => i >= index);
+      if (message === undefined) return undefined;
+      const { start, end } = request.sources[message - offset]!;
+      for (let item = start; item < end; item++) if (itemKind(request.items[item]) === 'item_reference') return `input[${item}]`;
+      return `input[${start}]`;
     },
   };
 }

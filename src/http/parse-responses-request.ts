@@ -30,8 +30,12 @@ export interface ResponsesRequestBody {
   toolChoice: unknown;
   /** `previous_response_id`, if set: the upstream's state, or contextd's on an emulating route. */
   previousResponseId: string | undefined;
-  /** Other state the upstream keeps for itself that the request names, if any: `conversation`, or an item_reference (`input[3]`). */
+  /** Other state the upstream keeps for itself that the request names, if any: `conversation`. */
   serverState: string | undefined;
+  /** The first item_reference (`input[3]`), if any: the upstream's state too, which memory takes only as re-sent history. */
+  itemReference: string | undefined;
+  /** The index in `messages` of each message holding an item_reference (ascending). */
+  referenceMessages: number[];
   raw: Json;
 }
 
@@ -54,9 +58,9 @@ export function parseResponsesRequest(body: Buffer): ResponsesRequestBody {
   const offset = hasInstructionsField ? 1 : 0;
   // Named by the item each message came from, not by a message the client never wrote.
   checkChatMessages(messages, (i) => (i < offset ? 'instructions' : `input[${converted[i - offset]!.start}]`));
-  const reference = items.findIndex((item) => (item as Json).type === 'item_reference');
+  const reference = items.findIndex((item) => itemKind(item) === 'item_reference');
   const previousResponseId = typeof record.previous_response_id === 'string' && record.previous_response_id !== '' ? record.previous_response_id : undefined;
-  const serverState = record.conversation !== undefined && record.conversation !== null ? 'conversation' : reference >= 0 ? `input[${reference}]` : undefined;
+  const serverState = record.conversation !== undefined && record.conversation !== null ? 'conversation' : undefined;
   return {
     model: typeof record.model === 'string' ? record.model : undefined,
     messages,
@@ -68,6 +72,8 @@ export function parseResponsesRequest(body: Buffer): ResponsesRequestBody {
     toolChoice: record.tool_choice,
     previousResponseId,
     serverState,
+    itemReference: reference >= 0 ? `input[${reference}]` : undefined,
+    referenceMessages: converted.flatMap((m, i) => (m.isReference === true ? [i + offset] : [])),
     raw: record,
   };
 }

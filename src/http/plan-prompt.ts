@@ -10,6 +10,7 @@ import { splitRequest, type SplitRequest } from '../context/split-request.js';
 import { findRequestToolProblem, findToolSequenceProblem, type ToolSequenceProblem } from '../context/tool-sequence.js';
 import { chunkedStart, type ChunkedStart } from '../context/window-policy.js';
 import type { ConversationSnapshot, NewMessage, StoredMessage, Summary } from '../domain.js';
+import { ConversationStateConflictError } from '../errors.js';
 import { assemblyBudget, type Route } from '../routing/route.js';
 import type { TokenCounter } from '../tokens/count-tokens.js';
 import { memoryHeaders } from './memory-headers.js';
@@ -58,6 +59,8 @@ export interface PlanInput {
   idempotencyKey: string | undefined;
   nowMs: number;
   retryWindowMs: number;
+  /** How the errors name the conversation's source: the header's name, or the conversation API's path. */
+  conversationHeader: string;
   /** Whether the summary this prompt would send differs from the one the conversation's previous request sent, when that is known (SentSummaries). */
   summaryChanged?: (summarySent: Summary | undefined) => boolean | undefined;
 }
@@ -72,7 +75,11 @@ export async function planPrompt(input: PlanInput): Promise<PromptPlan> {
     idempotencyKey: input.idempotencyKey,
     nowMs: input.nowMs,
     retryWindowMs: input.retryWindowMs,
+    ...(body.isReference === undefined ? {} : { isReference: body.isReference }),
   });
+  // An item_reference stands for re-sent history, which the window replaces; in the new turn only the upstream's store could read it.
+  const strayReference = body.referenceFrom?.(split.turnStart);
+  if (strayReference !== undefined) throw new ConversationStateConflictError(strayReference, input.conversationHeader);
   const turn = await request.turn(split);
   const instructions = await request.instructions(split);
 

@@ -94,7 +94,7 @@ export async function handleWithMemory(req: IncomingMessage, res: ServerResponse
   const route = deps.routes.match({ path: target.path, model, headers: req.headers });
   log.route = route.name;
   const emulates = parsed.api === 'responses' && route.responses.state === 'emulate';
-  if (target.conversation === undefined && (!emulates || parsed.serverState !== undefined)) {
+  if (target.conversation === undefined && (!emulates || parsed.serverState !== undefined || parsed.itemReference !== undefined)) {
     // No header, and no emulated state to keep (or the request names the upstream's own): as the client sent it.
     log.kind = 'passthrough';
     delete log.api;
@@ -140,6 +140,7 @@ export async function handleWithMemory(req: IncomingMessage, res: ServerResponse
     idempotencyKey,
     nowMs: deps.now(),
     retryWindowMs: deps.config.conversation.retryWindowMs,
+    conversationHeader: deps.config.conversation.header,
     summaryChanged: (summary) => deps.sentSummaries.record(key, summary),
   });
   const { split, turn, prompt, toolProblem } = plan;

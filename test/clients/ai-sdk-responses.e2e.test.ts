@@ -6,8 +6,9 @@
 // with their outputs and in order) and what was stored (each item once).
 //
 // By default the AI SDK treats the response as stored at OpenAI and sends
-// earlier assistant text as an `item_reference`, which contextd refuses
-// (docs/responses.md); the memory tests set `store: false`, as the docs say.
+// earlier assistant text as an `item_reference`: in re-sent history contextd's
+// stored copy takes its place (docs/responses.md); most tests set
+// `store: false`, which sends the items themselves.
 import { beforeAll, expect, test } from 'vitest';
 import type { ChatMessage } from '../../src/domain.js';
 import { expectStoredOnce } from '../support/compat-checks.js';
@@ -206,26 +207,24 @@ describeWithAiSdk('Vercel AI SDK (@ai-sdk/openai Responses model)', () => {
     },
   );
 
-  test("the default (store on): earlier assistant text goes as an item_reference, refused with a 400 conversation_state_conflict naming it; nothing goes upstream, nothing is stored", async () => {
+  test('the default (store on): earlier assistant text goes as an item_reference, which contextd takes as re-sent history: its stored copy goes upstream, no reference does; stored once', async () => {
     const conversation = newConversation();
     upstream.enqueue(
       { kind: 'tool_calls', toolCalls: [{ id: 'call_1', name: 'lookup', arguments: { q: 'item 5' } }] },
       { kind: 'text', content: 'Item 5 is blue.' },
     );
     const result = await drive<DriverTurn | DriverFailure>(conversation, { call: 'generate', history: 'full', turns: ['What colour is item 5?', 'thanks'], tools: true, reportErrors: true });
-    // The first turn's tool loop sends the function_call itself (not a reference), so it works with the default.
     const [first, second] = result.turns;
     expect(first).toMatchObject({ text: 'Item 5 is blue.' });
-    // The second re-sends the first turn's items: [system, user, function_call, function_call_output, item_reference, user].
-    expect(second).toMatchObject({ error: { statusCode: 400 } });
-    const body = JSON.parse((second as DriverFailure).error.responseBody ?? '{}') as { error?: Record<string, unknown> };
-    expect(body.error).toMatchObject({ type: 'invalid_request_error', code: 'conversation_state_conflict', param: 'input[4]' });
-    expect(String(body.error?.message)).toContain('item_reference');
+    expect(second).toMatchObject({ text: 'echo: thanks' });
 
-    expect(upstream.responsesRequests()).toHaveLength(2);
+    // The second turn re-sent the first's items: [system, user, function_call, function_call_output, item_reference, user].
+    expect(upstream.responsesRequests()).toHaveLength(3);
     expectEveryRequestValid();
-    expect(upstream.responsesRequests().map((request) => (request.json as { store?: unknown }).store)).toEqual([undefined, undefined]);
-    const stored = await storedOnce(conversation, 4);
-    expect(linesOfMessages(stored)).toEqual(['user: What colour is item 5?', CALL_LINE, OUTPUT_LINE, 'assistant: Item 5 is blue.']);
+    const sent = inputOf(responsesRequest(2));
+    expect(sent.filter((item) => (item as { type?: unknown }).type === 'item_reference')).toEqual([]);
+    expect(linesOf(2)).toEqual([`system: ${SYSTEM}`, 'user: What colour is item 5?', CALL_LINE, OUTPUT_LINE, 'assistant: Item 5 is blue.', 'user: thanks']);
+    const stored = await storedOnce(conversation, 6);
+    expect(linesOfMessages(stored)).toEqual(['user: What colour is item 5?', CALL_LINE, OUTPUT_LINE, 'assistant: Item 5 is blue.', ...exchange('thanks')]);
   });
 });

@@ -1,5 +1,6 @@
 // The Responses API with memory, for what has no chat form and what crosses
-// APIs: reasoning items in a tool loop, summaries as a `developer` item,
+// APIs: reasoning items in a tool loop, item_references in re-sent history,
+// summaries as a `developer` item,
 // failed and cut streams, and a tool loop begun on the Responses API and
 // continued on chat completions. The official openai client through a real
 // contextd process to the fake upstream, which records what it received.
@@ -67,6 +68,46 @@ describe('reasoning items in a tool loop (the Agents SDK with store: false)', ()
     expect(Number(response.headers.get('x-contextd-context-tokens'))).toBeGreaterThan(Math.ceil(JSON.stringify(reasoning).length / 4));
     const rows = await storedWhen(conversation, 4);
     expect(rows.map((row) => row.message.role)).toEqual(['user', 'assistant', 'tool', 'assistant']);
+  });
+});
+
+describe('item_references (the AI SDK with store on)', () => {
+  test("earlier replies re-sent by reference: contextd's stored copies go upstream in their place, no reference does; each message stored once", async () => {
+    const conversation = newConversation();
+    const client = clientFor(contextd, conversation);
+    const first = await client.responses.create({ model: 'gpt-4.1-mini', input: 'My name is Ana.' });
+    const reply = (first.output as unknown as Item[]).find((item) => item.type === 'message')!;
+    expect(String(reply.id)).not.toBe('');
+    await storedWhen(conversation, 2);
+
+    const input: Item[] = [{ role: 'user', content: 'My name is Ana.' }, { type: 'item_reference', id: reply.id }, { role: 'user', content: 'What is my name?' }];
+    const second = await client.responses.create({ model: 'gpt-4.1-mini', input: input as never });
+
+    expect(second.output_text).toBe('echo: What is my name?');
+    const sent = receivedInput(1);
+    expect(kinds(sent)).toEqual(['user', 'assistant', 'user']);
+    expect(sent[1]).toMatchObject({ role: 'assistant', content: [{ type: 'output_text', text: first.output_text }] });
+    const rows = await storedWhen(conversation, 4);
+    expect(rows.map((row) => row.message.content)).toEqual(['My name is Ana.', first.output_text, 'What is my name?', second.output_text]);
+  });
+
+  test('a reference in the new turn, after the re-sent history: a 400 conversation_state_conflict naming it; nothing goes upstream, nothing is stored', async () => {
+    const conversation = newConversation();
+    const client = clientFor(contextd, conversation);
+    const first = await client.responses.create({ model: 'gpt-4.1-mini', input: 'My name is Ana.' });
+    await storedWhen(conversation, 2);
+    const input: Item[] = [
+      { role: 'user', content: 'My name is Ana.' },
+      { role: 'assistant', content: first.output_text },
+      { role: 'user', content: 'And this?' },
+      { type: 'item_reference', id: 'msg_only_the_upstream_knows' },
+    ];
+
+    const error = await client.responses.create({ model: 'gpt-4.1-mini', input: input as never }).catch((e: unknown) => e);
+
+    expect(error).toMatchObject({ status: 400, code: 'conversation_state_conflict', param: 'input[3]' });
+    expect(upstream.responsesRequests()).toHaveLength(1);
+    expect(await storedMessages(contextd, conversation)).toHaveLength(2);
   });
 });
 

@@ -11,7 +11,7 @@ function store(messages: ChatMessage[], createdAtMs = 0, turnKeys: Record<number
   return messages.map((message, i) => ({ message, tokens: 5, digest: digestMessage(message), seq: i + 1, createdAtMs, turnKey: turnKeys[i] }));
 }
 
-function split(messages: ChatMessage[], stored: StoredMessage[], extra: { idempotencyKey?: string; nowMs?: number } = {}) {
+function split(messages: ChatMessage[], stored: StoredMessage[], extra: { idempotencyKey?: string; nowMs?: number; references?: number[] } = {}) {
   return splitRequest({
     messages,
     digestAt: (i) => digestMessage(messages[i]!),
@@ -19,6 +19,7 @@ function split(messages: ChatMessage[], stored: StoredMessage[], extra: { idempo
     idempotencyKey: extra.idempotencyKey,
     nowMs: extra.nowMs ?? 100_000,
     retryWindowMs: 10_000,
+    ...(extra.references === undefined ? {} : { isReference: (i: number) => extra.references!.includes(i) }),
   });
 }
 
@@ -109,6 +110,32 @@ describe('splitRequest', () => {
       const stored = store([u('q'), call('{"q":"item 5"}'), result, a('in stock'), u('thanks'), a('welcome')]);
       const out = split([u('q'), { ...call('{"q":"item 5"}'), content: 'checking' }, result, u('and item 6?')], stored);
       expect(out.turnStart).toBe(3);
+    });
+  });
+
+  describe('item_references (the Responses API): what the model made, named by id, re-sent', () => {
+    /** What parse-responses-request makes of an item_reference: an assistant message holding one. */
+    const reference: ChatMessage = { role: 'assistant', content: null };
+    const call = (id: string): ChatMessage => ({ role: 'assistant', content: null, tool_calls: [{ id, type: 'function', function: { name: 'lookup', arguments: '{}' } }] });
+    const result = (id: string): ChatMessage => ({ role: 'tool', tool_call_id: id, content: 'blue' });
+
+    test('earlier replies by reference (the AI SDK with store on): what follows the last one is the new turn', () => {
+      const stored = store(history);
+      const out = split([sys, u('hi'), reference, u('name?'), reference, u('q')], stored, { references: [2, 4] });
+      expect(out).toMatchObject({ turnStart: 5, isRetry: false });
+      expect(out.history).toHaveLength(4);
+    });
+
+    test("a tool loop's call by reference, its result new: the turn is the result alone", () => {
+      const stored = store([u('colour of item 5?'), call('c1')]);
+      const out = split([sys, u('colour of item 5?'), reference, result('c1')], stored, { references: [2] });
+      expect(out.turnStart).toBe(3);
+    });
+
+    test('a request ending with a reference holds nothing new, as one ending with an assistant message the store lacks', () => {
+      const stored = store(history);
+      expect(split([sys, u('q'), reference], stored, { references: [2] }).turnStart).toBe(3);
+      expect(split([sys, u('q'), a('unknown')], stored).turnStart).toBe(3);
     });
   });
 });

@@ -41,7 +41,27 @@ describe('parseResponsesRequest', () => {
     expect(parse({ input: 'hi', previous_response_id: '' }).previousResponseId).toBeUndefined();
     expect(parse({ input: 'hi', previous_response_id: 'resp_1', conversation: 'conv_1' })).toMatchObject({ previousResponseId: 'resp_1', serverState: 'conversation' });
     expect(parse({ input: 'hi', conversation: 'conv_1' }).serverState).toBe('conversation');
-    expect(parse({ input: [{ role: 'user', content: 'a' }, { type: 'item_reference', id: 'msg_1' }] }).serverState).toBe('input[1]');
+    expect(parse({ input: [{ role: 'user', content: 'a' }, { type: 'item_reference', id: 'msg_1' }] })).toMatchObject({ serverState: undefined, itemReference: 'input[1]' });
+  });
+
+  test('an item_reference stands in an assistant message marked as holding one, which the split takes as re-sent history', () => {
+    const parsed = parse({
+      instructions: 'be brief',
+      input: [
+        { role: 'user', content: 'a' },
+        { type: 'item_reference', id: 'msg_1' },
+        { role: 'user', content: 'b' },
+        { type: 'item_reference', id: 'rs_2' },
+        { type: 'function_call', call_id: 'c', name: 'f', arguments: '{}' },
+        { type: 'function_call_output', call_id: 'c', output: 'r' },
+      ],
+    });
+    expect(parsed.messages.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'user', 'assistant', 'tool']);
+    expect(parsed.messages[2]).toEqual({ role: 'assistant', content: null });
+    expect(parsed.messages[4]).toMatchObject({ role: 'assistant', tool_calls: [{ id: 'c' }] });
+    expect(parsed.referenceMessages).toEqual([2, 4]);
+    expect(parsed.itemReference).toBe('input[1]');
+    expect(parse({ input: 'hi' })).toMatchObject({ itemReference: undefined, referenceMessages: [] });
   });
 
   test.each([

@@ -50,6 +50,7 @@ function plan(extras: Record<string, unknown>, onRoute: Route, stored: Conversat
     snapshot: stored,
     idempotencyKey: undefined,
     nowMs: 1_800_000_000_000,
+    conversationHeader: 'x-conversation-id',
     retryWindowMs: 60_000,
   });
 }
