@@ -7,7 +7,7 @@ import { parseCliArgs } from './config/cli-args.js';
 import { loadConfig } from './config/load-config.js';
 import { ConfigError } from './errors.js';
 import type { Config } from './config/config-types.js';
-import { SentSummaries } from './http/sent-summaries.js';
+import { SentPrefixes } from './http/sent-prefixes.js';
 import { createContextdServer } from './http/server.js';
 import { loadInspectorUi } from './http/inspector-ui.js';
 import { shutdown } from './lifecycle/shutdown.js';
@@ -129,7 +129,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number | 
     websockets,
     now: Date.now,
     instructionCounts: new TokenCountCache(4_096),
-    sentSummaries: new SentSummaries(10_000),
+    sentPrefixes: new SentPrefixes(10_000),
     summarizer,
     isDraining: () => isDraining,
     adminToken: config.admin.token,

@@ -52,7 +52,7 @@ export async function showContext(req: IncomingMessage, res: ServerResponse, url
     retryWindowMs: memory.config.conversation.retryWindowMs,
     conversationHeader: 'the conversation in the path',
     // Read only: a dry run's x-contextd-prefix-stable is the real request's, and leaves it unchanged.
-    summaryChanged: (summary) => memory.sentSummaries.peek(key, summary),
+    prefixChanged: (prefix) => memory.sentPrefixes.peek(key, prefix),
   });
   const { prompt, window } = plan;
   const tokens = {

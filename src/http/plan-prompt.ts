@@ -9,12 +9,13 @@ import type { CountedRequest } from '../context/counted-request.js';
 import { splitRequest, type SplitRequest } from '../context/split-request.js';
 import { findRequestToolProblem, findToolSequenceProblem, type ToolSequenceProblem } from '../context/tool-sequence.js';
 import { chunkedStart, type ChunkedStart } from '../context/window-policy.js';
-import type { ConversationSnapshot, NewMessage, StoredMessage, Summary } from '../domain.js';
+import type { ConversationSnapshot, NewMessage, StoredMessage } from '../domain.js';
 import { ConversationStateConflictError } from '../errors.js';
 import { assemblyBudget, type Route } from '../routing/route.js';
 import type { TokenCounter } from '../tokens/count-tokens.js';
 import { memoryHeaders } from './memory-headers.js';
 import type { MemoryRequest } from './memory-request.js';
+import type { PrefixChange, SentPrefix } from './sent-prefixes.js';
 
 export interface PromptPlan {
   split: SplitRequest;
@@ -61,8 +62,8 @@ export interface PlanInput {
   retryWindowMs: number;
   /** How the errors name the conversation's source: the header's name, or the conversation API's path. */
   conversationHeader: string;
-  /** Whether the summary this prompt would send differs from the one the conversation's previous request sent, when that is known (SentSummaries). */
-  summaryChanged?: (summarySent: Summary | undefined) => boolean | undefined;
+  /** What of this prompt's prefix differs from the one the conversation's previous request sent, when that is known (SentPrefixes). */
+  prefixChanged?: (prefix: SentPrefix) => PrefixChange | undefined;
 }
 
 export async function planPrompt(input: PlanInput): Promise<PromptPlan> {
@@ -116,7 +117,10 @@ export async function planPrompt(input: PlanInput): Promise<PromptPlan> {
   const toolProblem = findRequestToolProblem(body.messages.slice(split.instructionCount), promptProblem, prompt.messages.length - turn.length);
   const droppedMessages = skipped + prompt.droppedMessages;
   const window = split.history.slice(droppedMessages);
-  const prefixStable = isPrefixStable(snapshot, split.history, chunk, prompt, droppedMessages, input.summaryChanged?.(prompt.summaryUsed ? snapshot.summary : undefined));
+  const change = input.prefixChanged?.({ summary: prompt.summaryUsed ? snapshot.summary : undefined, pinned: pinnedIdentity(request, split.instructionCount, fixedTokens) });
+  // The window and summary decide evictions; the client's own instructions and tools can change the prefix too.
+  const windowStable = isPrefixStable(snapshot, split.history, chunk, prompt, droppedMessages, change?.summary);
+  const prefixStable = windowStable && change?.pinned !== true;
   return {
     split,
     instructions,
@@ -128,7 +132,7 @@ export async function planPrompt(input: PlanInput): Promise<PromptPlan> {
     foldBeforeSeq: foldBeforeSeq(route, split.history, droppedMessages, chunk, snapshot.lastSeq),
     prefixStable,
     // A chunked window moves at its steps (and when a summary written ahead moves it); a sliding one whenever history is left out.
-    evicts: chunk !== undefined ? !prefixStable : droppedMessages > 0,
+    evicts: chunk !== undefined ? !windowStable : droppedMessages > 0,
     fixedTokens,
     promptProblem,
     toolProblem,
@@ -150,6 +154,13 @@ export async function planPrompt(input: PlanInput): Promise<PromptPlan> {
 function foldBeforeSeq(route: Route, history: readonly StoredMessage[], droppedMessages: number, chunk: ChunkedStart | undefined, lastSeq: number): number | undefined {
   if (chunk?.nextStart !== undefined && route.summary.enabled && chunk.nextStart > droppedMessages) return history[chunk.nextStart]?.seq ?? lastSeq + 1;
   return droppedMessages > 0 ? (history[droppedMessages]?.seq ?? lastSeq + 1) : undefined;
+}
+
+/** The client's part of the prefix: its instructions by digest, and the fixed tokens (tools, output format, tool_choice) by their count. */
+function pinnedIdentity(request: CountedRequest, instructionCount: number, fixedTokens: number): string {
+  let identity = String(fixedTokens);
+  for (let i = 0; i < instructionCount; i++) identity += `|${request.digestAt(i)}`;
+  return identity;
 }
 
 /** What a chunked window leaves for the summary: its share of the budget, on a route that writes summaries. */

@@ -23,7 +23,7 @@ import { loadWindow, type WindowSource } from './load-window.js';
 import { parseMemoryRequest, type MemoryApi } from './memory-request.js';
 import { checkTokenCount } from './check-token-count.js';
 import { planPrompt, type PromptPlan } from './plan-prompt.js';
-import type { SentSummaries } from './sent-summaries.js';
+import type { SentPrefixes } from './sent-prefixes.js';
 import { continueFromResponse, type ContinuedConversation, type PreviousResponseDeps } from './previous-response.js';
 import { readBody } from './read-body.js';
 import { credentialHeaders, firstHeader } from './request-headers.js';
@@ -46,7 +46,7 @@ export interface MemoryPathDeps {
   /** Counts of pinned instructions, which repeat on every turn. */
   instructionCounts: TokenCountCache;
   /** The summary this process last sent per conversation (x-contextd-prefix-stable). */
-  sentSummaries: SentSummaries;
+  sentPrefixes: SentPrefixes;
   /** Where the token-count drift and window evictions go. */
   metrics: Pick<Metrics, 'observeTokenDrift' | 'windowEvictions'>;
   /** Background summary jobs; offered after the reply, never waited for. */
@@ -141,7 +141,7 @@ export async function handleWithMemory(req: IncomingMessage, res: ServerResponse
     nowMs: deps.now(),
     retryWindowMs: deps.config.conversation.retryWindowMs,
     conversationHeader: deps.config.conversation.header,
-    summaryChanged: (summary) => deps.sentSummaries.record(key, summary),
+    prefixChanged: (prefix) => deps.sentPrefixes.record(key, prefix),
   });
   const { split, turn, prompt, toolProblem } = plan;
   if (toolProblem !== undefined) {

@@ -136,6 +136,27 @@ describe('window policy', () => {
     for (const turn of turns) expect(turn.contextTokens).toBeLessThanOrEqual(BUDGET);
   });
 
+  test("the client's own part of the prefix: new instructions or a new tool set are a new prefix, the same ones again a stable one", async () => {
+    const client = clientFor(contextd, newConversation());
+    const tools = (name: string) => [{ type: 'function' as const, function: { name, parameters: { type: 'object', properties: { q: { type: 'string' } } } } }];
+    const send = async (system: string, toolName: string, n: number): Promise<string> => {
+      const { response } = await client.chat.completions
+        .create({ model: 'chunked-model', messages: [{ role: 'system', content: system }, { role: 'user', content: `short question ${n}` }], tools: tools(toolName) })
+        .withResponse();
+      return response.headers.get('x-contextd-prefix-stable')!;
+    };
+    const answers = [
+      await send('You are a harbour guide.', 'lookup', 0),
+      await send('You are a harbour guide.', 'lookup', 1),
+      await send('You are a river guide.', 'lookup', 2),
+      await send('You are a river guide.', 'lookup', 3),
+      await send('You are a river guide.', 'search_the_whole_harbour_archive_for_boats', 4),
+      await send('You are a river guide.', 'search_the_whole_harbour_archive_for_boats', 5),
+    ];
+    // The first has no previous request; the history stays far within the budget, so only the client's changes count.
+    expect(answers.slice(1)).toEqual(['yes', 'no', 'yes', 'no', 'yes']);
+  });
+
   test('the eviction counter counts the chunked steps', async () => {
     const metric = async (): Promise<number> => {
       const text = await (await fetch(`${contextd.url}/metrics`)).text();
