@@ -41,8 +41,12 @@ export interface TurnStoreDeps {
   now: () => number;
 }
 
-/** What became of the turn; `promptTokens` is the upstream's count of the prompt, when it reported one. */
-export type StoreOutcome = ({ stored: 'queued' | 'dropped' | 'retry' } | { stored: 'not_stored'; reason: string }) & { promptTokens?: number };
+/**
+ * What became of the turn; `promptTokens` is the upstream's count of the
+ * prompt, when it reported one; `summaryOffered`, that the turn offered the
+ * conversation to the summarizer (the request's log line says so).
+ */
+export type StoreOutcome = ({ stored: 'queued' | 'dropped' | 'retry' } | { stored: 'not_stored'; reason: string }) & { promptTokens?: number; summaryOffered?: true };
 
 /**
  * Step 6: the turn (its new messages and the rebuilt reply) is queued for the
@@ -95,10 +99,10 @@ async function storeReply(deps: TurnStoreDeps, input: TurnToStore, reply: Extrac
 
   // History left out of this window, not yet in a summary: fold it (the job
   // checks trigger_tokens against the store, so this offer costs nothing here).
-  if (input.route.summary.enabled && input.foldBeforeSeq !== undefined) {
-    deps.summarizer.offer({ key: input.key, route: input.route, foldBeforeSeq: input.foldBeforeSeq, credentialHeaders: input.credentialHeaders, counter: input.counter });
-  }
-  return { stored: isQueued ? 'queued' : 'dropped' };
+  const stored = isQueued ? 'queued' : 'dropped';
+  if (!input.route.summary.enabled || input.foldBeforeSeq === undefined) return { stored };
+  deps.summarizer.offer({ key: input.key, route: input.route, foldBeforeSeq: input.foldBeforeSeq, credentialHeaders: input.credentialHeaders, counter: input.counter });
+  return { stored, summaryOffered: true };
 }
 
 /** previous_response_id emulation: the response id now names this turn (or `turnKey`, a stored one). */

@@ -179,14 +179,7 @@ export async function handleWithMemory(req: IncomingMessage, res: ServerResponse
     }
 
     // 6. After the last byte: queue the turn for the store.
-    // The log line says when the turn offered a summary job, so a reader can pair it with the job's own line.
-    const summarizer: MemoryPathDeps['summarizer'] = {
-      offer: (job) => {
-        log.summaryOffered = true;
-        deps.summarizer.offer(job);
-      },
-    };
-    const stored = await storeTurn({ ...deps, summarizer }, {
+    const stored = await storeTurn(deps, {
       key,
       route,
       counter,
@@ -202,6 +195,8 @@ export async function handleWithMemory(req: IncomingMessage, res: ServerResponse
     });
     log.stored = stored.stored;
     if (stored.stored === 'not_stored') log.notStoredReason = stored.reason;
+    // So a reader of the log can pair the turn with its summary job's own line.
+    if (stored.summaryOffered === true) log.summaryOffered = true;
     // The prompt sent is contextd's own (not the client's, bypassed): its count can be checked.
     if (stored.promptTokens !== undefined && toolProblem === undefined) {
       log.promptTokensReported = stored.promptTokens;
