@@ -1,18 +1,55 @@
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
+
+/**
+ * Lines wait in a buffer until it holds this much, or for LOG_FLUSH_INTERVAL_MS
+ * (bench/README.md, "Issue 16": a write per line was 5% of contextd's CPU at
+ * concurrency 1). A warning or an error is written at once, with what waits before it.
+ */
+export const LOG_BUFFER_BYTES = 4096;
+export const LOG_FLUSH_INTERVAL_MS = 100;
+
+/**
+ * stdout, buffered (LOG_BUFFER_BYTES, LOG_FLUSH_INTERVAL_MS) unless it is a
+ * terminal. pino flushes what is left when the process exits, a crash included;
+ * a SIGKILL loses at most the last interval's lines.
+ */
+function stdoutDestination(): pino.DestinationStream & { flush(): void } {
+  const buffered = process.stdout.isTTY !== true;
+  const destination = pino.destination({ dest: process.stdout.fd, sync: false, minLength: buffered ? LOG_BUFFER_BYTES : 0 });
+  if (buffered) setInterval(() => destination.flush(), LOG_FLUSH_INTERVAL_MS).unref();
+  return destination;
+}
 
 /**
  * pino JSON to stdout. contextd never logs headers or bodies; the redact list
  * is the second line of defence should an error object carry one.
  */
-export function createLogger(level: string | undefined): Logger {
-  return pino({
-    level: level ?? 'info',
-    base: { service: 'contextd' },
-    redact: {
-      paths: ['authorization', '*.authorization', 'headers.authorization', '*.headers.authorization', '*["api-key"]', 'apiKey', '*.apiKey', 'api_key', '*.api_key', 'token', '*.token'],
-      censor: '[redacted]',
+export function createLogger(level: string | undefined, destination: DestinationStream & { flush?(): void } = stdoutDestination()): Logger {
+  return pino(
+    {
+      level: level ?? 'info',
+      base: { service: 'contextd' },
+      redact: {
+        paths: ['authorization', '*.authorization', 'headers.authorization', '*.headers.authorization', '*["api-key"]', 'apiKey', '*.apiKey', 'api_key', '*.api_key', 'token', '*.token'],
+        censor: '[redacted]',
+      },
+      hooks: {
+        logMethod(args, write, level) {
+          write.apply(this, args);
+          if (level >= WARN) destination.flush?.();
+        },
+      },
     },
-  });
+    destination,
+  );
+}
+
+/** pino's number for warn: such lines and worse are written at once. */
+const WARN = 40;
+
+/** Writes what the logger's destination holds now (the "listening" line, which a supervisor may wait for). */
+export function flushLogger(logger: Logger): void {
+  ((logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as { flush?(): void }).flush?.();
 }
 
 const requestLineLoggers = new WeakMap<Logger, Logger>();
