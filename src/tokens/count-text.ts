@@ -18,14 +18,20 @@
 // 200,000-entry rank table is what counting costs on a server: between two requests other
 // work evicts the table from the CPU caches, and a 50-token message then took ~50 µs
 // instead of ~12 µs in a warm loop (measured). Each counter therefore keeps the counts of
-// recent short pieces (PIECE_CACHE_ENTRIES, oldest dropped first); with it that message
+// recent short pieces (PIECE_CACHE_ENTRIES, piece-count-table.ts); with it that message
 // takes ~20 µs cold and ~8 µs warm. The counts are gpt-tokenizer's, piece by piece.
+//
+// ASCII text on o200k_base (gpt-4o and later) is split by hand (ascii-pieces.ts) rather
+// than by the regex, while no piece or run reaches the caps: a 264-token English reply
+// counted in 28.7 µs before, 16.8 µs with both (bench/README.md, "Issue 16").
 
 import {
   CL100K_TOKEN_SPLIT_REGEX,
   O200K_TOKEN_SPLIT_REGEX,
   R50K_TOKEN_SPLIT_REGEX,
 } from 'gpt-tokenizer/encodingParams/constants';
+import { asciiPieceEnd, isAscii } from './ascii-pieces.js';
+import { PieceCountTable } from './piece-count-table.js';
 import type { EncodingName } from './encoding-for-model.js';
 import type { BpeEncoder } from './load-encoder.js';
 
@@ -112,27 +118,22 @@ export function createTextCounter(encoder: BpeEncoder, encoding: EncodingName): 
   const nextPiece = new RegExp(SPLIT_REGEX[rules].source, 'uy');
   const allPieces = new RegExp(SPLIT_REGEX[rules].source, 'gu');
   const countByEncoder = (text: string): number => encoder.countTokens(text, ORDINARY_TEXT);
-  const pieceCounts = new Map<string, number>();
-  // A stretch with no piece over the caps: the sum of its pieces' counts, short pieces from the cache.
+  const pieceCounts = new PieceCountTable(PIECE_CACHE_ENTRIES);
+  // Short pieces from the cache; longer ones (rare) counted each time.
+  const countPiece = (text: string, start: number, end: number): number =>
+    end - start > PIECE_CACHE_MAX_CHARS ? countByEncoder(text.slice(start, end)) : pieceCounts.count(text, start, end, countByEncoder);
+  // A stretch with no piece over the caps: the sum of its pieces' counts.
   const countExactly = (text: string): number => {
     let tokens = 0;
-    for (const [piece] of text.matchAll(allPieces)) {
-      if (piece.length > PIECE_CACHE_MAX_CHARS) {
-        tokens += countByEncoder(piece);
-        continue;
-      }
-      let count = pieceCounts.get(piece);
-      if (count === undefined) {
-        count = countByEncoder(piece);
-        if (pieceCounts.size >= PIECE_CACHE_ENTRIES) pieceCounts.delete(pieceCounts.keys().next().value!);
-        pieceCounts.set(piece, count);
-      }
-      tokens += count;
-    }
+    for (const [piece] of text.matchAll(allPieces)) tokens += countPiece(piece, 0, piece.length);
     return tokens;
   };
+  // o200k's split by hand on all-ASCII text (ascii-pieces.ts), while it stays under both caps.
+  const countAscii = rules === 'o200k' ? (text: string): number | undefined => countAsciiUnderCaps(text, countPiece) : undefined;
 
   return function countText(text: string): number {
+    const ascii = countAscii !== undefined && isAscii(text) ? countAscii(text) : undefined;
+    if (ascii !== undefined) return ascii;
     const plan = planChunks(text, rules);
     if (plan.riskyChunks.length === 0) return text.length === 0 ? 0 : countExactly(text);
     let tokens = 0;
@@ -149,6 +150,29 @@ export function createTextCounter(encoder: BpeEncoder, encoding: EncodingName): 
     if (countedUpTo < text.length) tokens += countExactly(text.slice(countedUpTo));
     return tokens;
   };
+}
+
+/**
+ * The sum of an ASCII text's o200k pieces' counts, or undefined at the first piece
+ * over MAX_PIECE_BYTES or non-whitespace run over MAX_EXACT_RUN_CHARS: such a text
+ * takes the capped path. Under both caps the capped path counts every piece exactly,
+ * so both give the same. A piece is [whitespace][non-whitespace…][whitespace…], so
+ * a run's length is bounded by summing pieces from one that starts with whitespace
+ * to one that ends with it.
+ */
+function countAsciiUnderCaps(text: string, countPiece: (text: string, start: number, end: number) => number): number | undefined {
+  let tokens = 0;
+  let run = 0;
+  for (let start = 0, end = 0; start < text.length; start = end) {
+    end = asciiPieceEnd(text, start);
+    if (end - start > MAX_PIECE_BYTES) return undefined;
+    if (isRegexWhitespace(text.charCodeAt(start))) run = end - start - 1;
+    else run += end - start;
+    if (run > MAX_EXACT_RUN_CHARS) return undefined;
+    if (isRegexWhitespace(text.charCodeAt(end - 1))) run = 0;
+    tokens += countPiece(text, start, end);
+  }
+  return tokens;
 }
 
 interface ChunkPlan {
