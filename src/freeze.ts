@@ -2,16 +2,27 @@
 // messages stores keep decoded in process memory, which they hand to every
 // caller; freezing them is what keeps one caller's change from reaching the
 // next (a copy per load would cost what keeping them saves).
+//
+// A deep-frozen value's JSON never changes either, so it is kept beside the
+// value (weakly) once known: a store that has just parsed a message from its
+// JSON hands that text over, and the upstream body (upstream-body.ts) splices
+// it in instead of serialising the message on the request path.
 
 /** Objects deepFreeze froze with everything reachable from them: their JSON never changes. */
 const deeplyFrozen = new WeakSet<object>();
+const jsonOfFrozen = new WeakMap<object, string>();
 
-/** Freezes `value` and everything reachable from it, in place; returns it. */
-export function deepFreeze<T>(value: T): T {
+/**
+ * Freezes `value` and everything reachable from it, in place; returns it.
+ * `json`, when the caller has it, is `JSON.stringify(value)` (the text `value`
+ * was parsed from, when that is JSON.stringify's own output), kept for frozenJson.
+ */
+export function deepFreeze<T>(value: T, json?: string): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
     Object.freeze(value);
     for (const child of Object.values(value)) deepFreeze(child);
     deeplyFrozen.add(value);
+    if (json !== undefined) jsonOfFrozen.set(value, json);
   }
   return value;
 }
@@ -19,4 +30,15 @@ export function deepFreeze<T>(value: T): T {
 /** Whether deepFreeze froze `value` and all it holds (an object frozen otherwise may hold mutable parts). */
 export function isDeeplyFrozen(value: unknown): boolean {
   return typeof value === 'object' && value !== null && deeplyFrozen.has(value);
+}
+
+/** `JSON.stringify(value)`: computed once for a deep-frozen value (or known from its store), every time for anything else. */
+export function frozenJson(value: object): string {
+  if (!isDeeplyFrozen(value)) return JSON.stringify(value);
+  let json = jsonOfFrozen.get(value);
+  if (json === undefined) {
+    json = JSON.stringify(value);
+    jsonOfFrozen.set(value, json);
+  }
+  return json;
 }

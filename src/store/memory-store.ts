@@ -13,6 +13,7 @@
 import type {
   AppendOptions,
   AppendResult,
+  ChatMessage,
   ConversationKey,
   ConversationSnapshot,
   NewMessage,
@@ -174,18 +175,21 @@ export class MemoryStore implements ConversationStore {
     // leaves the store as it was. JSON also copies the caller's objects, so their
     // later mutations cannot reach stored state.
     const entries = messages.map((incoming, index): MessageEntry => {
-      const stored: StoredMessage = {
-        message: incoming.message,
+      // The copy the store keeps is its own (JSON round trip), then frozen; this happens once, off the
+      // request path, and the message's JSON stays with it for the upstream bodies that will carry it.
+      const messageJson = JSON.stringify(incoming.message);
+      const stored: StoredMessage = deepFreeze({
+        message: deepFreeze(JSON.parse(messageJson) as ChatMessage, messageJson),
         tokens: incoming.tokens,
         digest: incoming.digest,
         seq: firstSeq + index,
         createdAtMs: nowMs,
         ...(index === 0 && turnKey !== undefined ? { turnKey } : {}),
         cumTokens: (cum += incoming.tokens),
-      };
-      // The copy the store keeps is its own (JSON round trip), then frozen; this happens once, off the request path.
-      const json = JSON.stringify(stored);
-      return { seq: stored.seq, tokens: stored.tokens, stored: deepFreeze(JSON.parse(json) as StoredMessage), bytes: json.length + ENTRY_OVERHEAD_BYTES };
+      });
+      // The stored message's JSON length: the rest of its fields' JSON with the message's in place of null.
+      const bytes = JSON.stringify({ ...stored, message: null }).length - 'null'.length + messageJson.length;
+      return { seq: stored.seq, tokens: stored.tokens, stored, bytes: bytes + ENTRY_OVERHEAD_BYTES };
     });
 
     if (conversation === undefined) {

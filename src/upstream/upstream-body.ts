@@ -3,24 +3,24 @@
 // on a long window (105 messages), most of it walking message objects that
 // were the same as on the previous request: the history comes from the
 // stores' in-process windows, deep-frozen and shared from one load to the
-// next. So each such message is serialised once (kept beside the object,
-// weakly), and the body is the client's other fields with the messages'
-// JSON spliced in, byte for byte what JSON.stringify would give. The
-// Responses API's body (responses-body.ts) splices its items the same way.
+// next. So each such message is serialised once (frozenJson, freeze.ts; a
+// store that parsed it hands its JSON over, so a new turn is not serialised
+// on the next request's path either), and the body is the client's other
+// fields with the messages' JSON spliced in, byte for byte what
+// JSON.stringify would give. The Responses API's body (responses-body.ts)
+// splices its items the same way.
 
 import { randomBytes } from 'node:crypto';
 import type { ChatMessage } from '../domain.js';
-import { isDeeplyFrozen } from '../freeze.js';
+import { frozenJson, isDeeplyFrozen } from '../freeze.js';
 
 /** Stands in for the list while the rest of the body is serialised; random per process, so no client text holds it. */
 const PLACEHOLDER = `contextd-list-${randomBytes(12).toString('hex')}`;
 const QUOTED_PLACEHOLDER = JSON.stringify(PLACEHOLDER);
 
-const jsonOfFrozen = new WeakMap<object, string>();
-
 /** `JSON.stringify({ ...raw, messages })`, reusing the JSON of deep-frozen messages. */
 export function upstreamBody(raw: Readonly<Record<string, unknown>>, messages: readonly ChatMessage[]): string {
-  return withJsonList(raw, 'messages', messages.map((message) => jsonOnce(message, JSON.stringify)));
+  return withJsonList(raw, 'messages', messages.map(frozenJson));
 }
 
 /**
@@ -39,10 +39,10 @@ export function withJsonList(raw: Readonly<Record<string, unknown>>, field: stri
 
 /**
  * `serialise(message)`, computed once for a deep-frozen message (kept beside
- * it, weakly) and every time for any other. One serialisation per message and
- * API: the Responses body keeps its items' JSON in a cache of its own.
+ * it, weakly, in `cache`) and every time for any other: the Responses body's
+ * items; a message's own JSON is frozenJson's.
  */
-export function jsonOnce(message: ChatMessage, serialise: (message: ChatMessage) => string, cache: WeakMap<object, string> = jsonOfFrozen): string {
+export function jsonOnce(message: ChatMessage, serialise: (message: ChatMessage) => string, cache: WeakMap<object, string>): string {
   if (!isDeeplyFrozen(message)) return serialise(message);
   let json = cache.get(message);
   if (json === undefined) {

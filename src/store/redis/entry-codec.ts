@@ -4,6 +4,7 @@
 // (scripts.ts), so the JSON is the client's, byte for byte.
 
 import type { ChatMessage, NewMessage, StoredMessage } from '../../domain.js';
+import { deepFreeze } from '../../freeze.js';
 
 /** What a list entry's JSON holds: the StoredMessage fields the entry's prefix does not. */
 interface EntryBody {
@@ -46,13 +47,19 @@ export function encodeTurn(messages: readonly NewMessage[], createdAtMs: number,
   return perMessage;
 }
 
+/**
+ * The stored message an entry holds. Its message comes deep-frozen, with its
+ * JSON text (freeze.ts): an upstream body that carries it splices that text in
+ * rather than serialising the message again.
+ */
 export function decodeEntry(entry: string): StoredMessage {
   const afterSeq = entry.indexOf(':');
   const afterTokens = entry.indexOf(':', afterSeq + 1);
   const afterCum = entry.indexOf(':', afterTokens + 1);
-  const body = JSON.parse(entry.slice(afterCum + 1)) as EntryBody;
+  const json = entry.slice(afterCum + 1);
+  const body = JSON.parse(json) as EntryBody;
   return {
-    message: body.message,
+    message: deepFreeze(body.message, messageJsonIn(json, body)),
     tokens: Number(entry.slice(afterSeq + 1, afterTokens)),
     digest: body.digest,
     seq: Number(entry.slice(0, afterSeq)),
@@ -60,6 +67,20 @@ export function decodeEntry(entry: string): StoredMessage {
     ...(body.turnKey !== undefined ? { turnKey: body.turnKey } : {}),
     cumTokens: Number(entry.slice(afterTokens + 1, afterCum)),
   };
+}
+
+const MESSAGE_FIRST = '{"message":';
+
+/**
+ * The message's own JSON inside an entry's: EntryBody's first member, written
+ * by JSON.stringify, so the text up to the digest and createdAtMs that follow it
+ * (a client's text cannot hold them unescaped). Undefined for an entry of
+ * another shape.
+ */
+function messageJsonIn(json: string, body: EntryBody): string | undefined {
+  if (!json.startsWith(MESSAGE_FIRST) || typeof body.digest !== 'string' || typeof body.createdAtMs !== 'number') return undefined;
+  const end = json.lastIndexOf(`,"digest":${JSON.stringify(body.digest)},"createdAtMs":${JSON.stringify(body.createdAtMs)}`);
+  return end > MESSAGE_FIRST.length ? json.slice(MESSAGE_FIRST.length, end) : undefined;
 }
 
 /**
