@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { ChatMessage, ContentPart, StoredMessage } from '../domain.js';
 
 // Recognising re-sent history means comparing what a client sends back with
@@ -86,7 +86,7 @@ export function digestMessage(message: ChatMessage): string {
     orNull(message.tool_call_id),
     typeof message.refusal === 'string' && message.refusal !== '' ? message.refusal : null,
   ];
-  return DIGEST_VERSION + createHash('sha1').update(JSON.stringify(seen)).digest('base64url');
+  return DIGEST_VERSION + hash('sha1', JSON.stringify(seen), 'base64url');
 }
 
 // Stored messages are frozen and shared by the stores' caches, so a digest

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ConversationId, ConversationKey, TenantId, TenantMode } from '../domain.js';
 import { InvalidConversationIdError, InvalidRequestError } from '../errors.js';
@@ -36,7 +36,7 @@ export function resolveTenant(headers: IncomingHttpHeaders, mode: TenantMode): T
       const authorization = firstHeader(headers, 'authorization');
       const credential = authorization?.replace(/^Bearer\s+/i, '') ?? firstHeader(headers, 'api-key');
       if (credential === undefined || credential === '') return 'anonymous' as TenantId;
-      return `k.${createHash('sha256').update(credential).digest('base64url').slice(0, 22)}` as TenantId;
+      return `k.${hash('sha256', credential, 'base64url').slice(0, 22)}` as TenantId;
     }
   }
 }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { jsonText } from './json-text.js';
 
 /**
@@ -19,7 +19,7 @@ export class ToolCountMemo {
   /** `countUncounted(tools)`, or what it gave for the same set before. */
   count(tools: unknown, countUncounted: (tools: unknown) => number): number {
     if (!Array.isArray(tools) || tools.length === 0) return countUncounted(tools); // nothing worth keeping
-    const key = createHash('sha256').update(jsonText(tools)).digest('base64');
+    const key = hash('sha256', jsonText(tools), 'base64');
     const cached = this.#counts.get(key);
     if (cached !== undefined) {
       // Map keeps insertion order: re-inserting marks it most recently used.
