@@ -3,8 +3,10 @@
 // string hashed by a Map: on a 264-token English reply, cutting each piece out
 // and looking it up in a Map cost 6.4 µs of the split's 14 (bench/README.md,
 // "Issue 16"). Open addressing over a power-of-two table, FNV-1a over the UTF-16
-// units; a piece is cut out only when it is new. Full, it starts over: the
-// common pieces come back within a few messages.
+// units; a piece is cut out only when it is new. A slot's hash and count sit
+// side by side, so a lookup that finds its piece reads one line of the table
+// and the piece. Full, it starts over: the common pieces come back within a
+// few messages.
 
 const FNV_OFFSET = 0x811c9dc5 | 0;
 const FNV_PRIME = 0x01000193;
@@ -13,8 +15,8 @@ export class PieceCountTable {
   readonly #maxEntries: number;
   readonly #mask: number;
   readonly #keys: (string | undefined)[];
-  readonly #hashes: Int32Array;
-  readonly #counts: Int32Array;
+  /** Slot i's hash at 2i, its count at 2i + 1. */
+  readonly #hashAndCount: Int32Array;
   #size = 0;
 
   /** At most `maxEntries` pieces, in a table at most half full. */
@@ -24,8 +26,7 @@ export class PieceCountTable {
     this.#maxEntries = maxEntries;
     this.#mask = capacity - 1;
     this.#keys = new Array<string | undefined>(capacity).fill(undefined);
-    this.#hashes = new Int32Array(capacity);
-    this.#counts = new Int32Array(capacity);
+    this.#hashAndCount = new Int32Array(2 * capacity);
   }
 
   get size(): number {
@@ -39,7 +40,7 @@ export class PieceCountTable {
     const length = end - start;
     let slot = hash & this.#mask;
     for (let key = this.#keys[slot]; key !== undefined; key = this.#keys[slot]) {
-      if (this.#hashes[slot] === hash && key.length === length && sameUnits(key, text, start)) return this.#counts[slot]!;
+      if (this.#hashAndCount[2 * slot] === hash && key.length === length && sameUnits(key, text, start)) return this.#hashAndCount[2 * slot + 1]!;
       slot = (slot + 1) & this.#mask;
     }
     const piece = text.slice(start, end);
@@ -50,8 +51,8 @@ export class PieceCountTable {
       slot = hash & this.#mask;
     }
     this.#keys[slot] = piece;
-    this.#hashes[slot] = hash;
-    this.#counts[slot] = count;
+    this.#hashAndCount[2 * slot] = hash;
+    this.#hashAndCount[2 * slot + 1] = count;
     this.#size++;
     return count;
   }
