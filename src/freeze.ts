@@ -34,11 +34,10 @@ export function isDeeplyFrozen(value: unknown): boolean {
 
 /** `JSON.stringify(value)`: computed once for a deep-frozen value (or known from its store), every time for anything else. */
 export function frozenJson(value: object): string {
-  if (!isDeeplyFrozen(value)) return JSON.stringify(value);
-  let json = jsonOfFrozen.get(value);
-  if (json === undefined) {
-    json = JSON.stringify(value);
-    jsonOfFrozen.set(value, json);
-  }
+  // Only deep-frozen values have JSON kept: one lookup on the common path.
+  const known = jsonOfFrozen.get(value);
+  if (known !== undefined) return known;
+  const json = JSON.stringify(value);
+  if (isDeeplyFrozen(value)) jsonOfFrozen.set(value, json);
   return json;
 }
