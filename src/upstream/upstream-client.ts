@@ -44,16 +44,23 @@ export function endToEndHeaders(
   headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>,
   omit: ReadonlySet<string> = new Set(),
 ): Record<string, string | string[]> {
-  const named = String(headers.connection ?? '')
-    .split(',')
-    .map((h) => h.trim().toLowerCase())
-    .filter(Boolean);
+  const named = connectionNamed(headers.connection);
   const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || omit.has(name) || named.includes(name)) continue;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || HOP_BY_HOP.has(name) || omit.has(name) || named?.includes(name) === true) continue;
     out[name] = value;
   }
   return out;
+}
+
+/** The headers a Connection header names (hop-by-hop too); none for the usual keep-alive or close, or no header. */
+function connectionNamed(connection: string | string[] | undefined): string[] | undefined {
+  if (connection === undefined || connection === 'keep-alive' || connection === 'close') return undefined;
+  return String(connection)
+    .split(',')
+    .map((h) => h.trim().toLowerCase())
+    .filter(Boolean);
 }
 
 /** One pooled undici client for every upstream call, with one timeout policy. */
