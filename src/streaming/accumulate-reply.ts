@@ -179,10 +179,13 @@ export function createSseReplyAccumulator(options: SseReplyOptions = {}): SseRep
 }
 
 /** A whole JSON reply body as an object, or, when it is not one, the reply not to store. */
+// A whole body decodes in one call, which keeps no state: one decoder serves every reply.
+const UTF8 = new TextDecoder();
+
 export function jsonReplyObject(body: Uint8Array): { json: Record<string, unknown> } | { notStored: RebuiltReply } {
   let json: unknown;
   try {
-    json = JSON.parse(new TextDecoder().decode(body));
+    json = JSON.parse(UTF8.decode(body));
   } catch {
     return { notStored: incomplete('invalid JSON') };
   }
