@@ -15,9 +15,7 @@ export const LOG_FLUSH_INTERVAL_MS = 100;
  */
 function stdoutDestination(): pino.DestinationStream & { flush(): void } {
   const buffered = process.stdout.isTTY !== true;
-  const destination = pino.destination({ dest: process.stdout.fd, sync: false, minLength: buffered ? LOG_BUFFER_BYTES : 0 });
-  if (buffered) setInterval(() => destination.flush(), LOG_FLUSH_INTERVAL_MS).unref();
-  return destination;
+  return pino.destination({ dest: process.stdout.fd, sync: false, ...(buffered ? { minLength: LOG_BUFFER_BYTES, periodicFlush: LOG_FLUSH_INTERVAL_MS } : {}) });
 }
 
 /**
