@@ -104,6 +104,8 @@ async function onRedisMongo(workload: Workload, stores: BackingStores): Promise<
   const pair = await stores.pair('bench', 0);
   // --baseline: the other build's contextd on a MongoDB database and a Redis database of its own (a shared one would mix the two flushers' work).
   const baselinePair = redisMongo.baseline === undefined ? undefined : await stores.pair('baseline', 4);
+  // Beside it, this build in the same role (side-by-side.ts), on databases of its own too.
+  const twinPair = redisMongo.baseline === undefined ? undefined : await stores.pair('twin', 5);
   const newShare = flags['redis-new-share'] ?? (stores.mongo.scansCollections ? FERRETDB_NEW_SHARE : '0.05');
   if (flags['redis-new-share'] === undefined && stores.mongo.scansCollections) {
     log(`${stores.mongo.label} reads its whole collection for every query, so a new conversation's first read costs a scan of every message stored: new conversations on Redis + MongoDB: a share of ${newShare} (--redis-new-share to change).`);
@@ -124,6 +126,7 @@ async function onRedisMongo(workload: Workload, stores: BackingStores): Promise<
       ],
       ...(flags['no-redis-alone'] ? {} : { variant: redisAloneVariant(workload, stores) }),
       ...(baselinePair === undefined ? {} : { baseline: { storage: baselinePair.storage, seed: seedInto(baselinePair, workload), settle: () => baselinePair.waitFlushed() } }),
+      ...(twinPair === undefined ? {} : { twin: { storage: twinPair.storage, seed: seedInto(twinPair, workload), settle: () => twinPair.waitFlushed() } }),
       afterPass: async () => `${await pair.dirtyCount()} conversations awaiting the flusher`,
       // The flusher lags at concurrency N; without this its work would land in the next path's slice.
       settle: () => pair.waitFlushed(),

@@ -104,7 +104,7 @@ export function sideBySideMarkdown(measured: MeasuredSideBySide): { markdown: st
   const streamPasses = streamRows.length > 0 ? new PassFigures([passes.streamC1, passes.streamCn], rowOf, settings.rounds) : undefined;
   if (streamPasses !== undefined) {
     // Each API's paths against its own direct path.
-    const directOf = new Map(apis.flatMap((api) => [namesOf(api).direct, namesOf(api).floor, namesOf(api).short, namesOf(api).baselineShort].map((path) => [path, namesOf(api).direct] as const)));
+    const directOf = new Map(apis.flatMap((api) => [namesOf(api).direct, namesOf(api).floor, namesOf(api).short, namesOf(api).baselineShort, namesOf(api).twinShort].map((path) => [path, namesOf(api).direct] as const)));
     emit('');
     emit(streamingTable(streamRows, (row) => streamRows.find((r) => r.path === directOf.get(row.path) && r.concurrency === row.concurrency)));
     const streamLines = streamPasses.lines(streamFigures(names, { baseline: measured.extras.baseline !== undefined }), [0, 1]);
@@ -180,7 +180,8 @@ function describe({ settings, store, loadAtStart, conversations, extras, namesOf
       ? ''
       : `In the same rounds, streaming too, the short path on the baseline build's contextd ("${namesOf(mainApi!).baselineShort}", --baseline ${extras.baseline.dir}; this build: ${extras.baseline.thisLabel}): ` +
         `the same config${store.storage === undefined ? '' : ', on the same servers with a Redis database and a MongoDB database of its own'}, ` +
-        `${conversations.shorts} short conversations of its own, created alike; "this build / baseline" rows divide this build's short path by it. `) +
+        `${conversations.shorts} short conversations of its own, created alike; beside it, in the same role, a second contextd of this build ("${namesOf(mainApi!).twinShort}", as many conversations of its own): ` +
+        `"this build / baseline" rows divide that twin's short path by the baseline's (the main contextd serves every path, which is no fair match for one that serves one). `) +
     (store.settle === undefined
       ? ''
       : `After each slice of ${store.title}'s paths the bench waits until the flusher has moved every turn to MongoDB, so that work is charged to that slice, not the next path's; ` +
@@ -196,7 +197,7 @@ function serviceLoadTable({ store, serviceLoads, extras }: MeasuredSideBySide): 
   const label = extras.variantLabel;
   /** Whose requests a service's work is divided by: the main contextd's, and those of every other contextd it served. */
   const over = (servesVariant: boolean): string => {
-    const others = [...(servesVariant && label !== undefined ? [label] : []), ...(extras.baseline === undefined ? [] : ['the baseline build'])];
+    const others = [...(servesVariant && label !== undefined ? [label] : []), ...(extras.baseline === undefined ? [] : ['the baseline build and this build beside it'])];
     return others.length === 0 ? `over ${store.shortTitle}' requests` : `over the requests of ${[store.shortTitle, ...others].join(' and ')}`;
   };
   const note =
@@ -211,7 +212,7 @@ function serviceLoadTable({ store, serviceLoads, extras }: MeasuredSideBySide): 
       `| ---: | ---: | ${services.map(() => '---:').join(' | ')} | --- | --- |`,
       ...serviceLoads.map(
         (load) =>
-          `| ${load.concurrency} | ${load.contextdRequests}${label === undefined ? '' : ` + ${load.variantRequests} (${label})`}${extras.baseline === undefined ? '' : ` + ${load.baselineRequests} (baseline)`} | ${load.cpuMsPerRequest.map((v) => (Number.isFinite(v) ? v.toFixed(3) : '–')).join(' | ')} | ${load.commands} | ${load.note} |`,
+          `| ${load.concurrency} | ${load.contextdRequests}${label === undefined ? '' : ` + ${load.variantRequests} (${label})`}${extras.baseline === undefined ? '' : ` + ${load.baselineRequests} (baseline and twin)`} | ${load.cpuMsPerRequest.map((v) => (Number.isFinite(v) ? v.toFixed(3) : '–')).join(' | ')} | ${load.commands} | ${load.note} |`,
       ),
     ].join('\n')
   );

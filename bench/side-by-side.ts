@@ -103,6 +103,8 @@ export interface StoreUnderTest {
    * Every service in `services` serves it too.
    */
   baseline?: { storage: Record<string, unknown>; seed: (plans: readonly ConversationPlan[]) => Promise<void>; settle: () => Promise<void> };
+  /** The same for this build's contextd in the baseline's role (see PathNames.twinShort). */
+  twin?: { storage: Record<string, unknown>; seed: (plans: readonly ConversationPlan[]) => Promise<void>; settle: () => Promise<void> };
   /** A note after each pass, e.g. how many conversations still await the flusher. */
   afterPass?: () => Promise<string>;
   /** Waits until the store's background work is done (see Target.settle), after each slice of the main contextd's paths. */
@@ -146,7 +148,7 @@ export interface ServiceLoad {
   concurrency: number;
   contextdRequests: number;
   variantRequests: number;
-  /** The --baseline build's contextd's; the services served them too. */
+  /** The --baseline build's contextd's and this build's twin's; the services served them too. */
   baselineRequests: number;
   /** CPU ms per measured contextd request, per service, over the measured rounds (the warm-up excluded). */
   cpuMsPerRequest: number[];
@@ -234,6 +236,19 @@ export async function sideBySide(settings: SideBySideSettings, store: StoreUnder
             ...(store.baseline === undefined ? {} : { storage: store.baseline.storage }),
           });
     if (baselineContextd !== undefined) children.push(baselineContextd);
+    // This build in the baseline's role: only the short path, on conversations of its own, so the two compare alike.
+    if (baseline !== undefined && store.storage !== undefined && store.twin === undefined) throw new Error(`--baseline on ${store.title}: the store gave this build's twin no storage of its own`);
+    const twinContextd =
+      baseline === undefined
+        ? undefined
+        : await startContextd({
+            upstreamUrl: upstream.baseUrl,
+            logLevel: settings.logLevel,
+            logPath: join(runDir, 'contextd-twin.log'),
+            summaries: settings.summaries,
+            ...(store.twin === undefined ? {} : { storage: store.twin.storage }),
+          });
+    if (twinContextd !== undefined) children.push(twinContextd);
 
     const prefix = `bench${Date.now().toString(36)}`;
     const shortSize = { conversations: settings.shortConversations, turns: settings.shortTurns };
@@ -259,8 +274,10 @@ export async function sideBySide(settings: SideBySideSettings, store: StoreUnder
     if (variant !== undefined && variantContextd !== undefined) await prepare(variantContextd, [...variantShorts, ...variantLongs], variant.seed);
     const baselineShorts = shortPlans(workload, shortSize, `${prefix}b`);
     const baselineSetupS = baselineContextd === undefined ? undefined : await prepare(baselineContextd, baselineShorts, store.baseline?.seed);
+    const twinShorts = shortPlans(workload, shortSize, `${prefix}t`);
+    if (twinContextd !== undefined) await prepare(twinContextd, twinShorts, store.twin?.seed);
     // What set-up left to the flusher is done before anything is measured.
-    await Promise.all([store.settle?.(), store.baseline?.settle()]).catch((error: unknown) => {
+    await Promise.all([store.settle?.(), store.baseline?.settle(), store.twin?.settle()]).catch((error: unknown) => {
       throw new Error(`after set-up: ${error instanceof Error ? error.message : String(error)} (on FerretDB on SQLite with contextd's 3 s MongoDB timeout the flusher falls behind when many conversations start at once: fewer --redis-short-conversations, or --mongodb-timeout 10s)`);
     });
     const longStored = await storedMessageCount(contextd, longs[0]!.id);
@@ -268,7 +285,7 @@ export async function sideBySide(settings: SideBySideSettings, store: StoreUnder
       `set-up (not measured${seedDirectly ? ', seeded into the stores directly (--seed-directly)' : ', turns sent through contextd'}): ${shorts.length} short conversations of ${settings.shortTurns} turns in ${shortSetupS.toFixed(1)} s, ` +
         `${longs.length} long conversations of ${settings.longTurns} turns in ${longSetupS.toFixed(1)} s (${longStored} messages stored in the first)` +
         [...otherSetupS].map(([api, seconds]) => `, ${otherShorts.get(api)!.length} short conversations on ${api} in ${seconds.toFixed(1)} s`).join('') +
-        (baselineSetupS === undefined ? '' : `, ${baselineShorts.length} short conversations on the baseline (${baseline!.label}) in ${baselineSetupS.toFixed(1)} s`) +
+        (baselineSetupS === undefined ? '' : `, ${baselineShorts.length} short conversations on the baseline (${baseline!.label}) in ${baselineSetupS.toFixed(1)} s, as many on this build's twin`) +
         '.',
     );
 
@@ -309,12 +326,20 @@ export async function sideBySide(settings: SideBySideSettings, store: StoreUnder
       const quietNext = conversationCursor(client, quietShorts.map((p) => p.id), false, `${prefix}w-new-s`).next;
       targets.push({ name: names.quiet, child: quiet, proxy: quiet, api: mainApi, next: quietNext, isContextd: true, stream: false, ...settle });
     }
-    /** The baseline build's short path, on conversations of its own created alike; settled as the main contextd's is, on its own databases. */
+    /**
+     * The baseline build's short path and this build's twin's, each on conversations of its own
+     * created alike; settled as the main contextd's is, on their own databases.
+     */
     const baselineTarget = (stream: boolean, newPrefix: string): Target[] => {
-      if (baselineContextd === undefined) return [];
-      const next = conversationCursor(client, baselineShorts.map((p) => p.id), stream, newPrefix).next;
+      if (baselineContextd === undefined || twinContextd === undefined) return [];
+      const baselineNext = conversationCursor(client, baselineShorts.map((p) => p.id), stream, newPrefix).next;
+      const twinNext = conversationCursor(client, twinShorts.map((p) => p.id), stream, `${newPrefix}-t`).next;
       const baselineSettle = store.baseline === undefined ? {} : { settle: store.baseline.settle };
-      return [{ name: names.baselineShort, child: baselineContextd, proxy: baselineContextd, api: mainApi, next, isContextd: true, stream, ...baselineSettle }];
+      const twinSettle = store.twin === undefined ? {} : { settle: store.twin.settle };
+      return [
+        { name: names.baselineShort, child: baselineContextd, proxy: baselineContextd, api: mainApi, next: baselineNext, isContextd: true, stream, ...baselineSettle },
+        { name: names.twinShort, child: twinContextd, proxy: twinContextd, api: mainApi, next: twinNext, isContextd: true, stream, ...twinSettle },
+      ];
     };
     targets.push(...baselineTarget(false, `${prefix}b-new-s`));
     if (plainFloor !== undefined) targets.push({ name: names.plainFloor, child: plainFloor, proxy: plainFloor, api: mainApi, next: () => client.direct(false), isContextd: false, stream: false });
@@ -342,7 +367,8 @@ export async function sideBySide(settings: SideBySideSettings, store: StoreUnder
         const requestsOf = (child: Child | undefined): number => runs.filter((run) => run.target.child === child).reduce((sum, run) => sum + run.row().requests, 0);
         const contextdRequests = requestsOf(contextd);
         const variantRequests = requestsOf(variantContextd);
-        const baselineRequests = requestsOf(baselineContextd);
+        // The baseline and this build's twin: both on the services, beside the main contextd.
+        const baselineRequests = requestsOf(baselineContextd) + requestsOf(twinContextd);
         const cpuAfter = services.map((service) => service.cpuTimeMs());
         const commandsAfter = await store.commandCounts?.(contextd);
         const commands =
