@@ -223,32 +223,28 @@ export async function sideBySide(settings: SideBySideSettings, store: StoreUnder
     const quiet = settings.warnVariant ? await startContextd({ upstreamUrl: upstream.baseUrl, logLevel: 'warn', logPath: join(runDir, 'contextd-warn.log'), ...storage }) : undefined;
     if (quiet !== undefined) children.push(quiet);
     const baseline = settings.baseline;
-    if (baseline !== undefined && store.storage !== undefined && store.baseline === undefined) throw new Error(`--baseline on ${store.title}: the store gave the baseline no storage of its own`);
-    const baselineContextd =
-      baseline === undefined
-        ? undefined
-        : await startContextd({
-            upstreamUrl: upstream.baseUrl,
-            logLevel: settings.logLevel,
-            logPath: join(runDir, 'contextd-baseline.log'),
-            summaries: settings.summaries,
-            build: baseline,
-            ...(store.baseline === undefined ? {} : { storage: store.baseline.storage }),
-          });
-    if (baselineContextd !== undefined) children.push(baselineContextd);
+    /**
+     * With --baseline, a contextd in the baseline's role: `build`'s (the baseline's) or this
+     * build's twin, on storage of its own (none needed on the embedded store).
+     */
+    const inBaselineRole = async (role: 'baseline' | 'twin', build: BaselineBuild | undefined): Promise<ContextdChild | undefined> => {
+      if (baseline === undefined) return undefined;
+      const own = store[role];
+      if (store.storage !== undefined && own === undefined) throw new Error(`--baseline on ${store.title}: the store gave the ${role} no storage of its own`);
+      const started = await startContextd({
+        upstreamUrl: upstream.baseUrl,
+        logLevel: settings.logLevel,
+        logPath: join(runDir, `contextd-${role}.log`),
+        summaries: settings.summaries,
+        ...(build === undefined ? {} : { build }),
+        ...(own === undefined ? {} : { storage: own.storage }),
+      });
+      children.push(started);
+      return started;
+    };
+    const baselineContextd = await inBaselineRole('baseline', baseline);
     // This build in the baseline's role: only the short path, on conversations of its own, so the two compare alike.
-    if (baseline !== undefined && store.storage !== undefined && store.twin === undefined) throw new Error(`--baseline on ${store.title}: the store gave this build's twin no storage of its own`);
-    const twinContextd =
-      baseline === undefined
-        ? undefined
-        : await startContextd({
-            upstreamUrl: upstream.baseUrl,
-            logLevel: settings.logLevel,
-            logPath: join(runDir, 'contextd-twin.log'),
-            summaries: settings.summaries,
-            ...(store.twin === undefined ? {} : { storage: store.twin.storage }),
-          });
-    if (twinContextd !== undefined) children.push(twinContextd);
+    const twinContextd = await inBaselineRole('twin', undefined);
 
     const prefix = `bench${Date.now().toString(36)}`;
     const shortSize = { conversations: settings.shortConversations, turns: settings.shortTurns };
