@@ -11,7 +11,7 @@ import { SentPrefixes } from './http/sent-prefixes.js';
 import { createContextdServer } from './http/server.js';
 import { loadInspectorUi } from './http/inspector-ui.js';
 import { shutdown } from './lifecycle/shutdown.js';
-import { createLogger, flushLogger, redactUrl } from './ops/logger.js';
+import { createLogger, redactUrl } from './ops/logger.js';
 import { Metrics } from './ops/metrics.js';
 import { openStores } from './open-stores.js';
 import { compileRoutes } from './routing/match-route.js';
@@ -147,7 +147,8 @@ export async function main(argv: readonly string[], env: Env): Promise<number | 
     { port, host: config.server.host, upstream: redactUrl(config.upstream.baseUrl), config: config.source, routes: config.routes.map((r) => r.name) },
     'contextd listening',
   );
-  flushLogger(logger);
+  // A supervisor may wait for this line: it does not wait for the log's next batch.
+  logger.flush();
 
   let stopping: Promise<void> | undefined;
   const stop = (signal: string): void => {

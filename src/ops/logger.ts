@@ -13,7 +13,7 @@ export const LOG_FLUSH_INTERVAL_MS = 100;
  * terminal. pino flushes what is left when the process exits, a crash included;
  * a SIGKILL loses at most the last interval's lines.
  */
-function stdoutDestination(): pino.DestinationStream & { flush(): void } {
+function stdoutDestination(): DestinationStream {
   const buffered = process.stdout.isTTY !== true;
   return pino.destination({ dest: process.stdout.fd, sync: false, ...(buffered ? { minLength: LOG_BUFFER_BYTES, periodicFlush: LOG_FLUSH_INTERVAL_MS } : {}) });
 }
@@ -22,7 +22,7 @@ function stdoutDestination(): pino.DestinationStream & { flush(): void } {
  * pino JSON to stdout. contextd never logs headers or bodies; the redact list
  * is the second line of defence should an error object carry one.
  */
-export function createLogger(level: string | undefined, destination: DestinationStream & { flush?(): void } = stdoutDestination()): Logger {
+export function createLogger(level: string | undefined, destination: DestinationStream = stdoutDestination()): Logger {
   return pino(
     {
       level: level ?? 'info',
@@ -34,7 +34,7 @@ export function createLogger(level: string | undefined, destination: Destination
       hooks: {
         logMethod(args, write, level) {
           write.apply(this, args);
-          if (level >= WARN) destination.flush?.();
+          if (level >= WARN) this.flush();
         },
       },
     },
@@ -44,11 +44,6 @@ export function createLogger(level: string | undefined, destination: Destination
 
 /** pino's number for warn: such lines and worse are written at once. */
 const WARN = 40;
-
-/** Writes what the logger's destination holds now (the "listening" line, which a supervisor may wait for). */
-export function flushLogger(logger: Logger): void {
-  ((logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as { flush?(): void }).flush?.();
-}
 
 const requestLineLoggers = new WeakMap<Logger, Logger>();
 

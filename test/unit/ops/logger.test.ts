@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { createLogger, flushLogger, requestLineLogger } from '../../../src/ops/logger.js';
+import { createLogger, requestLineLogger } from '../../../src/ops/logger.js';
 
 // A destination that records what was written and when it was asked to flush.
 function recordingDestination(): { write(line: string): void; flush(): void; events: string[] } {
@@ -23,11 +23,11 @@ describe('createLogger', () => {
     expect(destination.events).toEqual(['write one', 'write request', 'write two', 'flush', 'write three', 'write four', 'flush']);
   });
 
-  test('flushLogger flushes the destination (the listening line is not left waiting)', () => {
+  test("the logger's flush flushes the destination (the listening line is not left waiting)", () => {
     const destination = recordingDestination();
     const logger = createLogger('info', destination);
     logger.info('contextd listening');
-    flushLogger(logger);
+    logger.flush();
     expect(destination.events).toEqual(['write contextd listening', 'flush']);
   });
 
