@@ -20,11 +20,11 @@
 // tests hold this to the regex itself.
 
 const TAB = 0x09;
-const LF = 0x0a;
-const CR = 0x0d;
-const SPACE = 0x20;
+export const LF = 0x0a;
+export const CR = 0x0d;
+export const SPACE = 0x20;
 const APOSTROPHE = 0x27;
-const SLASH = 0x2f;
+export const SLASH = 0x2f;
 
 /** Whether every UTF-16 unit of text[start, end) is ASCII. */
 export function isAscii(text: string, start = 0, end = text.length): boolean {

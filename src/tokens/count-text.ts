@@ -30,7 +30,7 @@ import {
   O200K_TOKEN_SPLIT_REGEX,
   R50K_TOKEN_SPLIT_REGEX,
 } from 'gpt-tokenizer/encodingParams/constants';
-import { asciiPieceEnd, isAscii } from './ascii-pieces.js';
+import { asciiPieceEnd, CR, isAscii, LF, SLASH, SPACE } from './ascii-pieces.js';
 import { PieceCountTable } from './piece-count-table.js';
 import type { EncodingName } from './encoding-for-model.js';
 import type { BpeEncoder } from './load-encoder.js';
@@ -69,10 +69,6 @@ const SPLIT_REGEX: Record<SplitRules, RegExp> = {
   r50k: R50K_TOKEN_SPLIT_REGEX,
 };
 
-const LF = 0x0a;
-const CR = 0x0d;
-const SPACE = 0x20;
-const SLASH = 0x2f;
 const LETTER = /^\p{L}$/u;
 const MARK = /^\p{M}$/u;
 const NUMBER = /^\p{N}$/u;
