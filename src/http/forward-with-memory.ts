@@ -20,16 +20,10 @@ export interface MemoryForward {
 
 // The body's framing is ours to set; the conversation header is contextd's own.
 const NOT_FORWARDED = ['content-length', 'accept-encoding', 'expect'];
-const notForwardedSets = new Map<string, ReadonlySet<string>>();
-const notForwarded = (conversationHeader: string): ReadonlySet<string> => {
-  let names = notForwardedSets.get(conversationHeader);
-  if (names === undefined) notForwardedSets.set(conversationHeader, (names = new Set([...NOT_FORWARDED, conversationHeader])));
-  return names;
-};
 
 /** Step 5 for a request with memory: the client's headers with contextd's body, relayed back with a tee when the turn is to be stored. */
 export function forwardWithMemory(req: IncomingMessage, res: ServerResponse, upstream: UpstreamClient, conversationHeader: string, request: MemoryForward): Promise<ForwardOutcome> {
-  const headers = endToEndHeaders(req.headers, notForwarded(conversationHeader));
+  const headers = endToEndHeaders(req.headers, [...NOT_FORWARDED, conversationHeader]);
   headers['content-type'] = 'application/json';
   // contextd must read the reply it stores, so it asks only for encodings it can decode.
   const acceptEncoding = firstHeader(req.headers, 'accept-encoding');

@@ -27,7 +27,7 @@ export async function passThrough(
   const outcome = await forwardAndRelay(deps.upstream, res, {
     method: req.method ?? 'GET',
     pathAndQuery,
-    headers: endToEndHeaders(req.headers, new Set(['expect', deps.config.conversation.header])),
+    headers: endToEndHeaders(req.headers, ['expect', deps.config.conversation.header]),
     body: hasBody ? req : undefined,
     responseHeaders,
     onClientCancelled: () => {

@@ -39,16 +39,16 @@ const HOP_BY_HOP = new Set([
   'host',
 ]);
 
-/** Copies end-to-end headers, dropping hop-by-hop ones (and those the Connection header names) and `omit`. */
+/** Copies end-to-end headers, dropping hop-by-hop ones (and those the Connection header names) and `omit` (a few lower-case names). */
 export function endToEndHeaders(
   headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>,
-  omit: ReadonlySet<string> = new Set(),
+  omit: readonly string[] = [],
 ): Record<string, string | string[]> {
   const named = connectionNamed(headers.connection);
   const out: Record<string, string | string[]> = {};
   for (const name in headers) {
     const value = headers[name];
-    if (value === undefined || HOP_BY_HOP.has(name) || omit.has(name) || named?.includes(name) === true) continue;
+    if (value === undefined || HOP_BY_HOP.has(name) || omit.includes(name) || named?.includes(name) === true) continue;
     out[name] = value;
   }
   return out;
