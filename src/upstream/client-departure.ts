@@ -1,8 +1,25 @@
+import { EventEmitter } from 'node:events';
 import type { ServerResponse } from 'node:http';
+
+/**
+ * What undici takes as a request's `signal` besides an AbortSignal: an emitter
+ * of 'abort' with an `aborted` flag (its documented alternative). One costs a
+ * twentieth of an AbortController with its listener (0.2 against 4.1 µs a request,
+ * bench/README "Third round"), and nearly every client stays to the end.
+ */
+export class DepartureSignal extends EventEmitter {
+  aborted = false;
+
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.emit('abort');
+  }
+}
 
 export interface ClientDeparture {
   /** Aborts the upstream call when the client leaves (once its departure has been judged). */
-  signal: AbortSignal;
+  signal: DepartureSignal;
   /** The client now has all it waits for: leaving from here on is not a cancellation. */
   markClientHasAll(): void;
   /**
@@ -22,25 +39,25 @@ export interface ClientDeparture {
  * and only the rest of the upstream body, which it will never read, is dropped.
  */
 export function watchClientDeparture(res: ServerResponse, onCancel: () => void): ClientDeparture {
-  const abort = new AbortController();
+  const signal = new DepartureSignal();
   let hasAll = false;
   let catchUp = (): Promise<void> => Promise.resolve();
   let judgement = Promise.resolve();
   res.once('close', () => {
     if (res.writableFinished) return;
     if (hasAll) {
-      abort.abort();
+      signal.abort();
       return;
     }
     judgement = catchUp()
       .catch(() => undefined)
       .then(() => {
         if (!hasAll) onCancel();
-        abort.abort();
+        signal.abort();
       });
   });
   return {
-    signal: abort.signal,
+    signal,
     markClientHasAll: () => {
       hasAll = true;
     },

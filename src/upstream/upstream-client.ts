@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { Agent, errors as undiciErrors } from 'undici';
+import type { DepartureSignal } from './client-departure.js';
 import { UpstreamInterruptedError, UpstreamTimeoutError, UpstreamUnreachableError } from '../errors.js';
 
 export interface UpstreamOptions {
@@ -16,7 +17,8 @@ export interface UpstreamRequest {
   pathAndQuery: string;
   headers: Record<string, string | string[]>;
   body: Readable | Buffer | string | undefined;
-  signal: AbortSignal;
+  /** Ends the call when it fires: an AbortSignal, or an emitter of 'abort' with an `aborted` flag (client-departure.ts). */
+  signal: AbortSignal | DepartureSignal;
 }
 
 export interface UpstreamResponse {

@@ -146,6 +146,21 @@ test('a client that leaves after finish_reason but before the usage it asked for
   await expectCancelled(conversation);
 });
 
+test('a client that leaves while the model is still thinking (before the response head) cancels: the upstream call is aborted, nothing stored', async () => {
+  const conversation = newConversation();
+  // Far beyond the test's own timeout: only the client's leaving can end this call.
+  upstream.enqueue({ kind: 'text', content: 'never seen', delayBeforeHeadersMs: 120_000 });
+  const req = httpRequest(`${contextd.baseURL}/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}`, 'x-conversation-id': conversation },
+  });
+  req.on('error', () => undefined);
+  req.end(JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'think long' }] }));
+  await waitFor(() => upstream.chatRequests().length === 1, { message: 'the upstream has the request' });
+  req.destroy();
+  await expectCancelled(conversation);
+});
+
 test('a client that leaves before the terminal event aborts the upstream call and nothing is stored', async () => {
   const conversation = newConversation();
   upstream.enqueue({ kind: 'text', content: 'never finished', chunkCount: 4, holdAfterChunks: 2 });
