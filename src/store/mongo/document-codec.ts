@@ -37,8 +37,9 @@
 // places) and JSON is what the other stores keep, so every tier round-trips a
 // message identically. `role` and `messageBytes` are there for operators.
 
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { ChatMessage, ConversationKey, NewMessage, StoredMessage, Summary } from '../../domain.js';
+import { frozenJson } from '../../freeze.js';
 
 export const SEQ_INDEX = 'tenant_conversation_seq';
 export const CLAIM_INDEX = 'tenant_conversation_claim';
@@ -190,7 +191,8 @@ function allocatedDocument(key: ConversationKey, stored: StoredMessage): Message
   const { seq, cumTokens } = stored;
   if (!Number.isSafeInteger(seq) || seq <= 0 || seq >= SUMMARY_SEQ) throw new TypeError(`upsertAllocated: seq must be a positive integer, got ${String(seq)}`);
   if (cumTokens === undefined || !Number.isFinite(cumTokens)) throw new TypeError(`upsertAllocated: message ${seq} has no cumTokens`);
-  const document = messageDocument(key, { incoming: stored, messageJson: JSON.stringify(stored.message), seq, cumTokens, createdAt: new Date(stored.createdAtMs) });
+  // A message the flusher read from Redis comes with its entry's JSON (entry-codec.ts): not serialised again.
+  const document = messageDocument(key, { incoming: stored, messageJson: frozenJson(stored.message), seq, cumTokens, createdAt: new Date(stored.createdAtMs) });
   if (stored.turnKey !== undefined) document.turnKey = stored.turnKey;
   document.flushed = true;
   return document;
@@ -244,8 +246,6 @@ export function summaryFrom(document: Pick<LoadedDocument, 'summaryText' | 'toke
 }
 
 export function digestOfTurn(messages: readonly NewMessage[]): string {
-  return createHash('sha256')
-    .update(JSON.stringify(messages.map((m) => m.digest)))
-    .digest('base64url');
+  return hash('sha256', JSON.stringify(messages.map((m) => m.digest)), 'base64url');
 }
 
