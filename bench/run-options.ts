@@ -59,7 +59,7 @@ export const USAGE = `npm run bench -- [options]
   --seed-directly            Redis + MongoDB: write the starting histories into the stores instead of sending them through contextd
   --mongodb-timeout D        storage.mongodb.timeout for contextd and the cold reads (default: contextd's, 3s)
   --profile                  run the main contextd under --cpu-prof and print where its CPU went
-  --readme                   also write the targets table into README.md, between <!-- bench:start --> and <!-- bench:end -->
+  --readme                   also write the headline targets (chat, short path, one column per store) into README.md, between <!-- bench:start --> and <!-- bench:end -->
   --no-summary-latency       do not run bench/summary-latency.ts at the end
   --no-prefix-cache          do not run bench/prefix-cache.ts at the end (prompt-cache friendliness of sliding and
                              chunked eviction, issue 15; alone: node dist/bench/prefix-cache.js [--help])`;
