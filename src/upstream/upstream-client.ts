@@ -1,7 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
-import { Agent, errors as undiciErrors } from 'undici';
-import type { DepartureSignal } from './client-departure.js';
+import { Agent, errors as undiciErrors, type Dispatcher } from 'undici';
 import { UpstreamInterruptedError, UpstreamTimeoutError, UpstreamUnreachableError } from '../errors.js';
 
 export interface UpstreamOptions {
@@ -17,8 +16,8 @@ export interface UpstreamRequest {
   pathAndQuery: string;
   headers: Record<string, string | string[]>;
   body: Readable | Buffer | string | undefined;
-  /** Ends the call when it fires: an AbortSignal, or an emitter of 'abort' with an `aborted` flag (client-departure.ts). */
-  signal: AbortSignal | DepartureSignal;
+  /** Ends the call when it fires: what undici takes, an AbortSignal or an emitter of 'abort' with an `aborted` flag (client-departure.ts). */
+  signal: NonNullable<Dispatcher.RequestOptions['signal']>;
 }
 
 export interface UpstreamResponse {
