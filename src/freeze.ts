@@ -32,12 +32,21 @@ export function isDeeplyFrozen(value: unknown): boolean {
   return typeof value === 'object' && value !== null && deeplyFrozen.has(value);
 }
 
-/** `JSON.stringify(value)`: computed once for a deep-frozen value (or known from its store), every time for anything else. */
-export function frozenJson(value: object): string {
-  // Only deep-frozen values have JSON kept: one lookup on the common path.
-  const known = jsonOfFrozen.get(value);
+/**
+ * `serialise(value)`, computed once for a deep-frozen value (kept beside it,
+ * weakly, in `cache`) and every time for anything else: one cache per form a
+ * value is serialised in (its JSON; the Responses API's items, responses-body.ts).
+ */
+export function serialisedOnce<T extends object>(value: T, serialise: (value: T) => string, cache: WeakMap<object, string>): string {
+  // Only deep-frozen values keep one: one lookup on the common path.
+  const known = cache.get(value);
   if (known !== undefined) return known;
-  const json = JSON.stringify(value);
-  if (isDeeplyFrozen(value)) jsonOfFrozen.set(value, json);
-  return json;
+  const text = serialise(value);
+  if (isDeeplyFrozen(value)) cache.set(value, text);
+  return text;
+}
+
+/** `JSON.stringify(value)`: computed once for a deep-frozen value (or known from its store, deepFreeze's `json`), every time for anything else. */
+export function frozenJson(value: object): string {
+  return serialisedOnce(value, JSON.stringify, jsonOfFrozen);
 }

@@ -13,7 +13,8 @@ import type { ChatMessage } from '../domain.js';
 import { digestMessage } from '../context/message-digest.js';
 import { orphanHostedOutputs, resentRun } from '../context/resent-run.js';
 import { messagesToItems } from '../context/response-items.js';
-import { jsonOnce, withJsonList } from './upstream-body.js';
+import { serialisedOnce } from '../freeze.js';
+import { withJsonList } from './upstream-body.js';
 
 /** What of the client's Responses request the body is built from (http/parse-responses-request.ts reads it). */
 export interface ResponsesRequestInput {
@@ -56,15 +57,15 @@ export function responsesUpstreamBody(request: ResponsesRequestInput, layout: Pr
     input.push(JSON.stringify({ type: 'message', role: 'developer', content: typeof summary.content === 'string' ? summary.content : '' }));
     at++;
   }
-  // The window, each stored message's items serialised once (upstream-body.ts); its newest
+  // The window, each stored message's items serialised once (serialisedOnce, freeze.ts); its newest
   // messages as the client re-sent them when they came with items that have no stored form.
   const history = messages.slice(at, at + historyMessages);
   const run = resentRunInWindow(request, history, instructionCount, turnStart);
-  for (const message of run === undefined ? history : history.slice(0, -run.messages)) input.push(jsonOnce(message, itemsJson, itemsJsonOfFrozen));
+  for (const message of run === undefined ? history : history.slice(0, -run.messages)) input.push(serialisedOnce(message, itemsJson, itemsJsonOfFrozen));
   if (run !== undefined) asSent(run.start, run.end);
   // The results contextd added for calls the window left unanswered, then the client's new turn.
   const added = turnMessages - (request.messages.length - turnStart);
-  for (const message of messages.slice(at + historyMessages, at + historyMessages + added)) input.push(jsonOnce(message, itemsJson, itemsJsonOfFrozen));
+  for (const message of messages.slice(at + historyMessages, at + historyMessages + added)) input.push(serialisedOnce(message, itemsJson, itemsJsonOfFrozen));
   const turnSource = request.sources[turnStart - offset];
   if (turnSource !== undefined) asSent(turnSource.start);
   // A hosted tool's output whose call does not go with it is left out (context/resent-run.ts).

@@ -12,7 +12,7 @@
 
 import { randomBytes } from 'node:crypto';
 import type { ChatMessage } from '../domain.js';
-import { frozenJson, isDeeplyFrozen } from '../freeze.js';
+import { frozenJson } from '../freeze.js';
 
 /** Stands in for the list while the rest of the body is serialised; random per process, so no client text holds it. */
 const PLACEHOLDER = `contextd-list-${randomBytes(12).toString('hex')}`;
@@ -35,19 +35,4 @@ export function withJsonList(raw: Readonly<Record<string, unknown>>, field: stri
   // Never expected: the placeholder somewhere else too (a toJSON of the client's? none survive parsing).
   if (at < 0 || shell.includes(QUOTED_PLACEHOLDER, at + 1)) return JSON.stringify({ ...raw, [field]: JSON.parse(list) as unknown });
   return `${shell.slice(0, at)}${list}${shell.slice(at + QUOTED_PLACEHOLDER.length)}`;
-}
-
-/**
- * `serialise(message)`, computed once for a deep-frozen message (kept beside
- * it, weakly, in `cache`) and every time for any other: the Responses body's
- * items; a message's own JSON is frozenJson's.
- */
-export function jsonOnce(message: ChatMessage, serialise: (message: ChatMessage) => string, cache: WeakMap<object, string>): string {
-  if (!isDeeplyFrozen(message)) return serialise(message);
-  let json = cache.get(message);
-  if (json === undefined) {
-    json = serialise(message);
-    cache.set(message, json);
-  }
-  return json;
 }
