@@ -273,6 +273,7 @@ function startFlusher(
     redisTimeoutMs: redisConfig.timeoutMs,
     mongoTimeoutMs: mongoConfig.timeoutMs,
     idleDelayMs: 250,
+    maxIdleDelayMs: 2_000,
     flushDelayMs: mongoConfig.flushDelayMs,
     leaseMs: 15_000,
     batchSize: FLUSH_BATCH_SIZE,

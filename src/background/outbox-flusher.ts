@@ -8,6 +8,9 @@
 // to MongoDB's speed, flush-batch.ts, at most batchSize) in one
 // MongoDB insert, and a turn waits flushDelayMs before its round starts, so
 // that under load many turns share a round instead of each paying its own.
+// Rounds that find nothing come further apart, up to maxIdleDelayMs: an idle
+// instance's own turns come with a notify, so the idle rounds only look for
+// what another instance left (a crash, a lease run out), which can wait seconds.
 // An unmerged conversation (Redis took it while MongoDB could not tell its
 // state; its seqs are provisional) is not upserted but merged: its turns are
 // appended after what MongoDB holds and Redis is rebased (store/outage-merge.ts).
@@ -34,8 +37,10 @@ export interface OutboxFlusherOptions {
   health: StoreHealth;
   redisTimeoutMs: number;
   mongoTimeoutMs: number;
-  /** Pause between rounds when there was nothing to do, or a tier was down. */
+  /** Pause after a round that found work, or failed, before the next. */
   idleDelayMs: number;
+  /** The pause doubles after each round that finds nothing, up to this (bench/idle-cost.ts: four idle rounds a second were most of an idle instance's CPU). */
+  maxIdleDelayMs: number;
   /** How long after a notify the round starts (turns arriving meanwhile join it). */
   flushDelayMs: number;
   /** How long a claimed conversation belongs to this instance before another may take it. */
@@ -64,6 +69,8 @@ export class OutboxFlusher {
   #isStopped = false;
   #nextSweepAtMs = 0;
   #pendingNotify = false;
+  /** The pause before the next round when nothing calls for one sooner. */
+  #idleDelayMs: number;
   /** When the scheduled round starts (ms since epoch, this.#now()). */
   #scheduledAtMs = Number.POSITIVE_INFINITY;
   /** Conversation → the summary coverage MongoDB is known to hold (bounded; forgetting one costs one hand-over). */
@@ -74,6 +81,7 @@ export class OutboxFlusher {
     this.#o = options;
     this.#now = options.now ?? Date.now;
     this.#batch = new FlushBatch(options.batchSize);
+    this.#idleDelayMs = options.idleDelayMs;
   }
 
   start(): void {
@@ -121,11 +129,13 @@ export class OutboxFlusher {
           // A full round may have left more due; turns that came meanwhile wait their delay.
           const again = flushed >= batchSize ? 0 : this.#pendingNotify ? this.#o.flushDelayMs : undefined;
           this.#pendingNotify = false;
-          this.#schedule(again ?? this.#o.idleDelayMs);
+          this.#idleDelayMs = flushed > 0 ? this.#o.idleDelayMs : Math.min(2 * this.#idleDelayMs, this.#o.maxIdleDelayMs);
+          this.#schedule(again ?? this.#idleDelayMs);
         })
         .catch((error: unknown) => {
           this.#running = undefined;
           this.#o.onError('flush', error);
+          this.#idleDelayMs = this.#o.idleDelayMs;
           this.#schedule(this.#o.idleDelayMs);
         });
     }, delayMs);

@@ -33,6 +33,7 @@ export function testFlusher(options: Pick<OutboxFlusherOptions, 'redis' | 'mongo
     redisTimeoutMs: 2_000,
     mongoTimeoutMs: 5_000,
     idleDelayMs: 50,
+    maxIdleDelayMs: 400,
     flushDelayMs: 0,
     leaseMs: 5_000,
     batchSize: 16,
