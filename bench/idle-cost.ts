@@ -9,7 +9,9 @@
 // With --baseline DIR (a build, scripts/bench-baseline.sh), that build's
 // contextd idles beside this one's in the same span, on each store.
 //
-//   npm run build && node dist/bench/idle-cost.js [--stores embedded|redis-mongodb|all] [--baseline DIR] [--settle-ms N] [--span-ms N]
+//   npm run build && node dist/bench/idle-cost.js [--stores embedded|redis-mongodb|all] [--mongodb-server pg|sqlite|mongod] [--baseline DIR] [--settle-ms N] [--span-ms N]
+//
+// `npm run bench` runs it last (unless --no-idle-cost), on the stores and with the baseline it measured.
 
 import { readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,6 +21,7 @@ import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import { baselineBuild, type BaselineBuild } from './baseline-build.js';
 import { cpuTimeMs, startContextd, startFloorProxy, startUpstream, type Child } from './processes.js';
+import { parseMongodbServer } from './mongodb-server.js';
 import { startBackingStores, type BackingStores } from './stores.js';
 import { Workload } from './workload.js';
 
@@ -27,6 +30,7 @@ const { values: flags } = parseArgs({
     stores: { type: 'string', default: 'all' },
     'settle-ms': { type: 'string', default: '10000' },
     'span-ms': { type: 'string', default: '10000' },
+    'mongodb-server': { type: 'string' },
     baseline: { type: 'string' },
   },
 });
@@ -100,7 +104,7 @@ try {
   children.push({ name: 'floor (undici pass-through)', child: await startFloorProxy(upstream.url), withMemory: false });
   if (flags.stores === 'all' || flags.stores === 'embedded') await addContextd('embedded store', () => undefined);
   if (flags.stores === 'all' || flags.stores === 'redis-mongodb') {
-    const backing = await startBackingStores();
+    const backing = await startBackingStores({ mongodbServer: parseMongodbServer(flags['mongodb-server']) });
     stores = backing;
     // A MongoDB database and a Redis database for each build: two flushers on one would move each other's turns.
     const pairs = await Promise.all(builds.map((_, index) => backing.pair(`idle${index}`, index + 1)));

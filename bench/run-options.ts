@@ -13,7 +13,7 @@ export const USAGE = `npm run bench -- [options]
                              one gets every path (long, the variants, paced), each other its own direct, floor and short
                              paths in the same rounds; a table sets each API against its own floor (cold reads: chat)
   --quick                    a smoke run (seconds): embedded store, 80 + 160 requests per path in one round, 20 warm-up,
-                             16 short and 8 long (20-turn) conversations, no summary-latency (flags given beside it win)
+                             16 short and 8 long (20-turn) conversations, none of the three runs at the end (flags given beside it win)
   --concurrency N            workers (one connection each) of the loaded pass (default 8)
   --requests N               measured requests per path at that concurrency, embedded store (default 6000)
   --requests-c1 N            measured requests per path at concurrency 1, embedded store (default 3000)
@@ -62,7 +62,9 @@ export const USAGE = `npm run bench -- [options]
   --readme                   also write the headline targets (chat, short path, one column per store) into README.md, between <!-- bench:start --> and <!-- bench:end -->
   --no-summary-latency       do not run bench/summary-latency.ts at the end
   --no-prefix-cache          do not run bench/prefix-cache.ts at the end (prompt-cache friendliness of sliding and
-                             chunked eviction, issue 15; alone: node dist/bench/prefix-cache.js [--help])`;
+                             chunked eviction, issue 15; alone: node dist/bench/prefix-cache.js [--help])
+  --no-idle-cost             do not run bench/idle-cost.ts at the end (CPU and wake-ups of an idle contextd beside the
+                             floor's, about 30 s)`;
 
 const parsed = parseArgs({
   tokens: true,
@@ -107,6 +109,7 @@ const parsed = parseArgs({
     readme: { type: 'boolean', default: false },
     'no-summary-latency': { type: 'boolean', default: false },
     'no-prefix-cache': { type: 'boolean', default: false },
+    'no-idle-cost': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -132,6 +135,7 @@ const QUICK: Partial<Record<keyof typeof flags, string | boolean>> = {
   'cold-messages': '200',
   'no-summary-latency': true,
   'no-prefix-cache': true,
+  'no-idle-cost': true,
 };
 if (flags.quick) {
   const explicit = new Set<string>(given.flatMap((token) => (token.kind === 'option' ? [token.name] : [])));

@@ -9,8 +9,9 @@
 // Processes: the fake upstream, the floor proxy, each contextd, redis-server and
 // the MongoDB server run in their own processes; this process only generates
 // load. Everything is on loopback. The flags and their defaults: run-options.ts.
-// Last, two questions of their own, each in its own process: summary-latency.ts
-// and prefix-cache.ts (issue 15: what a provider's prompt cache could serve).
+// Last, three questions of their own, each in its own process: summary-latency.ts,
+// prefix-cache.ts (issue 15: what a provider's prompt cache could serve) and
+// idle-cost.ts (what contextd costs with no request at all).
 
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -249,7 +250,7 @@ async function main(): Promise<void> {
 }
 
 /**
- * A bench of its own question (summary-latency.ts, prefix-cache.ts), in a
+ * A bench of its own question (summary-latency.ts, prefix-cache.ts, idle-cost.ts), in a
  * process of its own, after the rest. (summary-latency used to be the npm
  * script's second command, which got the script's arguments instead of this
  * one: `npm run bench -- --stores embedded` ran every store.)
@@ -260,10 +261,13 @@ async function runScript(script: string, args: readonly string[] = []): Promise<
   if (code !== 0) throw new Error(`${script} exited with ${String(code)}`);
 }
 
+const mongodbServerArgs = flags['mongodb-server'] === undefined ? [] : ['--mongodb-server', flags['mongodb-server']];
+
 main()
   .then(() => (flags.help || flags['no-summary-latency'] ? undefined : runScript('./summary-latency.js')))
   // On the stores this run measured; its own defaults otherwise (node dist/bench/prefix-cache.js --help).
-  .then(() => (flags.help || flags['no-prefix-cache'] ? undefined : runScript('./prefix-cache.js', ['--stores', flags.stores!, ...(flags['mongodb-server'] === undefined ? [] : ['--mongodb-server', flags['mongodb-server']])])))
+  .then(() => (flags.help || flags['no-prefix-cache'] ? undefined : runScript('./prefix-cache.js', ['--stores', flags.stores!, ...mongodbServerArgs])))
+  .then(() => (flags.help || flags['no-idle-cost'] ? undefined : runScript('./idle-cost.js', ['--stores', flags.stores!, ...mongodbServerArgs, ...(flags.baseline === undefined ? [] : ['--baseline', flags.baseline])])))
   .catch((error: unknown) => {
     console.error(error);
     process.exitCode = 1;

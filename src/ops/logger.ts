@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events';
 import { pino, type DestinationStream, type Logger } from 'pino';
 
 /**
@@ -9,39 +10,65 @@ import { pino, type DestinationStream, type Logger } from 'pino';
 export const LOG_BUFFER_BYTES = 4096;
 export const LOG_FLUSH_INTERVAL_MS = 100;
 
-/** Where lines go, and how long a line may wait in the destination's buffer (0: it does not wait). */
-export interface LogOutput {
-  destination: DestinationStream;
-  maxWaitMs: number;
+/** What batchedDestination needs of sonic-boom (pino.destination): its buffer, its flush, and its 'write' (bytes written) and 'drain' (idle again) events. */
+export interface BufferedWriter extends Pick<EventEmitter, 'on'> {
+  write(text: string): boolean;
+  /** Writes what waits, unless a write is in flight (then it does nothing). */
+  flush(): void;
 }
 
 /**
- * stdout, buffered (LOG_BUFFER_BYTES, LOG_FLUSH_INTERVAL_MS) unless it is a
+ * A buffered writer whose waiting bytes are flushed `maxWaitMs` after they
+ * came. The timer is set only while bytes wait: sonic-boom's own periodicFlush
+ * wrote its empty buffer through the thread pool every interval, idle or not
+ * (bench/idle-cost.ts). Since sonic-boom's flush does nothing while a write is
+ * in flight, a write that goes idle with bytes behind it ('drain') sets the
+ * timer again, so no line is left waiting for the next one.
+ */
+export function batchedDestination(writer: BufferedWriter, maxWaitMs: number): DestinationStream & { flush(cb?: (error?: Error) => void): void } {
+  let unwrittenBytes = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const flush = (): void => {
+    clearTimeout(timer);
+    timer = undefined;
+    if (unwrittenBytes > 0) writer.flush();
+  };
+  const flushSoon = (): void => {
+    timer ??= setTimeout(flush, maxWaitMs).unref();
+  };
+  writer.on('write', (bytes: number) => (unwrittenBytes -= bytes));
+  writer.on('drain', () => {
+    if (unwrittenBytes > 0) flushSoon();
+  });
+  return {
+    write(line: string) {
+      unwrittenBytes += Buffer.byteLength(line);
+      writer.write(line);
+      flushSoon();
+    },
+    // Without a callback to sonic-boom: with one, it fsyncs the descriptor when done.
+    flush(cb) {
+      flush();
+      cb?.();
+    },
+  };
+}
+
+/**
+ * stdout, batched (LOG_BUFFER_BYTES, LOG_FLUSH_INTERVAL_MS) unless it is a
  * terminal. pino flushes what is left when the process exits, a crash included;
  * a SIGKILL loses at most the last interval's lines.
  */
-function stdoutOutput(): LogOutput {
-  const buffered = process.stdout.isTTY !== true;
-  return {
-    destination: pino.destination({ dest: process.stdout.fd, sync: false, ...(buffered ? { minLength: LOG_BUFFER_BYTES } : {}) }),
-    maxWaitMs: buffered ? LOG_FLUSH_INTERVAL_MS : 0,
-  };
+function stdoutDestination(): DestinationStream {
+  if (process.stdout.isTTY === true) return pino.destination({ dest: process.stdout.fd, sync: false });
+  return batchedDestination(pino.destination({ dest: process.stdout.fd, sync: false, minLength: LOG_BUFFER_BYTES }), LOG_FLUSH_INTERVAL_MS);
 }
 
 /**
  * pino JSON to stdout. contextd never logs headers or bodies; the redact list
  * is the second line of defence should an error object carry one.
  */
-export function createLogger(level: string | undefined, output: LogOutput = stdoutOutput()): Logger {
-  // The flush timer runs only while a line waits: an idle contextd has no timer
-  // of its own to wake for (sonic-boom's periodicFlush wrote its empty buffer
-  // through the thread pool every interval; bench/idle-cost.ts).
-  let flushTimer: NodeJS.Timeout | undefined;
-  const flushNow = (logger: Logger): void => {
-    clearTimeout(flushTimer);
-    flushTimer = undefined;
-    logger.flush();
-  };
+export function createLogger(level: string | undefined, destination: DestinationStream = stdoutDestination()): Logger {
   return pino(
     {
       level: level ?? 'info',
@@ -53,12 +80,11 @@ export function createLogger(level: string | undefined, output: LogOutput = stdo
       hooks: {
         logMethod(args, write, level) {
           write.apply(this, args);
-          if (level >= WARN) flushNow(this);
-          else if (output.maxWaitMs > 0) flushTimer ??= setTimeout(() => flushNow(this), output.maxWaitMs).unref();
+          if (level >= WARN) this.flush();
         },
       },
     },
-    output.destination,
+    destination,
   );
 }
 
