@@ -163,7 +163,7 @@ const storageSchema = z.strictObject({
       flush_delay: flushDelay
         .prefault('100ms')
         .describe(
-          'With Redis in front: the longest a turn waits in Redis before the flusher writes it to MongoDB (an idle round of the flusher, every 250 ms, may take it sooner); turns of every conversation that arrive meanwhile go in the same insert. 0 flushes each turn at once.',
+          'With Redis in front: the longest a turn waits in Redis before the flusher writes it to MongoDB (one of the flusher\'s rounds, 250 ms to 2 s apart, may take it sooner); turns of every conversation that arrive meanwhile go in the same insert. 0 flushes each turn at once.',
         ),
     })
     .transform((mongodb) =>
