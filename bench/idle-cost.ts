@@ -28,7 +28,7 @@ import { Workload } from './workload.js';
 const { values: flags } = parseArgs({
   options: {
     stores: { type: 'string', default: 'all' },
-    'settle-ms': { type: 'string', default: '10000' },
+    'settle-ms': { type: 'string', default: '20000' },
     'span-ms': { type: 'string', default: '10000' },
     'mongodb-server': { type: 'string' },
     baseline: { type: 'string' },
