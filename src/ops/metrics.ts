@@ -8,7 +8,7 @@ const MAX_MODEL_LABELS = 32;
  * and about 10 ms of CPU a second with no request at all (bench/idle-cost.ts).
  * A stall of 100 ms or more is still seen every time; shorter ones in proportion.
  */
-export const EVENT_LOOP_SAMPLE_MS = 100;
+const EVENT_LOOP_SAMPLE_MS = 100;
 
 const LATENCY_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
