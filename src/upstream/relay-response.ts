@@ -36,10 +36,11 @@ export async function relayResponse(
 ): Promise<{ clientHasAll: boolean }> {
   const { onChunk, isReplyComplete, onClientHasAll } = options;
   res.writeHead(upstream.status, { ...upstream.headers, ...extraHeaders });
-  // A stream's head goes out at once (the first event may be a while); any other
-  // head leaves with the first body chunk, saving a write per response.
+  // A stream's head goes out at once when no event has come with it (the first
+  // may be a while); any other head leaves with the first body chunk, saving a
+  // write per response, and a stream's first event reaches the client with it.
   const isEventStream = String(upstream.headers['content-type'] ?? '').startsWith('text/event-stream');
-  if (isEventStream) res.flushHeaders();
+  if (isEventStream && upstream.body.readableLength === 0) res.flushHeaders();
   const declaredLength = Number(upstream.headers['content-length'] ?? Number.NaN);
   let written = 0;
   let clientHasAll = false;

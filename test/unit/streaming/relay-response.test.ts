@@ -4,7 +4,7 @@
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { afterEach, describe, expect, test } from 'vitest';
 import { relayResponse } from '../../../src/upstream/relay-response.js';
 
@@ -63,5 +63,44 @@ describe('relayResponse', () => {
     expect(received).toBe('one two');
     expect(events.at(-1)).toBe('client has all');
     expect(events.indexOf('client has all')).toBeGreaterThan(events.indexOf('upstream ended'));
+  });
+
+  describe("an event stream's head", () => {
+    /** Serves one event stream whose body is `body`; records when relayResponse flushes the head on its own. */
+    async function serve(body: PassThrough, events: string[]): Promise<number> {
+      server = createServer((_req, res) => {
+        const flushHeaders = res.flushHeaders.bind(res);
+        res.flushHeaders = () => {
+          events.push('head flushed alone');
+          flushHeaders();
+        };
+        void relayResponse(res, { status: 200, headers: { 'content-type': 'text/event-stream' }, body }, {});
+      });
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      return (server.address() as AddressInfo).port;
+    }
+
+    test('goes to the client at once while no event has come (a model still thinking)', async () => {
+      const events: string[] = [];
+      const body = new PassThrough();
+      const port = await serve(body, events);
+      const response = await fetch(`http://127.0.0.1:${port}/`);
+      events.push('client has the head');
+      body.end('data: {"x":1}\n\n');
+      expect(await response.text()).toBe('data: {"x":1}\n\n');
+      expect(events).toEqual(['head flushed alone', 'client has the head']);
+    });
+
+    test('leaves with the first event when that came with it: one write, not two', async () => {
+      const events: string[] = [];
+      const body = new PassThrough();
+      body.write('data: {"x":1}\n\n');
+      const port = await serve(body, events);
+      const response = fetch(`http://127.0.0.1:${port}/`);
+      body.end('data: [DONE]\n\n');
+      expect(await (await response).text()).toBe('data: {"x":1}\n\ndata: [DONE]\n\n');
+      expect(events).toEqual([]);
+    });
   });
 });
