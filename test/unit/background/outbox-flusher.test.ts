@@ -1,8 +1,9 @@
 import { afterEach, beforeEach, expect, test, vi } from 'vitest';
-import { OutboxFlusher } from '../../../src/background/outbox-flusher.js';
+import type { OutboxFlusher } from '../../../src/background/outbox-flusher.js';
 import type { ConversationKey } from '../../../src/domain.js';
-import type { FlushSource, FlushTarget, UnmergedMerge } from '../../../src/store/conversation-store.js';
+import type { FlushSource, FlushTarget } from '../../../src/store/conversation-store.js';
 import { StoreHealth } from '../../../src/store/store-health.js';
+import { testFlusher } from '../../support/tiered-stack.js';
 
 // The pace of the flusher's own rounds, on fake time: what it claims is scripted
 // (the Redis and MongoDB side of a round have tests of their own, test/store/).
@@ -46,23 +47,14 @@ function scriptedFlusher(): Scripted {
     conversationState: notUsed,
     ping: async () => undefined,
   };
-  const merge: UnmergedMerge = { merge: notUsed };
-  const flusher = new OutboxFlusher({
+  // The tests' flusher, at production's pace (open-stores.ts).
+  const flusher = testFlusher({
     redis,
     mongo,
-    merge,
     health: new StoreHealth({ tiers: ['redis', 'mongodb'], probeIntervalMs: 1_000 }),
-    redisTimeoutMs: 1_000,
-    mongoTimeoutMs: 1_000,
     idleDelayMs: 250,
     maxIdleDelayMs: 2_000,
     flushDelayMs: 100,
-    leaseMs: 15_000,
-    batchSize: 64,
-    sweepIntervalMs: 60_000,
-    onFlushed: () => undefined,
-    onConflict: () => undefined,
-    onError: () => undefined,
   });
   return { flusher, claimedAt, due };
 }
