@@ -13,7 +13,7 @@
 //
 // `npm run bench` runs it last (unless --no-idle-cost), on the stores and with the baseline it measured.
 
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -77,6 +77,8 @@ const workload = new Workload({ historyTokens: 2700, bigTurns: 5 });
 const baseline: BaselineBuild | undefined = flags.baseline === undefined ? undefined : baselineBuild(flags.baseline);
 /** This build, and the baseline's beside it when there is one. */
 const builds = [undefined, ...(baseline === undefined ? [] : [baseline])];
+/** The contextds' logs, removed at the end. */
+const logDir = mkdtempSync(join(tmpdir(), 'contextd-idle-'));
 const upstream = await startUpstream();
 const children: { name: string; child: Child; withMemory: boolean }[] = [];
 let stores: BackingStores | undefined;
@@ -92,7 +94,7 @@ async function addContextd(storeName: string, storageOf: (index: number) => Reco
       child: await startContextd({
         upstreamUrl: upstream.baseUrl,
         logLevel: 'info',
-        logPath: join(tmpdir(), `contextd-idle-${process.pid}-${children.length}.log`),
+        logPath: join(logDir, `contextd-${children.length}.log`),
         ...(storage === undefined ? {} : { storage }),
         ...(build === undefined ? {} : { build }),
       }),
@@ -126,4 +128,5 @@ try {
   await Promise.allSettled(children.map(({ child }) => child.stop()));
   await upstream.stop();
   await stores?.stop();
+  rmSync(logDir, { recursive: true, force: true });
 }
