@@ -13,14 +13,14 @@
 //
 // `npm run bench` runs it last (unless --no-idle-cost), on the stores and with the baseline it measured.
 
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import { baselineBuild, type BaselineBuild } from './baseline-build.js';
-import { cpuTimeMs, startContextd, startFloorProxy, startUpstream, type Child } from './processes.js';
+import { cpuTimeMs, startContextd, startFloorProxy, startUpstream, sumOverThreads, type Child } from './processes.js';
 import { parseMongodbServer } from './mongodb-server.js';
 import { startBackingStores, type BackingStores } from './stores.js';
 import { Workload } from './workload.js';
@@ -41,15 +41,7 @@ const WARM_REQUESTS = 20;
 
 /** Voluntary context switches of every thread of `pid`: each is the thread going to sleep, so one per wake-up. */
 function wakeUps(pid: number): number {
-  let total = 0;
-  for (const task of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      total += Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/task/${task}/status`, 'utf8'))?.[1] ?? 0);
-    } catch {
-      // The thread ended between the listing and the read.
-    }
-  }
-  return total;
+  return sumOverThreads(pid, 'status', (text) => Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(text)?.[1] ?? 0));
 }
 
 interface Sample {

@@ -39,6 +39,19 @@ export interface ContextdChild extends Child {
   logPath: string;
 }
 
+/** The sum of `read(text)` over /proc/<pid>/task/<tid>/<file>, every thread of the process; throws where there is no /proc. */
+export function sumOverThreads(pid: number, file: string, read: (text: string) => number): number {
+  let total = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      total += read(readFileSync(`/proc/${pid}/task/${tid}/${file}`, 'utf8'));
+    } catch {
+      // The thread ended between the listing and the read: what it counted is gone with it.
+    }
+  }
+  return total;
+}
+
 /**
  * CPU time a process has used so far, all its threads (GC helpers included), from
  * /proc/<pid>/task/<tid>/schedstat (nanoseconds); undefined where there is no
@@ -48,14 +61,7 @@ export interface ContextdChild extends Child {
 export function cpuTimeMs(pid: number | undefined): number | undefined {
   if (pid === undefined) return undefined;
   try {
-    let ns = 0;
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      try {
-        ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-      } catch {
-        // The thread ended between the listing and the read: its time is gone with it.
-      }
-    }
+    const ns = sumOverThreads(pid, 'schedstat', (text) => Number(text.split(' ')[0]));
     return Number.isFinite(ns) ? ns / 1e6 : undefined;
   } catch {
     return undefined;
